@@ -1,0 +1,32 @@
+# The two commands in the README:
+#   make bench   set up .venv, run the default suite on every available backend, write the report
+#   make test    set up .venv and run the test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BENCH := $(VENV)/bin/bench
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup bench test selfcheck clean
+
+setup: $(VENV)/.setup-done
+
+$(VENV)/.setup-done: pyproject.toml scripts/install_torch.sh
+	$(PYTHON) -m venv $(VENV)
+	sh scripts/install_torch.sh $(PY)
+	$(PY) -m pip install -e '.[test]'
+	touch $@
+
+bench: setup
+	$(BENCH) run; status=$$?; \
+	$(BENCH) show results/latest --format md > results/latest/report.md && \
+	echo "report: results/latest/report.md"; exit $$status
+
+test: setup
+	$(PY) -m pytest -q
+
+selfcheck: setup
+	$(BENCH) selfcheck --model bert-base --batch-size 1 --seq-len 128
+
+clean:
+	rm -rf $(VENV) build *.egg-info

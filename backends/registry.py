@@ -1,0 +1,34 @@
+"""The one backend registry: name -> where its adapter class lives.
+
+Adding a backend is one module and one line here. Nothing else in the project branches on a backend's name;
+what a backend can do is declared on its adapter class (`Backend.capabilities`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from bench.errors import invalid_value
+
+if TYPE_CHECKING:
+    from backends.base import Backend
+
+__all__ = ["BACKENDS", "backend_names", "backend_class"]
+
+#: name -> "module:Class". The adapter module must stay light at import time (no torch at top level).
+BACKENDS: dict[str, str] = {
+    "cpu": "backends.torch_backend:TorchCpuBackend",
+}
+
+
+def backend_names() -> tuple[str, ...]:
+    return tuple(BACKENDS)
+
+
+def backend_class(name: str, field: str = "backend") -> "type[Backend]":
+    """The adapter class registered as `name`; a one-line UsageError for an unknown name."""
+    if name not in BACKENDS:
+        raise invalid_value(field, name, backend_names())
+    module_name, _, class_name = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)

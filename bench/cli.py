@@ -1,0 +1,376 @@
+"""The `bench` command line. Argument parsing only: the work is done by plan, runner, store and render.
+
+Exit status: 0 success; 1 a cell failed (its record says why); 2 bad input (one line on stderr, nothing run,
+nothing written); 130 interrupted (finished cells are kept; rerun with --resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from bench import __version__
+from bench.errors import UsageError, invalid_value
+from bench.spec import (
+    ALL_BACKENDS,
+    PRECISIONS,
+    MeasureSettings,
+    Sweep,
+    load_sweep,
+    matrix_from_mapping,
+    parse_int_list,
+    parse_name_list,
+)
+
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+DEFAULT_RESULTS_ROOT = Path("results")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# -------------------------------------------------------------------------------------------------------
+# bench list
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from backends.registry import backend_class, backend_names
+    from models.catalogue import WORKLOADS
+
+    workloads = [
+        {
+            "name": w.name, "aliases": list(w.aliases), "task": w.task, "family": w.family,
+            "max_positions": w.max_positions, "default_new_tokens": w.default_new_tokens,
+            "tiny_of": w.tiny_of, "description": w.description, "source": w.source,
+        }
+        for w in WORKLOADS.values()
+    ]
+    backends = []
+    for name in backend_names():
+        cls = backend_class(name)
+        availability = cls.probe()
+        backends.append({
+            "name": name, "available": availability.available, "reason": availability.reason,
+            "precisions": list(cls.capabilities.precisions), "options": list(cls.capabilities.options),
+            "simulated": cls.capabilities.simulated, "summary": cls.summary,
+        })
+    if args.format == "json":
+        print(json.dumps({"workloads": workloads, "backends": backends}, indent=2))
+        return EXIT_OK
+    print("Workloads:")
+    for w in workloads:
+        alias = f" (alias {', '.join(w['aliases'])})" if w["aliases"] else ""
+        print(f"  {w['name']:<24} {w['task']:<9} {w['description']}{alias}")
+    print("\nBackends:")
+    for b in backends:
+        state = "available" if b["available"] else f"unavailable: {b['reason']}"
+        print(f"  {b['name']:<10} {state:<12} precisions {','.join(b['precisions'])}; "
+              f"options {','.join(b['options']) or '-'}; {b['summary']}")
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------------------------------------------
+# bench run
+
+_MEASURE_FLAGS = {
+    "warmup_iterations": "--warmup-iterations",
+    "warmup_time_s": "--warmup-time",
+    "min_iterations": "--min-iterations",
+    "min_time_s": "--min-time",
+    "max_iterations": "--max-iterations",
+    "max_time_s": "--max-time",
+    "timeout_s": "--timeout",
+}
+
+
+def _number(flag: str, raw: str, kind: type) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        expected = "a whole number" if kind is int else "a number of seconds"
+        raise invalid_value(flag, raw, expected) from None
+
+
+def _measure_settings(args: argparse.Namespace, base: MeasureSettings) -> MeasureSettings:
+    values = base.to_dict()
+    for name, flag in _MEASURE_FLAGS.items():
+        raw = getattr(args, name)
+        if raw is not None:
+            values[name] = _number(flag, raw, int if name.endswith("iterations") else float)
+    try:
+        return MeasureSettings(**values)
+    except UsageError as exc:
+        message = str(exc)
+        for name, flag in _MEASURE_FLAGS.items():
+            if message.startswith(name + ":"):
+                message = flag + message[len(name):]
+        raise UsageError(message) from None
+
+
+def _matrix_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The matrix keys given on the command line, parsed and checked, in the TOML file's vocabulary."""
+    given: dict[str, Any] = {}
+    if args.model:
+        given["model"] = list(parse_name_list("--model", args.model))
+    if args.backend:
+        given["backend"] = list(parse_name_list("--backend", args.backend))
+    if args.precision:
+        precisions = parse_name_list("--precision", args.precision)
+        for p in precisions:
+            if p not in PRECISIONS:
+                raise invalid_value("--precision", p, PRECISIONS)
+        given["precision"] = list(precisions)
+    for key, flag in (("batch_size", "--batch-size"), ("seq_len", "--seq-len"), ("new_tokens", "--new-tokens"),
+                      ("threads", "--threads")):
+        raw = getattr(args, key)
+        if raw:
+            given[key] = list(parse_int_list(flag, raw))
+    return given
+
+
+def _default_suite() -> Sweep:
+    from bench.spec import sweep_from_mapping
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    text = resources.files("bench").joinpath("suites/default.toml").read_text(encoding="utf-8")
+    return sweep_from_mapping(tomllib.loads(text), where="default suite")
+
+
+def _build_sweep(args: argparse.Namespace) -> tuple[Sweep, bool]:
+    """The sweep to run and whether it is the default suite."""
+    flags = _matrix_flags(args)
+    if args.sweep:
+        sweep = load_sweep(args.sweep)
+        if flags:  # command-line values replace those keys in every matrix of the file
+            matrices = tuple(
+                matrix_from_mapping({**_matrix_as_mapping(m), **flags}, where="command line") for m in sweep.matrices
+            )
+            sweep = Sweep(matrices, sweep.measure)
+        return Sweep(sweep.matrices, _measure_settings(args, sweep.measure)), False
+    if not flags:
+        suite = _default_suite()
+        return Sweep(suite.matrices, _measure_settings(args, suite.measure)), True
+    if "model" not in flags:
+        raise UsageError("--model: missing; name at least one model (see `bench list`), or give a SWEEP.toml")
+    matrix = matrix_from_mapping({"backend": ["cpu"], **flags}, where="command line")
+    return Sweep((matrix,), _measure_settings(args, MeasureSettings())), False
+
+
+def _matrix_as_mapping(matrix) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "model": list(matrix.models), "backend": list(matrix.backends), "precision": list(matrix.precisions),
+        "batch_size": list(matrix.batch_sizes), "seq_len": list(matrix.seq_lens),
+    }
+    tokens = [n for n in matrix.new_tokens if n is not None]
+    if tokens:
+        data["new_tokens"] = tokens
+    threads = [dict(o).get("threads") for o in matrix.options]
+    if any(t is not None for t in threads):
+        data["threads"] = [t for t in threads if t is not None]
+    base = {k: v for k, v in dict(matrix.options[0]).items() if k != "threads"}
+    if base:
+        data["options"] = base
+    return data
+
+
+def _output_dir(args: argparse.Namespace) -> Path:
+    if args.out:
+        return Path(args.out)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return DEFAULT_RESULTS_ROOT / stamp
+
+
+def _point_latest(directory: Path) -> None:
+    """Best effort: results/latest -> the newest default run directory."""
+    link = DEFAULT_RESULTS_ROOT / "latest"
+    try:
+        if link.is_symlink():
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(directory.name)
+    except OSError:
+        pass
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.plan import plan_sweep
+    from bench.render import render
+    from bench.runner import Progress, run_sweep
+    from bench.store import RunStore
+
+    sweep, is_default = _build_sweep(args)
+    plan = plan_sweep(sweep)
+    for name, reason in plan.skipped_backends.items():
+        print(f"note: backend {name} left out: {reason}", file=sys.stderr)
+    if not plan.cells:
+        raise UsageError("backend: no requested backend is available here (see `bench list`)")
+    out = _output_dir(args)
+    store = RunStore(out)
+    if store.exists() and not args.resume:
+        count = len(store.read(warn=False).records)
+        if count:
+            raise UsageError(f"--out: {str(out)!r} already holds {count} records; pass --resume to complete that run,"
+                             " or choose another directory")
+    store.prepare()
+    if not args.out:
+        _point_latest(out)
+    print(f"{len(plan.cells)} cells -> {out}/records.jsonl", file=sys.stderr)
+    progress = Progress(len(plan.cells), enabled=not args.quiet)
+    try:
+        result = run_sweep(plan.cells, sweep.measure, store, resume=args.resume, progress=progress)
+    except KeyboardInterrupt:
+        kept = len(store.read(warn=False).records)
+        print(f"\ninterrupted: {kept} records kept in {out}; rerun with --resume to finish", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if result.skipped:
+        print(f"resume: {result.skipped} cells already ok in {out}, not rerun", file=sys.stderr)
+    planned = {spec.key for spec in plan.cells}
+    shown = [r for r in store.latest(warn=False) if r.spec.key in planned]
+    print(render(shown, "table"), end="")
+    print(f"records: {store.path}", file=sys.stderr)
+    return EXIT_FAILED_CELLS if result.failed else EXIT_OK
+
+
+# -------------------------------------------------------------------------------------------------------
+# bench show
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from bench.render import render
+    from bench.store import read_run_dirs
+
+    result = read_run_dirs(args.run_dirs)
+    for message in result.skipped:
+        print(f"warning: {message}", file=sys.stderr)
+    sys.stdout.write(render(result.records, args.format))
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------------------------------------------
+# bench selfcheck
+
+
+def _cmd_selfcheck(args: argparse.Namespace) -> int:
+    from bench.selfcheck import format_selfcheck, run_selfcheck
+
+    model = parse_name_list("--model", [args.model])[0]
+    batch = parse_int_list("--batch-size", [args.batch_size])[0]
+    seq = parse_int_list("--seq-len", [args.seq_len])[0]
+    blocks = parse_int_list("--blocks", [args.blocks])[0]
+    block = parse_int_list("--block", [args.block])[0]
+    tolerance = _number("--tolerance", args.tolerance, float)
+    if not tolerance > 0:
+        raise invalid_value("--tolerance", args.tolerance, "a fraction > 0, e.g. 0.03")
+    result = run_selfcheck(model, batch, seq, blocks=blocks, block=block, tolerance=tolerance,
+                           spinning_parent=args.spinning_parent)
+    print(format_selfcheck(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return EXIT_OK if result.within_tolerance else EXIT_FAILED_CELLS
+
+
+# -------------------------------------------------------------------------------------------------------
+# parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="bench",
+        description="catchup-bench: measure inference latency and throughput on CPUs, GPUs and NPUs.",
+        epilog="Exit status: 0 ok, 1 a cell failed, 2 bad input, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"catchup-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p_list = sub.add_parser("list", help="workloads and backends (with availability here)")
+    p_list.add_argument("--format", choices=("table", "json"), default="table")
+    p_list.set_defaults(func=_cmd_list)
+
+    p_run = sub.add_parser(
+        "run", help="run a sweep (default: the default suite into results/<timestamp>/)",
+        description="Run the product of the given values, one isolated worker process per cell. Each of "
+        "--model/--backend/--precision/--batch-size/--seq-len/--new-tokens/--threads may repeat or take a comma "
+        "list. With neither SWEEP nor --model, runs the default suite. Flags given with SWEEP replace those "
+        "keys in every matrix of the file.",
+    )
+    p_run.add_argument("sweep", nargs="?", metavar="SWEEP.toml", help="sweep file (see README: Sweep files)")
+    p_run.add_argument("--model", "-m", action="append", help="workload name or alias (see `bench list`)")
+    p_run.add_argument("--backend", "-b", action="append",
+                       help=f"backend name, or {ALL_BACKENDS!r} for every available one (default: cpu)")
+    p_run.add_argument("--precision", "-p", action="append", help=f"one of {', '.join(PRECISIONS)} (default: fp32)")
+    p_run.add_argument("--batch-size", action="append", dest="batch_size", help="sequences per call (default: 1)")
+    p_run.add_argument("--seq-len", action="append", dest="seq_len", help="input tokens per sequence (default: 128)")
+    p_run.add_argument("--new-tokens", action="append", dest="new_tokens",
+                       help="generated tokens per sequence, generation workloads only (default: the workload's)")
+    p_run.add_argument("--threads", action="append", help="CPU threads (backend option; default: all usable CPUs)")
+    p_run.add_argument("--out", "-o", help="run directory (default: results/<timestamp>/)")
+    p_run.add_argument("--resume", action="store_true", help="skip cells already ok in --out; rerun the rest")
+    p_run.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    measure = p_run.add_argument_group("measurement (defaults: 3 warm-up calls and 1 s; then >= 10 calls and "
+                                       ">= 2 s, at most 10000 calls or 60 s; worker timeout 900 s)")
+    measure.add_argument("--warmup-iterations", metavar="N")
+    measure.add_argument("--warmup-time", metavar="SECONDS", dest="warmup_time_s")
+    measure.add_argument("--min-iterations", metavar="N")
+    measure.add_argument("--min-time", metavar="SECONDS", dest="min_time_s")
+    measure.add_argument("--max-iterations", metavar="N")
+    measure.add_argument("--max-time", metavar="SECONDS", dest="max_time_s")
+    measure.add_argument("--timeout", metavar="SECONDS", dest="timeout_s",
+                         help="kill a cell's worker after this long (build + measure)")
+    p_run.set_defaults(func=_cmd_run)
+
+    p_show = sub.add_parser("show", help="print the records of one or more run directories")
+    p_show.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p_show.add_argument("--format", "-f", choices=("table", "csv", "json", "md"), default="table")
+    p_show.set_defaults(func=_cmd_show)
+
+    p_self = sub.add_parser(
+        "selfcheck", help="compare the harness's timing with a bare perf_counter_ns loop",
+        description="In one isolated worker (started and awaited as `bench run` does), alternates blocks of the "
+        "same model call timed by the harness loop and by a bare perf_counter_ns loop; prints both medians, "
+        "their ratio, the per-call difference, the harness loop's fixed cost, and the parent's CPU time while "
+        "it waited. Exit status 1 if |ratio - 1| exceeds --tolerance.",
+    )
+    p_self.add_argument("--model", default="bert-base-uncased", help="workload (default bert-base-uncased)")
+    p_self.add_argument("--batch-size", default="1", help="default 1")
+    p_self.add_argument("--seq-len", default="128", help="default 128")
+    p_self.add_argument("--blocks", default="40", help="blocks per side (default 40)")
+    p_self.add_argument("--block", default="2", help="calls per block (default 2)")
+    p_self.add_argument("--tolerance", default="0.03", help="allowed |ratio - 1| (default 0.03)")
+    p_self.add_argument("--spinning-parent", action="store_true",
+                        help="also run once with a parent that polls in a tight loop, to show its cost")
+    p_self.add_argument("--json", metavar="PATH", help="also write the result as JSON")
+    p_self.set_defaults(func=_cmd_selfcheck)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"bench {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `bench show DIR | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

@@ -1,0 +1,22 @@
+"""The one exception type that means "the user asked for something we cannot do".
+
+The CLI prints it as a single line and exits with status 2, without a traceback. Everything else that
+escapes is a bug in the harness and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+__all__ = ["UsageError", "invalid_value"]
+
+
+class UsageError(ValueError):
+    """Bad input: an unknown name, a bad number, a malformed file, an unwritable path, missing hardware."""
+
+
+def invalid_value(field: str, value: Any, allowed: str | Iterable[str]) -> UsageError:
+    """Build the standard message: which field, which value, and what would have been accepted."""
+    if not isinstance(allowed, str):
+        allowed = "one of " + ", ".join(str(a) for a in allowed)
+    return UsageError(f"{field}: {value!r} is not allowed; expected {allowed}")

@@ -1,0 +1,177 @@
+"""The result record: what one cell produced, with its raw samples, as one versioned JSON object.
+
+A record keeps the raw per-iteration samples (integers, nanoseconds) and never stores statistics derived from
+them: `latency()`, `throughput()` and `generation()` recompute them, so a record cannot disagree with itself.
+
+Schema history (bump SCHEMA_VERSION on any change that an older reader would misread):
+  1  first version: spec, status, reason, simulated, environment, measurement (samples_ns, loop_wall_ns,
+     token_marks_ns), memory, model, timestamps.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from bench.errors import UsageError
+from bench.spec import BenchmarkSpec
+from bench.stats import LatencySummary, summarize
+
+__all__ = ["SCHEMA_VERSION", "STATUSES", "Measurement", "Record", "GenerationSummary"]
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "unavailable")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Raw output of the timed loop.
+
+    samples_ns           wall time of each timed call, device synchronised before both stamps
+    loop_wall_ns         from the first call's start stamp to the last call's end stamp
+    items_per_iteration  items one call processes (sequences or images: the batch size)
+    token_marks_ns       generation only: for each iteration, the time from its start at which each output
+                         token step had finished (first entry = time to first token)
+    tokens_per_iteration generation only: output tokens per call (batch size x new tokens)
+    stopped_by           which rule ended the loop: "min_reached", "max_iterations" or "max_time"
+    """
+
+    samples_ns: list[int]
+    loop_wall_ns: int
+    items_per_iteration: int
+    warmup_iterations: int
+    warmup_ns: int
+    stopped_by: str
+    settings: dict[str, Any]
+    token_marks_ns: list[list[int]] | None = None
+    tokens_per_iteration: int | None = None
+    timer: str = "time.perf_counter_ns; device synchronize() before each stamp; gc disabled in the loop"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Measurement":
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    """LM generation metrics, as vLLM's benchmarks define them.
+
+    ttft  time to first token: request start to the first output token (the prefill and its sampling)
+    tpot  time per output token, per request: (e2e - ttft) / (output tokens - 1)
+    itl   inter-token latency: every gap between consecutive output tokens, pooled over requests
+    output_tokens_per_s  all output tokens / the timed loop's wall time
+    """
+
+    ttft: LatencySummary
+    tpot: LatencySummary | None
+    itl: LatencySummary | None
+    output_tokens_per_s: float
+    new_tokens: int
+
+
+@dataclass
+class Record:
+    """One cell's result. `status` is "ok", "failed" (with `reason`) or "unavailable" (with `reason`)."""
+
+    spec: BenchmarkSpec
+    status: str
+    reason: str | None = None
+    simulated: bool = False
+    environment: dict[str, Any] = field(default_factory=dict)
+    measurement: Measurement | None = None
+    memory: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    finished_at: str | None = None
+    detail: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise UsageError(f"status: {self.status!r} is not allowed; expected one of {', '.join(STATUSES)}")
+        if self.status != "ok" and not self.reason:
+            raise UsageError(f"reason: a {self.status} record needs a reason")
+
+    # -- derived statistics ------------------------------------------------------------------------------
+
+    def latency(self) -> LatencySummary | None:
+        """Per-call latency summary in nanoseconds (None without samples)."""
+        return summarize(self.measurement.samples_ns) if self.measurement else None
+
+    def throughput(self) -> float | None:
+        """Items per second: items over the timed loop's wall time (not 1 / mean latency)."""
+        m = self.measurement
+        if not m or not m.samples_ns or m.loop_wall_ns <= 0:
+            return None
+        return m.items_per_iteration * len(m.samples_ns) / (m.loop_wall_ns / 1e9)
+
+    def generation(self) -> GenerationSummary | None:
+        """TTFT / TPOT / ITL / output tokens per second, for generation workloads."""
+        m = self.measurement
+        if not m or not m.token_marks_ns:
+            return None
+        ttft = [marks[0] for marks in m.token_marks_ns]
+        tpot = [
+            (e2e - marks[0]) / (len(marks) - 1)
+            for e2e, marks in zip(m.samples_ns, m.token_marks_ns)
+            if len(marks) > 1
+        ]
+        itl = [b - a for marks in m.token_marks_ns for a, b in zip(marks, marks[1:])]
+        tokens = (m.tokens_per_iteration or 0) * len(m.samples_ns)
+        return GenerationSummary(
+            ttft=summarize(ttft),
+            tpot=summarize(tpot),
+            itl=summarize(itl),
+            output_tokens_per_s=tokens / (m.loop_wall_ns / 1e9) if m.loop_wall_ns > 0 else 0.0,
+            new_tokens=len(m.token_marks_ns[0]),
+        )
+
+    def median_latency_ns(self) -> float | None:
+        m = self.measurement
+        return float(statistics.median(m.samples_ns)) if m and m.samples_ns else None
+
+    # -- JSON --------------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "spec_key": self.spec.key,
+            "spec": self.spec.to_dict(),
+            "status": self.status,
+            "reason": self.reason,
+            "simulated": self.simulated,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "environment": self.environment,
+            "model": self.model,
+            "measurement": asdict(self.measurement) if self.measurement else None,
+            "memory": self.memory,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Record":
+        """Rebuild a record, refusing schema versions newer than this code understands."""
+        version = data.get("schema_version")
+        if not isinstance(version, int) or version < 1:
+            raise ValueError(f"schema_version: {version!r} is not a record schema version")
+        if version > SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version: {version} is newer than this catchup-bench reads ({SCHEMA_VERSION}); upgrade it"
+            )
+        measurement = data.get("measurement")
+        return cls(
+            spec=BenchmarkSpec.from_dict(data["spec"]),
+            status=data["status"],
+            reason=data.get("reason"),
+            simulated=bool(data.get("simulated", False)),
+            environment=dict(data.get("environment") or {}),
+            measurement=Measurement.from_dict(measurement) if measurement else None,
+            memory=dict(data.get("memory") or {}),
+            model=dict(data.get("model") or {}),
+            started_at=data.get("started_at"),
+            finished_at=data.get("finished_at"),
+            detail=data.get("detail"),
+            schema_version=version,
+        )

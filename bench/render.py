@@ -1,0 +1,186 @@
+"""Rendering records: plain functions from records to text. No statistics are computed here beyond unit
+conversion; everything comes from `Record.latency()`, `Record.throughput()` and `Record.generation()`.
+
+Columns (times in milliseconds):
+  p50 [95% CI]   median latency per call and its distribution-free 95% interval (blank when n < 6)
+  p90, p99       nearest-rank percentiles of per-call latency
+  items/s        batch x iterations / timed-loop wall time
+  TTFT, TPOT     generation only: medians of time to first token and time per output token
+  tok/s          generation only: output tokens / timed-loop wall time
+  peak RSS       peak resident memory of the worker process (build included), MiB
+A simulated record is marked "(simulated)" in every format.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Sequence
+
+from bench.record import Record
+
+__all__ = ["summary_row", "render", "FORMATS"]
+
+FORMATS = ("table", "csv", "json", "md")
+
+_MS = 1e6
+_MIB = 1024 * 1024
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else value / _MS
+
+
+def summary_row(record: Record) -> dict[str, Any]:
+    """One flat row of derived figures for a record (units in the key names)."""
+    spec = record.spec
+    row: dict[str, Any] = {
+        "model": spec.workload,
+        "backend": spec.backend,
+        "precision": spec.precision,
+        "batch_size": spec.batch_size,
+        "seq_len": spec.seq_len,
+        "new_tokens": spec.new_tokens,
+        "options": ";".join(f"{k}={v}" for k, v in spec.options),
+        "status": record.status,
+        "simulated": record.simulated,
+        "reason": record.reason,
+        "spec_key": spec.key,
+    }
+    latency = record.latency()
+    if latency:
+        row.update({
+            "iterations": latency.n,
+            "p50_ms": _ms(latency.p50),
+            "p50_ci_low_ms": _ms(latency.p50_ci[0]) if latency.p50_ci else None,
+            "p50_ci_high_ms": _ms(latency.p50_ci[1]) if latency.p50_ci else None,
+            "p90_ms": _ms(latency.p90),
+            "p95_ms": _ms(latency.p95),
+            "p99_ms": _ms(latency.p99),
+            "mean_ms": _ms(latency.mean),
+            "std_ms": _ms(latency.std),
+            "min_ms": _ms(latency.min),
+            "max_ms": _ms(latency.max),
+            "items_per_s": record.throughput(),
+            "stopped_by": record.measurement.stopped_by,
+        })
+    generation = record.generation()
+    if generation:
+        row.update({
+            "ttft_p50_ms": _ms(generation.ttft.p50),
+            "ttft_p90_ms": _ms(generation.ttft.p90),
+            "tpot_p50_ms": _ms(generation.tpot.p50) if generation.tpot else None,
+            "itl_p50_ms": _ms(generation.itl.p50) if generation.itl else None,
+            "itl_p99_ms": _ms(generation.itl.p99) if generation.itl else None,
+            "output_tokens_per_s": generation.output_tokens_per_s,
+        })
+    if record.memory.get("peak_rss_bytes") is not None:
+        row["peak_rss_mib"] = record.memory["peak_rss_bytes"] / _MIB
+    if record.memory.get("device_peak_allocated_bytes") is not None:
+        row["device_peak_mib"] = record.memory["device_peak_allocated_bytes"] / _MIB
+    return row
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        magnitude = abs(value)
+        if magnitude >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}" if magnitude < 1 else f"{value:.{max(1, digits - len(str(int(magnitude))))}f}"
+    return str(value)
+
+
+def _status(row: dict[str, Any]) -> str:
+    return row["status"] + (" (simulated)" if row["simulated"] else "")
+
+
+_TABLE_COLUMNS: list[tuple[str, Any]] = [
+    ("model", lambda r: r["model"]),
+    ("backend", lambda r: r["backend"]),
+    ("prec", lambda r: r["precision"]),
+    ("batch", lambda r: r["batch_size"]),
+    ("seq", lambda r: r["seq_len"]),
+    ("new", lambda r: r["new_tokens"] or ""),
+    ("opts", lambda r: r["options"]),
+    ("status", _status),
+    ("n", lambda r: r.get("iterations", "")),
+    ("p50 ms [95% CI]", lambda r: _median_with_ci(r)),
+    ("p90 ms", lambda r: _fmt(r.get("p90_ms"))),
+    ("p99 ms", lambda r: _fmt(r.get("p99_ms"))),
+    ("items/s", lambda r: _fmt(r.get("items_per_s"))),
+    ("TTFT ms", lambda r: _fmt(r.get("ttft_p50_ms"))),
+    ("TPOT ms", lambda r: _fmt(r.get("tpot_p50_ms"))),
+    ("tok/s", lambda r: _fmt(r.get("output_tokens_per_s"))),
+    ("peak RSS MiB", lambda r: _fmt(r.get("peak_rss_mib"), 4)),
+]
+
+
+def _median_with_ci(row: dict[str, Any]) -> str:
+    if row.get("p50_ms") is None:
+        return ""
+    text = _fmt(row["p50_ms"])
+    if row.get("p50_ci_low_ms") is not None:
+        text += f" [{_fmt(row['p50_ci_low_ms'])}, {_fmt(row['p50_ci_high_ms'])}]"
+    return text
+
+
+def _cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    used = [(name, get) for name, get in _TABLE_COLUMNS if any(str(get(r)) != "" for r in rows) or name == "model"]
+    return [name for name, _ in used], [[str(get(r)) for _, get in used] for r in rows]
+
+
+def _reasons(rows: Sequence[dict[str, Any]]) -> list[str]:
+    return [f"{r['model']} {r['backend']} {r['precision']} b={r['batch_size']} s={r['seq_len']}: {r['status']}: {r['reason']}"
+            for r in rows if r["status"] != "ok"]
+
+
+def render_table(rows: Sequence[dict[str, Any]]) -> str:
+    headers, body = _cells(rows)
+    widths = [max(len(h), *(len(line[i]) for line in body)) if body else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in body]
+    reasons = _reasons(rows)
+    if reasons:
+        lines += ["", "Not ok:"] + [f"  {r}" for r in reasons]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    headers, body = _cells(rows)
+    escape = lambda text: text.replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(escape(c) for c in line) + " |" for line in body]
+    reasons = _reasons(rows)
+    if reasons:
+        lines += ["", "**Not ok:**", ""] + [f"- {escape(r)}" for r in reasons]
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(rows: Sequence[dict[str, Any]]) -> str:
+    names: list[str] = []
+    for row in rows:
+        names += [k for k in row if k not in names]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def render_json(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(rows), indent=2) + "\n"
+
+
+_RENDERERS = {"table": render_table, "csv": render_csv, "json": render_json, "md": render_markdown}
+
+
+def render(records: Sequence[Record], fmt: str = "table") -> str:
+    """Records in one of FORMATS."""
+    return _RENDERERS[fmt]([summary_row(r) for r in records])

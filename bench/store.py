@@ -1,0 +1,121 @@
+"""The run directory: `records.jsonl`, one JSON record per line, append-only.
+
+Durability: each record is serialised first, then written with a single `write` of the whole line, flushed
+and fsynced before `append` returns, so a run that is killed keeps every cell that finished. A line torn by a
+crash mid-write is at worst the last one; reading warns about it and skips it, and the next append starts on a
+fresh line, so the torn fragment never corrupts a later record. Nothing is ever rewritten or deleted.
+
+When a spec appears more than once (a failed cell re-run with --resume), the last record wins in `latest()`;
+`read()` returns them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from bench.errors import UsageError
+from bench.record import Record
+
+__all__ = ["RECORDS_FILE", "RunStore", "ReadResult", "StoreWarning", "latest_per_spec", "read_run_dirs"]
+
+RECORDS_FILE = "records.jsonl"
+
+
+class StoreWarning(UserWarning):
+    """A line of records.jsonl was skipped (torn by a crash, or not a record)."""
+
+
+@dataclass
+class ReadResult:
+    records: list[Record] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # one message per skipped line
+
+
+class RunStore:
+    """One run directory. Creating the object touches nothing; `prepare()` checks it can be written."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / RECORDS_FILE
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def prepare(self) -> None:
+        """Create the directory and prove we can append to records.jsonl, or raise a one-line UsageError."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "ab"):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise UsageError(f"--out: {str(self.directory)!r} cannot be written: {reason}") from None
+
+    def append(self, record: Record) -> None:
+        """Append one record as one line, then flush and fsync."""
+        line = json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False) + "\n"
+        with open(self.path, "ab+") as fh:
+            if fh.tell() > 0:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":  # a torn last line: keep it, start ours on a new line
+                    line = "\n" + line
+            fh.write(line.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def read(self, warn: bool = True) -> ReadResult:
+        """Every record in file order; unreadable lines are skipped with a warning naming the line."""
+        result = ReadResult()
+        if not self.path.is_file():
+            return result
+        with open(self.path, "rb") as fh:
+            lines = fh.read().split(b"\n")
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                result.records.append(Record.from_dict(json.loads(raw)))
+            except (ValueError, KeyError, TypeError) as exc:
+                torn = number == len(lines)  # no newline after it: cut short by a crash
+                what = "truncated last line" if torn else "unreadable line"
+                message = f"{self.path}:{number}: skipped {what}: {exc}"
+                result.skipped.append(message)
+                if warn:
+                    warnings.warn(message, StoreWarning, stacklevel=2)
+        return result
+
+    def latest(self, warn: bool = True) -> list[Record]:
+        """One record per spec, the last written, in order of first appearance."""
+        return latest_per_spec(self.read(warn=warn).records)
+
+    def ok_keys(self) -> set[str]:
+        """Spec keys that already have an `ok` record (what --resume skips)."""
+        return {r.spec.key for r in self.read(warn=False).records if r.status == "ok"}
+
+
+def latest_per_spec(records: Iterable[Record]) -> list[Record]:
+    """One record per spec key, the last one seen, in order of first appearance."""
+    by_key: dict[str, Record] = {}
+    for record in records:
+        by_key[record.spec.key] = record
+    return list(by_key.values())
+
+
+def read_run_dirs(directories: Iterable[str | os.PathLike]) -> ReadResult:
+    """The latest record per spec of each run directory, in the order given, and every skipped line.
+
+    A directory without records.jsonl is bad input (one-line UsageError)."""
+    combined = ReadResult()
+    for directory in directories:
+        store = RunStore(directory)
+        if not store.exists():
+            raise UsageError(f"RUN_DIR: {str(directory)!r} holds no {RECORDS_FILE}")
+        result = store.read(warn=False)
+        combined.records += latest_per_spec(result.records)
+        combined.skipped += result.skipped
+    return combined

@@ -1,0 +1,124 @@
+"""What runs inside one isolated worker process: build, warm up, measure, and write one record.
+
+Invoked by the local executor as ``python -m bench.worker JOB.json RESULT.json``. JOB holds the spec and the
+measurement settings; the record is written to RESULT atomically (temporary file, then rename), so the parent
+either finds a whole record or none. Any exception becomes a `failed` record with its reason; a crash that
+kills the process is turned into a `failed` record by the parent.
+
+Test hook (documented, off unless set): ``BENCH_FAULT_INJECT=KIND@MODEL`` makes cells of workload MODEL fail
+after the model is built, with KIND one of ``segfault`` (SIGSEGV), ``exit`` (exit status 3 without a record),
+``hang`` (sleep past any timeout) or ``raise`` (a Python exception). Tests use it to prove that a crashing
+worker leaves a `failed` record and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+FAULT_ENV = "BENCH_FAULT_INJECT"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _peak_rss_bytes() -> int | None:
+    """Peak resident set size of this process over its life (build included), from getrusage."""
+    try:
+        import resource
+
+        scale = 1 if sys.platform == "darwin" else 1024  # Linux reports KiB, macOS bytes
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    except (ImportError, OSError):  # pragma: no cover - Windows
+        return None
+
+
+def _inject_fault(workload: str) -> None:
+    value = os.environ.get(FAULT_ENV, "")
+    kind, _, target = value.partition("@")
+    if not value or target != workload:
+        return
+    if kind == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif kind == "exit":
+        os._exit(3)
+    elif kind == "hang":
+        time.sleep(1e6)
+    elif kind == "raise":
+        raise RuntimeError(f"fault injected by {FAULT_ENV}={value}")
+
+
+def run_cell(spec, settings):
+    """Measure one cell in this process and return its Record (never raises for a cell-level problem)."""
+    from backends.registry import backend_class
+    from bench.environment import collect_environment
+    from bench.measure import run_timed_loop
+    from bench.record import Record
+    from models.catalogue import get_workload
+
+    started = _now()
+    environment: dict[str, Any] = {}
+    try:
+        cls = backend_class(spec.backend)
+        availability = cls.probe()
+        if not availability.available:
+            return Record(spec, "unavailable", reason=availability.reason, started_at=started, finished_at=_now())
+        workload = get_workload(spec.workload)
+        backend = cls(spec)
+        environment = collect_environment(backend.thread_info(), backend.device_info())
+        prepared = backend.prepare(workload, spec)
+        _inject_fault(workload.name)
+        backend.reset_memory_stats()
+        with backend.execution_context():
+            measurement = run_timed_loop(prepared, backend.synchronize, settings)
+        import psutil
+
+        memory = {
+            "peak_rss_bytes": _peak_rss_bytes(),
+            "rss_after_bytes": psutil.Process().memory_info().rss,
+            **backend.memory_stats(),
+        }
+        return Record(
+            spec, "ok", simulated=cls.capabilities.simulated, environment=environment,
+            measurement=measurement, memory=memory, model=prepared.facts,
+            started_at=started, finished_at=_now(),
+        )
+    except MemoryError:
+        return Record(spec, "failed", reason="out of memory (MemoryError)", environment=environment,
+                      started_at=started, finished_at=_now(), detail=traceback.format_exc(limit=-8))
+    except Exception as exc:  # a cell-level failure: record it, let the sweep go on
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        return Record(spec, "failed", reason=f"{type(exc).__name__}: {first_line}"[:500], environment=environment,
+                      started_at=started, finished_at=_now(), detail=traceback.format_exc(limit=-8))
+
+
+def main(argv: list[str]) -> int:
+    from bench.spec import BenchmarkSpec, MeasureSettings
+
+    job_path, result_path = Path(argv[0]), Path(argv[1])
+    job = json.loads(job_path.read_text())
+    spec = BenchmarkSpec.from_dict(job["spec"])
+    settings = MeasureSettings.from_dict(job["settings"])
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+    except Exception:
+        pass
+    record = run_cell(spec, settings)
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record.to_dict(), allow_nan=False))
+    os.replace(tmp, result_path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,71 @@
+"""The workload protocol: a catalogue entry (data) plus the family that knows how to build and feed it.
+
+A `Workload` carries the model's published architecture config and a few facts the planner needs without
+importing torch (task, maximum positions, default generation length). `prepare()` hands over to the family
+module (`models.families.<family>`), which builds the model with seeded random weights, makes seeded inputs,
+and returns the call to time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from backends.base import PreparedCall
+    from bench.spec import BenchmarkSpec
+
+__all__ = ["Workload", "TASKS", "FAMILIES", "WEIGHTS_SEED", "INPUTS_SEED"]
+
+#: What a call does: "encode" (one forward over batch x seq) or "generate" (prefill + decode steps).
+TASKS = ("encode", "generate")
+
+#: Family name -> module that builds and feeds it.
+FAMILIES = {"encoder": "models.families.encoder", "causal-lm": "models.families.causal_lm"}
+
+#: Seeds for random weights and inputs; fixed so every run of a spec sees the same model and inputs.
+WEIGHTS_SEED = 0
+INPUTS_SEED = 1234
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One catalogue entry.
+
+    config       the published architecture config (transformers keys, including `model_type`)
+    source       where that config was published
+    tiny_of      for a `-tiny` test variant, the entry whose architecture family it shares
+    """
+
+    name: str
+    family: str
+    task: str
+    config: Mapping[str, Any]
+    description: str
+    source: str
+    aliases: tuple[str, ...] = ()
+    tiny_of: str | None = None
+    default_new_tokens: int | None = None
+    max_positions_key: str = "max_position_embeddings"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"{self.name}: task {self.task!r} not in {TASKS}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"{self.name}: family {self.family!r} not in {tuple(FAMILIES)}")
+
+    @property
+    def generates(self) -> bool:
+        return self.task == "generate"
+
+    @property
+    def max_positions(self) -> int:
+        """Longest sequence (prompt + generated tokens) the architecture accepts."""
+        return int(self.config[self.max_positions_key])
+
+    def prepare(self, dtype: Any, device: str, spec: "BenchmarkSpec") -> "PreparedCall":
+        """Build the model and inputs on `device` at `dtype` and return the call to time."""
+        family = importlib.import_module(FAMILIES[self.family])
+        return family.prepare(self, dtype=dtype, device=device, spec=spec)

@@ -1,0 +1,56 @@
+"""Causal LM family (GPT-2, Llama, Qwen...): prefill the prompt, then greedy decode with the KV cache.
+
+One call = one request batch: a prefill over batch x seq_len tokens that yields the first output token, then
+new_tokens - 1 decode steps of one token each, reusing the KV cache. Sampling is greedy (argmax) and EOS is
+ignored, so every call produces exactly new_tokens tokens per sequence. The call stamps the clock (device
+synchronised) after each token step; the record derives TTFT, TPOT and ITL from those stamps.
+
+The prefill computes logits for the last position only where the model supports it (`logits_to_keep`), as
+serving engines do.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from backends.base import PreparedCall
+from models.base import Workload
+from models.families.common import build_random, forward_accepts, model_facts, seeded_token_ids
+
+
+def _cache_argument(model) -> str:
+    # transformers 5.2x renamed `past_key_values` to `cache`; older releases only know the former.
+    return "cache" if forward_accepts(model, "cache") else "past_key_values"
+
+
+def _cache_of(output):
+    cache = output.get("cache") if hasattr(output, "get") else None
+    return cache if cache is not None else output.past_key_values
+
+
+def prepare(workload: Workload, dtype: torch.dtype, device: str, spec) -> PreparedCall:
+    model = build_random(workload, "AutoModelForCausalLM", dtype, device)
+    new_tokens = spec.new_tokens or workload.default_new_tokens or 1
+    ids = seeded_token_ids(spec.batch_size, spec.seq_len, workload.config["vocab_size"], device)
+    mask = torch.ones_like(ids)
+    cache_arg = _cache_argument(model)
+    prefill_extra = {"logits_to_keep": 1} if forward_accepts(model, "logits_to_keep") else {}
+
+    def call(stamp):
+        out = model(input_ids=ids, attention_mask=mask, use_cache=True, **prefill_extra)
+        token = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
+        marks = [stamp()]
+        for _ in range(new_tokens - 1):
+            out = model(input_ids=token, use_cache=True, **{cache_arg: _cache_of(out)})
+            token = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
+            marks.append(stamp())
+        return marks
+
+    facts = model_facts(model, dtype)
+    facts["decoding"] = "greedy, EOS ignored, KV cache"
+    return PreparedCall(
+        call=call,
+        items_per_call=spec.batch_size,
+        tokens_per_call=spec.batch_size * new_tokens,
+        facts=facts,
+    )

@@ -1,0 +1,37 @@
+"""Shared test helpers. Tests use tiny variants of real architectures through the real code paths; the only
+fakes are a seeded clock (statistics/measurement) and stand-ins for devices absent here, each named as such."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `python -m bench ARGS` as a user would, from a checkout (PYTHONPATH=root), capturing output."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
+    full_env.pop(("BENCH_FAULT_INJECT"), None)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], capture_output=True, text=True, env=full_env,
+        cwd=cwd or ROOT, timeout=timeout,
+    )
+
+
+#: Short measurement settings for tests: enough samples for a median interval, little wall time.
+QUICK = ["--warmup-iterations", "2", "--warmup-time", "0", "--min-iterations", "8", "--min-time", "0.2"]
+
+
+@pytest.fixture(scope="session")
+def quick_args() -> list[str]:
+    return list(QUICK)
