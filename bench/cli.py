@@ -44,18 +44,35 @@ class _Parser(argparse.ArgumentParser):
 # bench list
 
 
+def _size(count: float) -> str:
+    return f"{count / 1e9:.2f}B" if count >= 1e9 else f"{count / 1e6:.1f}M"
+
+
+def _workload_rows() -> list[dict[str, Any]]:
+    from models.catalogue import WORKLOADS
+    from models.facts import describe
+
+    rows = []
+    for w in WORKLOADS.values():
+        facts = describe(w)
+        rows.append({
+            "name": w.name, "aliases": list(w.aliases), "task": w.task, "family": w.family,
+            "max_positions": w.max_positions, "image_size": w.image_size,
+            "default_new_tokens": w.default_new_tokens, "tiny_of": w.tiny_of, "mixture_of_experts": w.is_moe,
+            "parameters": facts.total_parameters, "active_parameters": facts.active_parameters,
+            "active_parameters_with_embedding": facts.active_parameters_with_embedding,
+            "published_parameters": w.published_parameters, "published_active_parameters": w.published_active,
+            "weight_bytes": facts.weight_bytes, "memory_needed_bytes": facts.memory_needed_bytes,
+            "fits_here": facts.fits_here, "machine_memory_bytes": facts.machine_memory_bytes,
+            "weights_package": w.weights_package, "description": w.description, "source": w.source,
+        })
+    return rows
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from backends.registry import backend_class, backend_names
-    from models.catalogue import WORKLOADS
 
-    workloads = [
-        {
-            "name": w.name, "aliases": list(w.aliases), "task": w.task, "family": w.family,
-            "max_positions": w.max_positions, "default_new_tokens": w.default_new_tokens,
-            "tiny_of": w.tiny_of, "description": w.description, "source": w.source,
-        }
-        for w in WORKLOADS.values()
-    ]
+    workloads = _workload_rows()
     backends = []
     for name in backend_names():
         cls = backend_class(name)
@@ -68,10 +85,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({"workloads": workloads, "backends": backends}, indent=2))
         return EXIT_OK
-    print("Workloads:")
+    gib = 1 << 30
+    print(f"Workloads (memory here: {workloads[0]['machine_memory_bytes'] / gib:.0f} GiB; 'fits' = estimated "
+          "need <= that, fp32/bf16):")
+    print(f"  {'name':<34} {'task':<14} {'params':>8} {'active':>8} {'bf16 GiB':>9} {'fits':<8} description")
     for w in workloads:
         alias = f" (alias {', '.join(w['aliases'])})" if w["aliases"] else ""
-        print(f"  {w['name']:<24} {w['task']:<9} {w['description']}{alias}")
+        fits = "/".join("yes" if w["fits_here"][p] else "no" for p in ("fp32", "bf16"))
+        print(f"  {w['name']:<34} {w['task']:<14} {_size(w['parameters']):>8} {_size(w['active_parameters']):>8} "
+              f"{w['weight_bytes']['bf16'] / gib:>9.2f} {fits:<8} {w['description']}{alias}")
     print("\nBackends:")
     for b in backends:
         state = "available" if b["available"] else f"unavailable: {b['reason']}"
@@ -131,6 +153,8 @@ def _matrix_flags(args: argparse.Namespace) -> dict[str, Any]:
             if p not in PRECISIONS:
                 raise invalid_value("--precision", p, PRECISIONS)
         given["precision"] = list(precisions)
+    if args.weights:
+        given["weights"] = args.weights
     for key, flag in (("batch_size", "--batch-size"), ("seq_len", "--seq-len"), ("new_tokens", "--new-tokens"),
                       ("threads", "--threads")):
         raw = getattr(args, key)
@@ -175,6 +199,8 @@ def _matrix_as_mapping(matrix) -> dict[str, Any]:
         "model": list(matrix.models), "backend": list(matrix.backends), "precision": list(matrix.precisions),
         "batch_size": list(matrix.batch_sizes), "seq_len": list(matrix.seq_lens),
     }
+    if matrix.weights:
+        data["weights"] = matrix.weights
     tokens = [n for n in matrix.new_tokens if n is not None]
     if tokens:
         data["new_tokens"] = tokens
@@ -317,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--new-tokens", action="append", dest="new_tokens",
                        help="generated tokens per sequence, generation workloads only (default: the workload's)")
     p_run.add_argument("--threads", action="append", help="CPU threads (backend option; default: all usable CPUs)")
+    p_run.add_argument("--weights", metavar="DIR",
+                       help="real weights: a local directory with config.json and *.safetensors (never pickle)")
     p_run.add_argument("--out", "-o", help="run directory (default: results/<timestamp>/)")
     p_run.add_argument("--resume", action="store_true", help="skip cells already ok in --out; rerun the rest")
     p_run.add_argument("--quiet", "-q", action="store_true", help="no progress lines")

@@ -2,7 +2,8 @@
 
 Everything a user can get wrong is caught here, so a bad sweep fails in a second with one line, not an hour in:
 unknown model or backend, a precision or option the backend lacks, a sequence longer than the architecture
-allows, an explicitly requested backend that is not available on this machine. The wildcard backend "*" means
+allows, a --weights directory that is missing, pickle-only or of another architecture, an explicitly requested
+backend that is not available on this machine. Image workloads take no sequence length (seq_len becomes None). The wildcard backend "*" means
 "every registered backend available here" and silently leaves out the rest (the caller reports which).
 """
 
@@ -16,6 +17,7 @@ from bench.errors import UsageError
 from bench.spec import ALL_BACKENDS, BenchmarkSpec, Matrix, Sweep
 from models.base import Workload
 from models.catalogue import get_workload
+from models.weights import check_weights_dir
 
 __all__ = ["Plan", "plan_sweep"]
 
@@ -68,6 +70,8 @@ def _new_tokens_for(workload: Workload, matrix: Matrix) -> tuple[int | None, ...
 
 
 def _check_length(workload: Workload, spec: BenchmarkSpec) -> None:
+    if spec.seq_len is None:
+        return
     total = spec.seq_len + (spec.new_tokens or 0)
     if total > workload.max_positions:
         what = "seq_len + new_tokens" if spec.new_tokens else "seq_len"
@@ -82,10 +86,12 @@ def _cells_of(matrix: Matrix, probe: _Probes, skipped: dict[str, str]) -> list[B
     backends = _backends_for(matrix, probe, skipped)
     cells: list[BenchmarkSpec] = []
     for workload in workloads:
+        if matrix.weights:
+            check_weights_dir(workload, matrix.weights)
         expanded = Matrix(
             models=(workload.name,), backends=tuple(backends), precisions=matrix.precisions,
-            batch_sizes=matrix.batch_sizes, seq_lens=matrix.seq_lens,
-            new_tokens=_new_tokens_for(workload, matrix), options=matrix.options,
+            batch_sizes=matrix.batch_sizes, seq_lens=matrix.seq_lens if workload.takes_tokens else (None,),
+            new_tokens=_new_tokens_for(workload, matrix), options=matrix.options, weights=matrix.weights,
         )
         for spec in expanded.cells():
             backend_class(spec.backend).validate_spec(spec)

@@ -5,7 +5,8 @@ them: `latency()`, `throughput()` and `generation()` recompute them, so a record
 
 Schema history (bump SCHEMA_VERSION on any change that an older reader would misread):
   1  first version: spec, status, reason, simulated, environment, measurement (samples_ns, loop_wall_ns,
-     token_marks_ns), memory, model, timestamps.
+     token_marks_ns), memory, model, work (FLOPs and minimum bytes per call), accuracy (deviation from the
+     fp32 CPU reference), timestamps.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class Record:
     measurement: Measurement | None = None
     memory: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
+    work: dict[str, Any] | None = None
+    accuracy: dict[str, Any] | None = None
     started_at: str | None = None
     finished_at: str | None = None
     detail: str | None = None
@@ -127,6 +130,18 @@ class Record:
             new_tokens=len(m.token_marks_ns[0]),
         )
 
+    def achieved_flops_per_s(self) -> float | None:
+        """Counted FLOPs per call / median latency."""
+        median = self.median_latency_ns()
+        flops = (self.work or {}).get("flops_per_call")
+        return flops / (median / 1e9) if flops and median else None
+
+    def achieved_bytes_per_s(self) -> float | None:
+        """Minimum bytes per call / median latency: a lower bound on the memory bandwidth the call used."""
+        median = self.median_latency_ns()
+        moved = (self.work or {}).get("min_bytes_per_call")
+        return moved / (median / 1e9) if moved and median else None
+
     def median_latency_ns(self) -> float | None:
         m = self.measurement
         return float(statistics.median(m.samples_ns)) if m and m.samples_ns else None
@@ -147,6 +162,8 @@ class Record:
             "model": self.model,
             "measurement": asdict(self.measurement) if self.measurement else None,
             "memory": self.memory,
+            "work": self.work,
+            "accuracy": self.accuracy,
             "detail": self.detail,
         }
 
@@ -170,6 +187,8 @@ class Record:
             measurement=Measurement.from_dict(measurement) if measurement else None,
             memory=dict(data.get("memory") or {}),
             model=dict(data.get("model") or {}),
+            work=data.get("work"),
+            accuracy=data.get("accuracy"),
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
             detail=data.get("detail"),

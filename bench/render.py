@@ -7,6 +7,9 @@ Columns (times in milliseconds):
   items/s        batch x iterations / timed-loop wall time
   TTFT, TPOT     generation only: medians of time to first token and time per output token
   tok/s          generation only: output tokens / timed-loop wall time
+  GFLOP/s        counted FLOPs per call / median latency
+  top-1 / cos    accuracy guard against the fp32 CPU reference: top-1 agreement of logits (- for encoders) and
+                 cosine similarity of the outputs; blank for the reference itself
   peak RSS       peak resident memory of the worker process (build included), MiB
 A simulated record is marked "(simulated)" in every format.
 """
@@ -43,6 +46,7 @@ def summary_row(record: Record) -> dict[str, Any]:
         "seq_len": spec.seq_len,
         "new_tokens": spec.new_tokens,
         "options": ";".join(f"{k}={v}" for k, v in spec.options),
+        "weights": record.model.get("weights"),
         "status": record.status,
         "simulated": record.simulated,
         "reason": record.reason,
@@ -75,6 +79,14 @@ def summary_row(record: Record) -> dict[str, Any]:
             "itl_p99_ms": _ms(generation.itl.p99) if generation.itl else None,
             "output_tokens_per_s": generation.output_tokens_per_s,
         })
+    if record.work:
+        row["gflops_per_call"] = record.work["flops_per_call"] / 1e9
+        row["achieved_gflops_per_s"] = (record.achieved_flops_per_s() or 0) / 1e9 or None
+        row["min_gb_per_s"] = (record.achieved_bytes_per_s() or 0) / 1e9 or None
+    if record.accuracy:
+        row["max_abs_error"] = record.accuracy["max_abs_error"]
+        row["cosine_similarity"] = record.accuracy["cosine_similarity"]
+        row["top1_agreement"] = record.accuracy["top1_agreement"]
     if record.memory.get("peak_rss_bytes") is not None:
         row["peak_rss_mib"] = record.memory["peak_rss_bytes"] / _MIB
     if record.memory.get("device_peak_allocated_bytes") is not None:
@@ -106,7 +118,7 @@ _TABLE_COLUMNS: list[tuple[str, Any]] = [
     ("backend", lambda r: r["backend"]),
     ("prec", lambda r: r["precision"]),
     ("batch", lambda r: r["batch_size"]),
-    ("seq", lambda r: r["seq_len"]),
+    ("seq", lambda r: r["seq_len"] or ""),
     ("new", lambda r: r["new_tokens"] or ""),
     ("opts", lambda r: r["options"]),
     ("status", _status),
@@ -118,8 +130,17 @@ _TABLE_COLUMNS: list[tuple[str, Any]] = [
     ("TTFT ms", lambda r: _fmt(r.get("ttft_p50_ms"))),
     ("TPOT ms", lambda r: _fmt(r.get("tpot_p50_ms"))),
     ("tok/s", lambda r: _fmt(r.get("output_tokens_per_s"))),
+    ("GFLOP/s", lambda r: _fmt(r.get("achieved_gflops_per_s"))),
+    ("top-1 / cos vs fp32", lambda r: _accuracy_cell(r)),
     ("peak RSS MiB", lambda r: _fmt(r.get("peak_rss_mib"), 4)),
 ]
+
+
+def _accuracy_cell(row: dict[str, Any]) -> str:
+    if row.get("cosine_similarity") is None:
+        return ""
+    top1 = f"{row['top1_agreement']:.3f}" if row.get("top1_agreement") is not None else "-"
+    return f"{top1} / {row['cosine_similarity']:.5f}"
 
 
 def _median_with_ci(row: dict[str, Any]) -> str:
@@ -137,7 +158,8 @@ def _cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
 
 
 def _reasons(rows: Sequence[dict[str, Any]]) -> list[str]:
-    return [f"{r['model']} {r['backend']} {r['precision']} b={r['batch_size']} s={r['seq_len']}: {r['status']}: {r['reason']}"
+    return [f"{r['model']} {r['backend']} {r['precision']} b={r['batch_size']}"
+            + (f" s={r['seq_len']}" if r["seq_len"] else "") + f": {r['status']}: {r['reason']}"
             for r in rows if r["status"] != "ok"]
 
 

@@ -96,18 +96,20 @@ class BenchmarkSpec:
       backend     registry name, e.g. ``cpu``
       precision   one of PRECISIONS; the backend declares which it supports
       batch_size  sequences (or images) per call
-      seq_len     prompt / input tokens per sequence
+      seq_len     prompt / input tokens per sequence; None for image workloads (their size is fixed)
       new_tokens  tokens generated after the prompt, for generation workloads; None otherwise
       options     backend options as sorted (name, value) pairs, e.g. (("threads", 2),)
+      weights     a local directory of real (safetensors) weights; None = the catalogue's default
     """
 
     workload: str
     backend: str
     precision: str = "fp32"
     batch_size: int = 1
-    seq_len: int = 128
+    seq_len: int | None = 128
     new_tokens: int | None = None
     options: tuple[tuple[str, OptionValue], ...] = ()
+    weights: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "workload", _check_name("model", self.workload))
@@ -115,7 +117,10 @@ class BenchmarkSpec:
         if self.precision not in PRECISIONS:
             raise invalid_value("precision", self.precision, PRECISIONS)
         _check_positive_int("batch_size", self.batch_size)
-        _check_positive_int("seq_len", self.seq_len)
+        if self.seq_len is not None:
+            _check_positive_int("seq_len", self.seq_len)
+        if self.weights is not None and (not isinstance(self.weights, str) or not self.weights):
+            raise invalid_value("weights", self.weights, "a directory path")
         if self.new_tokens is not None:
             _check_positive_int("new_tokens", self.new_tokens)
         object.__setattr__(self, "options", _normalise_options(self.options))
@@ -140,17 +145,24 @@ class BenchmarkSpec:
 
     @property
     def key(self) -> str:
-        """A stable 16-hex-digit digest of the spec; records and resume pair cells by it."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A stable 16-hex-digit digest of the spec; records and resume pair cells by it.
+
+        Fields that are None are left out of the digest, so adding an optional field later keeps old keys."""
+        present = {k: v for k, v in self.to_dict().items() if v is not None}
+        canonical = json.dumps(present, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property
     def label(self) -> str:
         """A short human label, e.g. ``gpt2 cpu fp32 b=1 s=128 new=32 threads=2``."""
-        parts = [self.workload, self.backend, self.precision, f"b={self.batch_size}", f"s={self.seq_len}"]
+        parts = [self.workload, self.backend, self.precision, f"b={self.batch_size}"]
+        if self.seq_len is not None:
+            parts.append(f"s={self.seq_len}")
         if self.new_tokens is not None:
             parts.append(f"new={self.new_tokens}")
         parts += [f"{k}={v}" for k, v in self.options]
+        if self.weights:
+            parts.append(f"weights={self.weights}")
         return " ".join(parts)
 
 
@@ -219,10 +231,11 @@ class Matrix:
     seq_lens: tuple[int, ...] = (128,)
     new_tokens: tuple[int | None, ...] = (None,)
     options: tuple[tuple[tuple[str, OptionValue], ...], ...] = ((),)
+    weights: str | None = None
 
     def cells(self) -> list[BenchmarkSpec]:
         return [
-            BenchmarkSpec(m, b, p, bs, s, n, o)
+            BenchmarkSpec(m, b, p, bs, s, n, o, self.weights)
             for m in self.models
             for b in self.backends
             for p in self.precisions
@@ -299,6 +312,7 @@ _MATRIX_KEYS = {
     "new_tokens": "new_tokens",
     "threads": "threads",
     "options": "options",
+    "weights": "weights",
 }
 
 
@@ -325,6 +339,10 @@ def matrix_from_mapping(data: Mapping[str, Any], where: str) -> Matrix:
     for key in ("batch_size", "seq_len", "new_tokens"):
         if key in data:
             kwargs[_MATRIX_KEYS[key]] = parse_int_list(f"{where}.{key}", _as_list(data[key]))
+    if "weights" in data:
+        if not isinstance(data["weights"], str) or not data["weights"]:
+            raise invalid_value(f"{where}.weights", data["weights"], "a directory path")
+        kwargs["weights"] = data["weights"]
     base_options = data.get("options", {})
     if not isinstance(base_options, Mapping):
         raise invalid_value(f"{where}.options", base_options, "a table of option = value")

@@ -56,6 +56,49 @@ def _inject_fault(workload: str) -> None:
         raise RuntimeError(f"fault injected by {FAULT_ENV}={value}")
 
 
+def _does_not_fit(workload, spec, backend) -> str | None:
+    """Why the model cannot fit the device's free memory (checked on the meta device, before building), or None."""
+    from models.facts import count_parameters, memory_needed_bytes
+
+    available = backend.available_memory_bytes()
+    if available is None:
+        return None
+    total, _, _ = count_parameters(workload)
+    needed = memory_needed_bytes(total, spec.precision)
+    if needed <= available:
+        return None
+    gib = 1 << 30
+    return (f"does not fit: {workload.name} at {spec.precision} needs ~{needed / gib:.1f} GiB "
+            f"({total / 1e9:.2f}B parameters + headroom), {available / gib:.1f} GiB free on {spec.backend}")
+
+
+def _work_per_call(workload, spec, prepared, backend) -> dict[str, Any]:
+    """FLOPs counted on one extra (untimed) call, the analytic FLOPs and the minimum bytes per call."""
+    from bench.measure import make_stamp
+    from models.facts import BYTES_PER_PARAMETER, count_parameters
+    from models.work import Shape, analytic_flops, count_flops, min_bytes
+
+    shape = Shape(spec.batch_size, spec.seq_len, spec.new_tokens)
+    total, active, embedding = count_parameters(workload)
+    element_bytes = BYTES_PER_PARAMETER[spec.precision]
+    return {
+        "flops_per_call": count_flops(prepared.call, make_stamp(backend.synchronize)),
+        "flops_per_call_analytic": analytic_flops(workload.config, shape),
+        "min_bytes_per_call": min_bytes(workload.config, shape, total, active, embedding, element_bytes)
+        if workload.config["model_type"] != "resnet" else None,
+        "flop_counter": "torch.utils.flop_counter.FlopCounterMode (matmul, conv, attention)",
+    }
+
+
+def _accuracy(workload, spec, backend_cls, output) -> dict[str, Any] | None:
+    """Deviation from the fp32 CPU reference; None for the reference itself or a workload without output."""
+    from models.accuracy import deviation, reference_output
+
+    if output is None or (spec.precision == "fp32" and backend_cls.capabilities.reference):
+        return None
+    return deviation(output, reference_output(workload, spec), logits=workload.task != "encode")
+
+
 def run_cell(spec, settings):
     """Measure one cell in this process and return its Record (never raises for a cell-level problem)."""
     from backends.registry import backend_class
@@ -74,6 +117,10 @@ def run_cell(spec, settings):
         workload = get_workload(spec.workload)
         backend = cls(spec)
         environment = collect_environment(backend.thread_info(), backend.device_info())
+        too_big = _does_not_fit(workload, spec, backend)
+        if too_big:
+            return Record(spec, "unavailable", reason=too_big, environment=environment, started_at=started,
+                          finished_at=_now())
         prepared = backend.prepare(workload, spec)
         _inject_fault(workload.name)
         backend.reset_memory_stats()
@@ -86,9 +133,15 @@ def run_cell(spec, settings):
             "rss_after_bytes": psutil.Process().memory_info().rss,
             **backend.memory_stats(),
         }
+        with backend.execution_context():
+            work = _work_per_call(workload, spec, prepared, backend)
+            output = prepared.output() if prepared.output else None
+        facts = prepared.facts
+        del prepared  # free the measured model before the accuracy reference is built
+        accuracy = _accuracy(workload, spec, cls, output)
         return Record(
             spec, "ok", simulated=cls.capabilities.simulated, environment=environment,
-            measurement=measurement, memory=memory, model=prepared.facts,
+            measurement=measurement, memory=memory, model=facts, work=work, accuracy=accuracy,
             started_at=started, finished_at=_now(),
         )
     except MemoryError:
@@ -111,6 +164,7 @@ def main(argv: list[str]) -> int:
         import transformers
 
         transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
     except Exception:
         pass
     record = run_cell(spec, settings)

@@ -79,5 +79,6 @@ def test_default_suite_plans_on_this_machine():
     from bench.cli import _default_suite
 
     cells = plan_sweep(_default_suite()).cells
-    assert {c.workload for c in cells} == {"bert-base-uncased", "gpt2"}
+    assert {c.workload for c in cells} == {"bert-base-uncased", "resnet-50", "gpt2", "qwen2.5-0.5b"}
+    assert all(c.seq_len is None for c in cells if c.workload == "resnet-50")
     assert all(c.backend == "cpu" for c in cells)

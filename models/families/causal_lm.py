@@ -15,7 +15,9 @@ import torch
 
 from backends.base import PreparedCall
 from models.base import Workload
-from models.families.common import build_random, forward_accepts, model_facts, seeded_token_ids
+from models.families.common import build_model, forward_accepts, model_facts, seeded_token_ids
+
+AUTO_CLASS = "AutoModelForCausalLM"
 
 
 def _cache_argument(model) -> str:
@@ -29,7 +31,7 @@ def _cache_of(output):
 
 
 def prepare(workload: Workload, dtype: torch.dtype, device: str, spec) -> PreparedCall:
-    model = build_random(workload, "AutoModelForCausalLM", dtype, device)
+    model, weights = build_model(workload, AUTO_CLASS, dtype, device, spec.weights)
     new_tokens = spec.new_tokens or workload.default_new_tokens or 1
     ids = seeded_token_ids(spec.batch_size, spec.seq_len, workload.config["vocab_size"], device)
     mask = torch.ones_like(ids)
@@ -46,11 +48,12 @@ def prepare(workload: Workload, dtype: torch.dtype, device: str, spec) -> Prepar
             marks.append(stamp())
         return marks
 
-    facts = model_facts(model, dtype)
+    facts = model_facts(model, dtype, weights)
     facts["decoding"] = "greedy, EOS ignored, KV cache"
     return PreparedCall(
         call=call,
         items_per_call=spec.batch_size,
         tokens_per_call=spec.batch_size * new_tokens,
         facts=facts,
+        output=lambda: model(input_ids=ids, attention_mask=mask, use_cache=False).logits,
     )

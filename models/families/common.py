@@ -1,40 +1,215 @@
-"""Helpers shared by the families: building a published architecture with seeded random weights."""
+"""Building published architectures: seeded random weights without a wasted initialisation, real weights from
+a local safetensors directory, and weightless (meta-device) builds for counting.
+
+Fast random construction. transformers' `from_config` initialises every weight twice: each torch layer runs its
+own `reset_parameters` (Kaiming) as it is created, then the model's `_init_weights` overwrites it with a normal
+draw, all in fp32 before any cast. `build_random` instead creates the modules with every `torch.nn.init`
+function and the model's `init_weights` turned into no-ops, directly at the target dtype and on the target
+device, then fills each parameter once, cut at a seeded offset from one seeded pool of uniform values:
+  - linear, embedding and expert weights: uniform with std `initializer_range` (transformers' convention, 0.02);
+  - convolution weights: uniform with Kaiming std sqrt(2 / fan_in), so deep ReLU nets keep their scale;
+  - normalisation weights 1, every bias and other 1-D parameter 0.
+Buffers (rotary frequencies, position ids, batch-norm statistics) are computed by the modules' constructors as
+usual. Throughput does not depend on weight values; the distribution only has to keep activations finite, so
+that accuracy deviations between precisions mean something.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from typing import Any
+import math
+from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 
 from models.base import INPUTS_SEED, WEIGHTS_SEED, Workload
 
-__all__ = ["build_random", "model_facts", "seeded_token_ids", "forward_accepts"]
+__all__ = [
+    "make_config", "skip_init", "build_random", "build_meta", "load_weights", "build_model", "model_facts",
+    "seeded_token_ids", "forward_accepts", "package_weights_dir",
+]
+
+_INIT_FUNCTIONS = (
+    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_", "xavier_uniform_",
+    "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_",
+)
 
 
-def build_random(workload: Workload, auto_class: str, dtype: torch.dtype, device: str) -> torch.nn.Module:
-    """Instantiate `workload.config` through transformers' `auto_class` with seeded random weights.
-
-    No hub access: the config is built locally from the catalogue's published fields.
-    """
+def make_config(workload: Workload):
+    """The transformers config object for a catalogue entry, built locally (no hub)."""
     import transformers
 
     fields = dict(workload.config)
     model_type = fields.pop("model_type")
-    config = transformers.AutoConfig.for_model(model_type, **fields)
-    torch.manual_seed(WEIGHTS_SEED)
-    model = getattr(transformers, auto_class).from_config(config)
-    return model.eval().to(device=device, dtype=dtype)
+    return transformers.AutoConfig.for_model(model_type, **fields)
 
 
-def model_facts(model: torch.nn.Module, dtype: torch.dtype) -> dict[str, Any]:
+@contextlib.contextmanager
+def skip_init() -> Iterator[None]:
+    """Make torch.nn.init functions and transformers' init_weights no-ops while modules are created."""
+    import transformers
+
+    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS if hasattr(torch.nn.init, name)}
+    saved_init_weights = transformers.PreTrainedModel.init_weights
+    try:
+        for name in saved:
+            setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        transformers.PreTrainedModel.init_weights = lambda self, *args, **kwargs: None
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(torch.nn.init, name, function)
+        transformers.PreTrainedModel.init_weights = saved_init_weights
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _is_norm(module: torch.nn.Module) -> bool:
+    return isinstance(module, (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)) or (
+        "norm" in type(module).__name__.lower()
+    )
+
+
+#: Length of the pool of seeded uniform values that weights are cut from: a prime, so that its period never
+#: lines up with a power-of-two layer width, and large enough (16.8M) that no matrix under 16.8M elements
+#: repeats a value pattern. Drawing 1.8B independent values would cost ~20 s on 2 cores; cutting from the
+#: pool costs a memory copy.
+POOL_SIZE = 16_777_259
+
+
+class _UniformPool:
+    """Seeded U(-sqrt(3), sqrt(3)) values (std 1), one copy per dtype, cut into parameters at seeded offsets."""
+
+    def __init__(self, seed: int) -> None:
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        base = torch.rand(POOL_SIZE, generator=self.generator, dtype=torch.float32)
+        self.values = {torch.float32: base.mul_(2 * math.sqrt(3.0)).sub_(math.sqrt(3.0))}
+
+    def of(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        key = (dtype, str(device))
+        if key not in self.values:
+            self.values[key] = self.values[torch.float32].to(device=device, dtype=dtype)
+        return self.values[key]
+
+    def fill_(self, param: torch.Tensor, std: float) -> None:
+        pool = self.of(param.dtype, param.device)
+        flat = param.view(-1)
+        offset = int(torch.randint(0, POOL_SIZE, (1,), generator=self.generator))
+        done = 0
+        while done < flat.numel():
+            take = min(flat.numel() - done, POOL_SIZE - offset)
+            flat[done:done + take].copy_(pool[offset:offset + take])
+            done, offset = done + take, 0
+        flat.mul_(std)
+
+
+@torch.no_grad()
+def fill_random_(model: torch.nn.Module, seed: int = WEIGHTS_SEED) -> None:
+    """Fill every parameter once, deterministically (see the module docstring for the distributions)."""
+    pool = _UniformPool(seed)
+    std = float(getattr(model.config, "initializer_range", 0.02) or 0.02)
+    seen: set[int] = set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if id(param) in seen:  # tied weights
+                continue
+            seen.add(id(param))
+            if _is_norm(module):
+                param.fill_(1.0 if name == "weight" else 0.0)
+            elif param.dim() <= 1:
+                param.zero_()
+            elif isinstance(module, torch.nn.Conv2d):
+                pool.fill_(param, math.sqrt(2.0 / param[0].numel()))  # Kaiming: keeps ReLU nets' scale
+            else:
+                pool.fill_(param, std)
+
+
+def build_random(workload: Workload, auto_class: str, dtype: torch.dtype, device: str) -> torch.nn.Module:
+    """Instantiate `workload.config` through transformers' `auto_class` with seeded random weights, fast."""
+    import transformers
+
+    config = make_config(workload)
+    with skip_init(), _default_dtype(dtype), torch.device(device):
+        model = getattr(transformers, auto_class).from_config(config)
+    fill_random_(model)
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+    return model.eval()
+
+
+def build_meta(workload: Workload, auto_class: str) -> torch.nn.Module:
+    """The architecture on the meta device: shapes and structure, no memory, any size (671B included)."""
+    import transformers
+
+    with skip_init(), torch.device("meta"):
+        model = getattr(transformers, auto_class).from_config(make_config(workload))
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+    return model.eval()
+
+
+def package_weights_dir(workload: Workload) -> Path | None:
+    """The directory of real weights shipped by `workload.weights_package`, if that package is installed."""
+    if not workload.weights_package:
+        return None
+    try:
+        module = __import__(workload.weights_package)
+    except ImportError:
+        return None
+    directory = Path(module.__file__).resolve().parent / "model"
+    return directory if (directory / "model.safetensors").is_file() else None
+
+
+def load_weights(auto_class: str, directory: Path, dtype: torch.dtype, device: str) -> torch.nn.Module:
+    """Real weights from a local directory: safetensors only, never remote code, never the network."""
+    import transformers
+
+    model = getattr(transformers, auto_class).from_pretrained(
+        str(directory), use_safetensors=True, trust_remote_code=False, local_files_only=True,
+        **{_dtype_keyword(): dtype},
+    )
+    return model.to(device).eval()
+
+
+def _dtype_keyword() -> str:
+    import transformers
+
+    params = inspect.signature(transformers.PreTrainedModel.from_pretrained).parameters
+    return "dtype" if "dtype" in params or int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+
+
+def build_model(workload: Workload, auto_class: str, dtype: torch.dtype, device: str,
+                weights: str | None) -> tuple[torch.nn.Module, str]:
+    """The model to benchmark and a description of its weights.
+
+    Order: the user's --weights directory; else the entry's weights package when installed; else random."""
+    directory = Path(weights) if weights else package_weights_dir(workload)
+    if directory is not None:
+        return load_weights(auto_class, directory, dtype, device), f"real ({directory})"
+    note = f"random (seed {WEIGHTS_SEED})"
+    if workload.weights_package:
+        note += f"; package {workload.weights_package} not installed, so not its real weights"
+    return build_random(workload, auto_class, dtype, device), note
+
+
+def model_facts(model: torch.nn.Module, dtype: torch.dtype, weights: str) -> dict[str, Any]:
     """Facts about the built model for the record: class, parameters, attention implementation, weights."""
     return {
         "class": type(model).__name__,
         "parameters": sum(p.numel() for p in model.parameters()),
         "dtype": str(dtype).replace("torch.", ""),
         "attn_implementation": getattr(model.config, "_attn_implementation", None),
-        "weights": f"random (seed {WEIGHTS_SEED})",
+        "weights": weights,
         "inputs_seed": INPUTS_SEED,
     }
 

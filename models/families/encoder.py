@@ -6,20 +6,23 @@ import torch
 
 from backends.base import PreparedCall
 from models.base import Workload
-from models.families.common import build_random, model_facts, seeded_token_ids
+from models.families.common import build_model, model_facts, seeded_token_ids
+
+AUTO_CLASS = "AutoModel"
+
+
+def make_inputs(workload: Workload, spec, device: str) -> dict[str, torch.Tensor]:
+    ids = seeded_token_ids(spec.batch_size, spec.seq_len, workload.config["vocab_size"], device)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
 
 
 def prepare(workload: Workload, dtype: torch.dtype, device: str, spec) -> PreparedCall:
-    model = build_random(workload, "AutoModel", dtype, device)
-    ids = seeded_token_ids(spec.batch_size, spec.seq_len, workload.config["vocab_size"], device)
-    inputs = {
-        "input_ids": ids,
-        "attention_mask": torch.ones_like(ids),
-        "token_type_ids": torch.zeros_like(ids),
-    }
+    model, weights = build_model(workload, AUTO_CLASS, dtype, device, spec.weights)
+    inputs = make_inputs(workload, spec, device)
 
     def call(stamp):
         model(**inputs)
         return None
 
-    return PreparedCall(call=call, items_per_call=spec.batch_size, facts=model_facts(model, dtype))
+    return PreparedCall(call=call, items_per_call=spec.batch_size, facts=model_facts(model, dtype, weights),
+                        output=lambda: model(**inputs).last_hidden_state)

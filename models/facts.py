@@ -1,0 +1,115 @@
+"""Facts per catalogue entry, computed from the built architecture (on the meta device: no weights allocated).
+
+- total parameters: every parameter of the model as transformers builds it (tied weights once);
+- active parameters per token: everything outside the routed experts, plus the routed experts' parameters x
+  (experts per token / routed experts), *without* the input embedding table, of which a token reads one row
+  (this is the figure that drives compute and weight traffic per token, and DeepSeek's convention);
+  `active_parameters_with_embedding` adds the table back (Qwen's convention). Routed-expert parameters are
+  those under a module path containing ".experts." (shared experts are named "shared_experts", always active).
+  For a dense model, active = total - input embedding;
+- weight bytes at each precision: parameters x bytes per element (int8: 1 byte per parameter, a lower bound,
+  since quantizers usually leave embeddings and norms in floating point);
+- memory needed to run at a precision (an estimate, documented as such): weights + 15% for activations, KV
+  cache and allocator slack + 1 GiB for the runtime itself;
+- whether that fits this machine's memory (total RAM for the CPU backend).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass
+
+from models.base import FAMILIES, Workload
+
+__all__ = ["BYTES_PER_PARAMETER", "WorkloadFacts", "count_parameters", "describe", "memory_needed_bytes"]
+
+BYTES_PER_PARAMETER = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
+
+#: Headroom over the weights for activations, KV cache and allocator slack, and the runtime's own footprint.
+ACTIVATION_HEADROOM = 0.15
+RUNTIME_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class WorkloadFacts:
+    name: str
+    family: str
+    task: str
+    total_parameters: int
+    active_parameters: int
+    active_parameters_with_embedding: int
+    weight_bytes: dict[str, int]
+    memory_needed_bytes: dict[str, int]
+    fits_here: dict[str, bool]
+    machine_memory_bytes: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _experts_per_token(config) -> tuple[int, int] | None:
+    routed = getattr(config, "n_routed_experts", None) or getattr(config, "num_experts", None) or getattr(
+        config, "num_local_experts", None)
+    active = getattr(config, "num_experts_per_tok", None)
+    return (int(active), int(routed)) if routed and active else None
+
+
+_COUNTS: dict[str, tuple[int, int, int]] = {}
+
+
+def count_parameters(workload: Workload) -> tuple[int, int, int]:
+    """(total, active per token, input embedding) parameters, counted on the meta device (cached by name)."""
+    if workload.name not in _COUNTS:
+        _COUNTS[workload.name] = _count(workload)
+    return _COUNTS[workload.name]
+
+
+def _count(workload: Workload) -> tuple[int, int, int]:
+    from models.families.common import build_meta
+
+    family = importlib.import_module(FAMILIES[workload.family])
+    model = build_meta(workload, family.AUTO_CLASS)
+    total = routed = 0
+    seen: set[int] = set()
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        total += param.numel()
+        if ".experts." in f".{name}":
+            routed += param.numel()
+    moe = _experts_per_token(model.config)
+    embedding_params = _input_embedding_parameters(model) if workload.takes_tokens else 0
+    active = total - routed + (routed * moe[0] // moe[1] if moe else routed) - embedding_params
+    return total, active, embedding_params
+
+
+def _input_embedding_parameters(model) -> int:
+    """Parameters of the token embedding table (0 where the model has none)."""
+    try:
+        embedding = model.get_input_embeddings()
+    except (NotImplementedError, AttributeError):
+        return 0
+    weight = getattr(embedding, "weight", None)
+    return weight.numel() if weight is not None else 0
+
+
+def memory_needed_bytes(parameters: int, precision: str) -> int:
+    weights = parameters * BYTES_PER_PARAMETER[precision]
+    return int(weights * (1 + ACTIVATION_HEADROOM)) + RUNTIME_BYTES
+
+
+def describe(workload: Workload, machine_memory_bytes: int | None = None) -> WorkloadFacts:
+    if machine_memory_bytes is None:
+        import psutil
+
+        machine_memory_bytes = psutil.virtual_memory().total
+    total, active, embedding = count_parameters(workload)
+    weight_bytes = {p: total * b for p, b in BYTES_PER_PARAMETER.items()}
+    needed = {p: memory_needed_bytes(total, p) for p in BYTES_PER_PARAMETER}
+    return WorkloadFacts(
+        name=workload.name, family=workload.family, task=workload.task, total_parameters=total,
+        active_parameters=active, active_parameters_with_embedding=active + embedding, weight_bytes=weight_bytes, memory_needed_bytes=needed,
+        fits_here={p: n <= machine_memory_bytes for p, n in needed.items()},
+        machine_memory_bytes=machine_memory_bytes,
+    )

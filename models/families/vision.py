@@ -1,0 +1,36 @@
+"""Vision family (ResNet, ViT): one forward pass over a batch of square RGB images per call.
+
+Inputs are seeded standard-normal pixel tensors of the entry's image size (224x224 for the full-size
+entries), i.e. already normalised images; preprocessing is not part of the timed call.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from backends.base import PreparedCall
+from models.base import INPUTS_SEED, Workload
+from models.families.common import build_model, model_facts
+
+AUTO_CLASS = "AutoModelForImageClassification"
+
+
+def make_inputs(workload: Workload, spec, device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    size, channels = workload.image_size, int(workload.config.get("num_channels", 3))
+    generator = torch.Generator().manual_seed(INPUTS_SEED)
+    pixels = torch.randn((spec.batch_size, channels, size, size), generator=generator)
+    return {"pixel_values": pixels.to(device=device, dtype=dtype)}
+
+
+def prepare(workload: Workload, dtype: torch.dtype, device: str, spec) -> PreparedCall:
+    model, weights = build_model(workload, AUTO_CLASS, dtype, device, spec.weights)
+    inputs = make_inputs(workload, spec, device, dtype)
+
+    def call(stamp):
+        model(**inputs)
+        return None
+
+    facts = model_facts(model, dtype, weights)
+    facts["image_size"] = workload.image_size
+    return PreparedCall(call=call, items_per_call=spec.batch_size, facts=facts,
+                        output=lambda: model(**inputs).logits)
