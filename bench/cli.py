@@ -108,8 +108,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 _MEASURE_FLAGS = {
     "warmup_iterations": "--warmup-iterations",
     "warmup_time_s": "--warmup-time",
+    "warmup_window": "--warmup-window",
+    "warmup_max_time_s": "--warmup-max-time",
     "min_iterations": "--min-iterations",
     "min_time_s": "--min-time",
+    "ci_target": "--ci-target",
     "max_iterations": "--max-iterations",
     "max_time_s": "--max-time",
     "timeout_s": "--timeout",
@@ -129,7 +132,7 @@ def _measure_settings(args: argparse.Namespace, base: MeasureSettings) -> Measur
     for name, flag in _MEASURE_FLAGS.items():
         raw = getattr(args, name)
         if raw is not None:
-            values[name] = _number(flag, raw, int if name.endswith("iterations") else float)
+            values[name] = _number(flag, raw, int if name.endswith(("iterations", "window")) else float)
     try:
         return MeasureSettings(**values)
     except UsageError as exc:
@@ -287,6 +290,64 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------------------------------
+# bench compare / bench noise
+
+
+def _run_dirs(field: str, value: str) -> list[str]:
+    dirs = [part.strip() for part in value.split(",") if part.strip()]
+    if not dirs:
+        raise invalid_value(field, value, "one or more run directories, comma-separated")
+    return dirs
+
+
+def _records_of(field: str, dirs: list[str]):
+    from bench.store import read_run_dirs
+
+    try:
+        result = read_run_dirs(dirs)
+    except UsageError as exc:
+        raise UsageError(str(exc).replace("RUN_DIR", field, 1)) from None
+    for message in result.skipped:
+        print(f"warning: {message}", file=sys.stderr)
+    return result.records
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import compare_records, read_noise
+    from bench.render import render_comparison
+
+    base_dirs, current_dirs = _run_dirs("BASELINE", args.baseline), _run_dirs("CURRENT", args.current)
+    min_effect = _number("--min-effect", args.min_effect, float)
+    alpha = _number("--alpha", args.alpha, float)
+    comparison = compare_records(
+        _records_of("BASELINE", base_dirs), _records_of("CURRENT", current_dirs), min_effect=min_effect,
+        alpha=alpha, noise=read_noise(base_dirs[0]), allow_env_mismatch=args.allow_env_mismatch,
+    )
+    sys.stdout.write(render_comparison(comparison, args.format))
+    return EXIT_FAILED_CELLS if comparison.regressions else EXIT_OK
+
+
+def _cmd_noise(args: argparse.Namespace) -> int:
+    from bench.compare import NOISE_FILE, noise_floors
+    from bench.store import RunStore
+
+    if len(args.run_dirs) < 2:
+        raise UsageError(f"RUN_DIR: {len(args.run_dirs)} given; a noise floor needs at least 2 runs of the same code")
+    runs = [_records_of("RUN_DIR", [d]) for d in args.run_dirs]
+    floors = noise_floors(runs)
+    target = Path(args.write) if args.write else Path(args.run_dirs[0]) / NOISE_FILE
+    try:
+        target.write_text(json.dumps({"runs": args.run_dirs, "noise_floors": floors}, indent=2) + "\n")
+    except OSError as exc:
+        raise UsageError(f"--write: {str(target)!r} cannot be written: {exc.strerror or exc}") from None
+    for key, floor in floors.items():
+        label = next(r.spec.label for r in runs[0] if r.spec.key == key)
+        print(f"{label}: A/A noise floor {floor:.2%} (gate uses >= {3 * floor:.1%})")
+    print(f"written: {target}")
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------------------------------------------
 # bench selfcheck
 
 
@@ -348,12 +409,18 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--out", "-o", help="run directory (default: results/<timestamp>/)")
     p_run.add_argument("--resume", action="store_true", help="skip cells already ok in --out; rerun the rest")
     p_run.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
-    measure = p_run.add_argument_group("measurement (defaults: 3 warm-up calls and 1 s; then >= 10 calls and "
-                                       ">= 2 s, at most 10000 calls or 60 s; worker timeout 900 s)")
+    measure = p_run.add_argument_group(
+        "measurement", "Warm-up: >= 3 calls and 1 s, then windows of 5 calls until two medians in a row move < 2%% "
+        "(at most 20 s). Timed loop: >= 10 calls and 2 s and the median's 95%% interval within +-1%%, at most "
+        "10000 calls or 60 s. Worker timeout 900 s.")
     measure.add_argument("--warmup-iterations", metavar="N")
     measure.add_argument("--warmup-time", metavar="SECONDS", dest="warmup_time_s")
+    measure.add_argument("--warmup-window", metavar="N", help="calls per stability window (0: no stability rule)")
+    measure.add_argument("--warmup-max-time", metavar="SECONDS", dest="warmup_max_time_s")
     measure.add_argument("--min-iterations", metavar="N")
     measure.add_argument("--min-time", metavar="SECONDS", dest="min_time_s")
+    measure.add_argument("--ci-target", metavar="FRACTION", dest="ci_target",
+                         help="stop once the median's 95%% interval is within +-FRACTION (default 0.01; 0: off)")
     measure.add_argument("--max-iterations", metavar="N")
     measure.add_argument("--max-time", metavar="SECONDS", dest="max_time_s")
     measure.add_argument("--timeout", metavar="SECONDS", dest="timeout_s",
@@ -364,6 +431,33 @@ def build_parser() -> argparse.ArgumentParser:
     p_show.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p_show.add_argument("--format", "-f", choices=("table", "csv", "json", "md"), default="table")
     p_show.set_defaults(func=_cmd_show)
+
+    p_cmp = sub.add_parser(
+        "compare", help="compare two runs cell by cell; exit 1 on a regression",
+        description="Pairs cells by spec; per cell the ratio of median latencies (current / baseline) with a "
+        "bootstrap 95%% interval, a Mann-Whitney U test (Holm-corrected over cells) and a verdict: regression, "
+        "improvement, no change, or inconclusive, against a minimum effect (or 3x the cell's A/A noise floor from "
+        "BASELINE/noise.json, see `bench noise`). BASELINE and CURRENT are run directories; a comma-separated "
+        "list pools each cell's samples over the runs (e.g. interleaved rounds).",
+    )
+    p_cmp.add_argument("baseline", metavar="BASELINE")
+    p_cmp.add_argument("current", metavar="CURRENT")
+    p_cmp.add_argument("--min-effect", default="0.05", help="smallest slowdown that counts (default 0.05 = 5%%)")
+    p_cmp.add_argument("--alpha", default="0.01", help="significance level after Holm correction (default 0.01)")
+    p_cmp.add_argument("--allow-env-mismatch", action="store_true",
+                       help="compare even if the environment fingerprints differ (they are listed)")
+    p_cmp.add_argument("--format", "-f", choices=("table", "md", "json"), default="table")
+    p_cmp.set_defaults(func=_cmd_compare)
+
+    p_noise = sub.add_parser(
+        "noise", help="per-cell A/A noise floors from repeated runs of the same code",
+        description="From two or more runs of the same code and sweep, the spread of each cell's log-median "
+        "between runs; written to noise.json in the first RUN_DIR (or --write), where `bench compare` reads it "
+        "when that directory is the baseline.",
+    )
+    p_noise.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p_noise.add_argument("--write", metavar="PATH", help="where to write (default: RUN_DIR[0]/noise.json)")
+    p_noise.set_defaults(func=_cmd_noise)
 
     p_self = sub.add_parser(
         "selfcheck", help="compare the harness's timing with a bare perf_counter_ns loop",

@@ -1,14 +1,19 @@
-"""The timed loop: warm-up, then timed iterations until the stopping rule is met.
+"""The timed loop: warm-up until stable, then timed iterations until the median is known precisely enough.
 
 Method (see MeasureSettings for the thresholds):
 - Every stamp synchronises the device first (`synchronize` is supplied by the backend) and then reads
   `time.perf_counter_ns()`. A sample is end stamp - start stamp of one call; the loop's own bookkeeping lies
   between samples, never inside one.
-- Warm-up calls are run and discarded until both the minimum warm-up count and time are reached.
+- Warm-up calls are discarded: first the minimum count and time, then windows of calls until two consecutive
+  window medians move by less than the tolerance (stable), or the warm-up cap passes (recorded as not stable).
 - Python's cyclic garbage collector is collected once and disabled for the timed loop (as `timeit` does) and
   restored after, so a collection pause never lands inside a sample.
+- Stopping on precision: once the minimum count and time are met, the relative half-width of the median's 95%
+  distribution-free interval is checked at n = 30, 45, 68, ... (x1.5; a geometric schedule keeps the checks'
+  cost negligible and limits optional-stopping effects); the loop stops when it is within `ci_target`. It stops
+  on precision, never on a significance test. Reaching max_iterations or max_time_s first means not converged.
 - Throughput is items x iterations / (last end stamp - first start stamp): items over the timed loop's wall
-  time, which includes the (sub-microsecond) gaps between calls, as a serving loop would see.
+  time, which includes the gaps between calls, as a serving loop would see.
 
 The clock is a parameter so tests can drive the loop with a seeded fake clock.
 """
@@ -16,14 +21,24 @@ The clock is a parameter so tests can drive the loop with a seeded fake clock.
 from __future__ import annotations
 
 import gc
+import math
+import statistics
 import time
 from typing import Callable
 
 from backends.base import PreparedCall
 from bench.record import Measurement
 from bench.spec import MeasureSettings
+from bench.stats import median_halfwidth_rel
 
-__all__ = ["make_stamp", "run_timed_loop"]
+__all__ = ["make_stamp", "run_timed_loop", "FIRST_PRECISION_CHECK", "CHECK_GROWTH"]
+
+#: The first sample count at which the median's interval is checked, and the growth of the check schedule.
+FIRST_PRECISION_CHECK = 30
+CHECK_GROWTH = 1.5
+
+#: Consecutive stable windows that make a process warm.
+STABLE_WINDOWS = 2
 
 
 def make_stamp(synchronize: Callable[[], None], clock: Callable[[], int] = time.perf_counter_ns) -> Callable[[], int]:
@@ -36,18 +51,37 @@ def make_stamp(synchronize: Callable[[], None], clock: Callable[[], int] = time.
     return stamp
 
 
-def _warm_up(prepared: PreparedCall, stamp: Callable[[], int], settings: MeasureSettings) -> tuple[int, int]:
-    """Run discarded calls until both warm-up minima are met (or max_time_s passes). Returns (count, ns)."""
+def _warm_up(prepared: PreparedCall, stamp: Callable[[], int], settings: MeasureSettings):
+    """Discarded calls: minimum count/time, then stability windows. Returns (count, ns, stable)."""
     need_ns = int(settings.warmup_time_s * 1e9)
-    cap_ns = int(settings.max_time_s * 1e9)
-    count = 0
-    start = stamp()
+    cap_ns = int(min(settings.warmup_max_time_s, settings.max_time_s) * 1e9)
+    count, start = 0, stamp()
     elapsed = 0
     while (count < settings.warmup_iterations or elapsed < need_ns) and elapsed < cap_ns:
         prepared.call(stamp)
         count += 1
         elapsed = stamp() - start
-    return count, elapsed
+    if settings.warmup_window == 0:
+        return count, elapsed, None
+    medians: list[float] = []
+    calm = 0
+    while elapsed < cap_ns:
+        window = []
+        for _ in range(settings.warmup_window):
+            t0 = stamp()
+            prepared.call(stamp)
+            window.append(stamp() - t0)
+        count += settings.warmup_window
+        elapsed = stamp() - start
+        medians.append(statistics.median(window))
+        if len(medians) > 1 and abs(medians[-1] / medians[-2] - 1) < settings.warmup_tolerance:
+            calm += 1
+            if calm >= STABLE_WINDOWS:
+                return count, elapsed, True
+        else:
+            calm = 0
+    # the cap passed: unstable if there were enough windows to judge, undetermined otherwise
+    return count, elapsed, (False if len(medians) > STABLE_WINDOWS else None)
 
 
 def run_timed_loop(
@@ -58,11 +92,13 @@ def run_timed_loop(
 ) -> Measurement:
     """Warm up, then time calls of `prepared` until the stopping rule in `settings` ends the loop."""
     stamp = make_stamp(synchronize, clock)
-    warmup_count, warmup_ns = _warm_up(prepared, stamp, settings)
+    warmup_count, warmup_ns, warmup_stable = _warm_up(prepared, stamp, settings)
     min_ns, max_ns = int(settings.min_time_s * 1e9), int(settings.max_time_s * 1e9)
     call = prepared.call
     samples: list[int] = []
     marks_per_call: list[list[int]] = []
+    next_check = max(FIRST_PRECISION_CHECK, settings.min_iterations)
+    halfwidth: float | None = None
     gc.collect()
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -76,11 +112,18 @@ def run_timed_loop(
             if marks is not None:
                 marks_per_call.append([m - start for m in marks])
             n, elapsed = len(samples), end - loop_start
+            if n >= settings.min_iterations and elapsed >= min_ns:
+                if settings.ci_target == 0:
+                    stopped_by = "min_reached"
+                    break
+                if n >= next_check:
+                    halfwidth = median_halfwidth_rel(samples)
+                    next_check = math.ceil(next_check * CHECK_GROWTH)
+                    if halfwidth is not None and halfwidth <= settings.ci_target:
+                        stopped_by = "precision_reached"
+                        break
             if n >= settings.max_iterations:
                 stopped_by = "max_iterations"
-                break
-            if n >= settings.min_iterations and elapsed >= min_ns:
-                stopped_by = "min_reached"
                 break
             if elapsed >= max_ns:
                 stopped_by = "max_time"
@@ -99,4 +142,5 @@ def run_timed_loop(
         settings=settings.to_dict(),
         token_marks_ns=marks_per_call or None,
         tokens_per_iteration=prepared.tokens_per_call,
+        warmup_stable=warmup_stable,
     )

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from bench.errors import UsageError
 from bench.spec import BenchmarkSpec
-from bench.stats import LatencySummary, summarize
+from bench.stats import LatencySummary, drift, summarize, throughput_interval
 
 __all__ = ["SCHEMA_VERSION", "STATUSES", "Measurement", "Record", "GenerationSummary"]
 
@@ -35,7 +35,9 @@ class Measurement:
     token_marks_ns       generation only: for each iteration, the time from its start at which each output
                          token step had finished (first entry = time to first token)
     tokens_per_iteration generation only: output tokens per call (batch size x new tokens)
-    stopped_by           which rule ended the loop: "min_reached", "max_iterations" or "max_time"
+    stopped_by           which rule ended the loop: "precision_reached" (median interval within ci_target),
+                         "min_reached" (no ci_target), "max_iterations" or "max_time" (not converged)
+    warmup_stable        True: warm-up windows settled; False: they never did before the cap; None: not judged
     """
 
     samples_ns: list[int]
@@ -47,6 +49,7 @@ class Measurement:
     settings: dict[str, Any]
     token_marks_ns: list[list[int]] | None = None
     tokens_per_iteration: int | None = None
+    warmup_stable: bool | None = None
     timer: str = "time.perf_counter_ns; device synchronize() before each stamp; gc disabled in the loop"
 
     @classmethod
@@ -97,6 +100,20 @@ class Record:
             raise UsageError(f"reason: a {self.status} record needs a reason")
 
     # -- derived statistics ------------------------------------------------------------------------------
+
+    def converged(self) -> bool | None:
+        """Whether the loop met its stopping rule (precision target, or the minimums when there was none)."""
+        m = self.measurement
+        return m.stopped_by in ("precision_reached", "min_reached") if m else None
+
+    def drift(self) -> dict | None:
+        """First third against last third of the samples (see bench.stats.drift)."""
+        return drift(self.measurement.samples_ns) if self.measurement else None
+
+    def throughput_interval(self) -> tuple[float, float] | None:
+        """95% interval of items per second from batch means of the call times."""
+        m = self.measurement
+        return throughput_interval(m.samples_ns, m.items_per_iteration) if m else None
 
     def latency(self) -> LatencySummary | None:
         """Per-call latency summary in nanoseconds (None without samples)."""

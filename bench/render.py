@@ -11,7 +11,8 @@ Columns (times in milliseconds):
   top-1 / cos    accuracy guard against the fp32 CPU reference: top-1 agreement of logits (- for encoders) and
                  cosine similarity of the outputs; blank for the reference itself
   peak RSS       peak resident memory of the worker process (build included), MiB
-A simulated record is marked "(simulated)" in every format.
+A simulated record is marked "(simulated)" in every format; a loop that stopped before its precision target
+"(not converged)"; a run whose first and last thirds differ "(drift)".
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ def summary_row(record: Record) -> dict[str, Any]:
             "max_ms": _ms(latency.max),
             "items_per_s": record.throughput(),
             "stopped_by": record.measurement.stopped_by,
+            "converged": record.converged(),
+            "p50_ci_halfwidth_rel": latency.p50_ci_halfwidth_rel,
+            "warmup_stable": record.measurement.warmup_stable,
         })
+        row.update(_extra_intervals(record, latency))
     generation = record.generation()
     if generation:
         row.update({
@@ -94,6 +99,25 @@ def summary_row(record: Record) -> dict[str, Any]:
     return row
 
 
+def _extra_intervals(record: Record, latency) -> dict[str, Any]:
+    """p90/p99 intervals, MLPerf early-stopping bounds, the throughput interval and drift, for the flat row."""
+    from bench.stats import early_stopping_upper_bound
+
+    ordered = sorted(record.measurement.samples_ns)
+    extra: dict[str, Any] = {}
+    for name, ci in (("p90", latency.p90_ci), ("p99", latency.p99_ci)):
+        extra[f"{name}_ci_low_ms"], extra[f"{name}_ci_high_ms"] = (_ms(ci[0]), _ms(ci[1])) if ci else (None, None)
+    for name, q in (("p90", 0.9), ("p99", 0.99)):
+        bound = early_stopping_upper_bound(ordered, q)
+        extra[f"{name}_early_stopping_ms"] = _ms(bound[0]) if bound else None
+    interval = record.throughput_interval()
+    extra["items_per_s_ci_low"], extra["items_per_s_ci_high"] = interval if interval else (None, None)
+    drift = record.drift()
+    extra["drift_ratio"] = drift["ratio"] if drift else None
+    extra["drifted"] = drift["drifted"] if drift else None
+    return extra
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None or value == "":
         return ""
@@ -110,7 +134,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _status(row: dict[str, Any]) -> str:
-    return row["status"] + (" (simulated)" if row["simulated"] else "")
+    flags = [flag for flag, on in (("simulated", row["simulated"]), ("not converged", row.get("converged") is False),
+                                   ("drift", row.get("drifted"))) if on]
+    return row["status"] + (f" ({', '.join(flags)})" if flags else "")
 
 
 _TABLE_COLUMNS: list[tuple[str, Any]] = [
@@ -206,3 +232,50 @@ _RENDERERS = {"table": render_table, "csv": render_csv, "json": render_json, "md
 def render(records: Sequence[Record], fmt: str = "table") -> str:
     """Records in one of FORMATS."""
     return _RENDERERS[fmt]([summary_row(r) for r in records])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# comparisons (bench compare)
+
+_VERDICT_MARK = {"regression": "REGRESSION", "improvement": "improvement", "no change": "no change",
+                 "inconclusive": "inconclusive"}
+
+
+def _comparison_rows(comparison) -> list[list[str]]:
+    rows = []
+    for cell in comparison.cells:
+        rows.append([
+            cell.spec.label, f"{cell.baseline_median_ns / _MS:.4g}", f"{cell.current_median_ns / _MS:.4g}",
+            f"{cell.ratio:.3f} [{cell.ratio_ci[0]:.3f}, {cell.ratio_ci[1]:.3f}]", f"{cell.p_holm:.2g}",
+            f"{cell.threshold:.0%}", f"{cell.baseline_n}/{cell.current_n}", _VERDICT_MARK[cell.verdict],
+        ])
+    return rows
+
+
+_COMPARISON_HEADERS = ["cell", "baseline p50 ms", "current p50 ms", "ratio [95% CI]", "p (Holm)", "min effect",
+                       "n base/cur", "verdict"]
+
+
+def _comparison_footer(comparison) -> list[str]:
+    lines = [f"{len(comparison.regressions)} regression(s) in {len(comparison.cells)} compared cell(s); "
+             f"alpha {comparison.alpha}, minimum effect {comparison.min_effect:.0%} (or 3x a cell's noise floor)"]
+    if comparison.environment_differences:
+        lines.append("environments differ in: " + ", ".join(comparison.environment_differences)
+                     + " (compared because --allow-env-mismatch was given)")
+    lines += [f"not compared: {spec.label}: {reason}" for spec, reason in comparison.not_compared]
+    return lines
+
+
+def render_comparison(comparison, fmt: str = "table") -> str:
+    """A Comparison as a terminal table, Markdown (for a CI job summary) or JSON."""
+    if fmt == "json":
+        return json.dumps(comparison.to_dict(), indent=2) + "\n"
+    rows = _comparison_rows(comparison)
+    if fmt == "md":
+        lines = ["| " + " | ".join(_COMPARISON_HEADERS) + " |", "|" + "|".join("---" for _ in _COMPARISON_HEADERS) + "|"]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        return "\n".join(lines + [""] + [f"- {line}" for line in _comparison_footer(comparison)]) + "\n"
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(_COMPARISON_HEADERS)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(_COMPARISON_HEADERS, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines + [""] + _comparison_footer(comparison)) + "\n"

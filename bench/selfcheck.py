@@ -130,8 +130,8 @@ def _run_worker(spec: BenchmarkSpec, blocks: int, block: int, spin: bool, timeou
 def loop_overhead_ns(iterations: int = NOOP_ITERATIONS) -> tuple[float, float]:
     """Wall time per iteration of the harness loop and of a bare loop around a no-op call, in-process."""
     noop = PreparedCall(call=lambda stamp: None, items_per_call=1)
-    settings = MeasureSettings(warmup_iterations=1000, warmup_time_s=0, min_iterations=iterations,
-                               max_iterations=iterations, min_time_s=0, max_time_s=600)
+    settings = MeasureSettings(warmup_iterations=1000, warmup_time_s=0, warmup_window=0, min_iterations=iterations,
+                               max_iterations=iterations, min_time_s=0, ci_target=0, max_time_s=600)
     harness = run_timed_loop(noop, lambda: None, settings)
     call, clock, samples = noop.call, time.perf_counter_ns, []
     start = clock()

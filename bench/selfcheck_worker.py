@@ -27,8 +27,8 @@ def main(argv: list[str]) -> int:
     backend = backend_class(spec.backend)(spec)
     prepared = backend.prepare(get_workload(spec.workload), spec)
     call, sync, clock = prepared.call, backend.synchronize, time.perf_counter_ns
-    harness_settings = MeasureSettings(warmup_iterations=0, warmup_time_s=0, min_iterations=block,
-                                       max_iterations=block, min_time_s=0, max_time_s=3600)
+    harness_settings = MeasureSettings(warmup_iterations=0, warmup_time_s=0, warmup_window=0, min_iterations=block,
+                                       max_iterations=block, min_time_s=0, ci_target=0, max_time_s=3600)
 
     def harness() -> list[int]:
         return run_timed_loop(prepared, sync, harness_settings).samples_ns

@@ -170,38 +170,48 @@ class BenchmarkSpec:
 class MeasureSettings:
     """How long to warm up and how long to measure one cell.
 
-    Warm-up runs until both `warmup_iterations` calls and `warmup_time_s` seconds have passed (capped at
-    `max_time_s`). The timed loop then runs until both `min_iterations` and `min_time_s` are met, and stops
-    early at `max_iterations` or `max_time_s`, whichever comes first; a loop stopped by `max_time_s` before
-    `min_iterations` is recorded as such. `timeout_s` bounds the whole worker process (import, build,
-    warm-up and measurement); a worker past it is killed and the cell recorded as failed.
+    Warm-up: at least `warmup_iterations` calls and `warmup_time_s` seconds; then, unless `warmup_window` is 0,
+    windows of `warmup_window` calls until two consecutive window medians each differ from the previous one by
+    less than `warmup_tolerance` (the process is warm), or `warmup_max_time_s` passes (recorded as not stable).
+
+    Timed loop: runs until `min_iterations` calls and `min_time_s` seconds are met *and*, unless `ci_target` is
+    0, the 95% interval of the median is within +-`ci_target` of it (checked on a geometric schedule, from 30
+    samples, every x1.5); it stops anyway at `max_iterations` or `max_time_s` (recorded as not converged).
+    `timeout_s` bounds the whole worker process (import, build, warm-up and measurement); a worker past it is
+    killed and the cell recorded as failed.
     """
 
     warmup_iterations: int = 3
     warmup_time_s: float = 1.0
+    warmup_window: int = 5
+    warmup_tolerance: float = 0.02
+    warmup_max_time_s: float = 20.0
     min_iterations: int = 10
     min_time_s: float = 2.0
+    ci_target: float = 0.01
     max_iterations: int = 10_000
     max_time_s: float = 60.0
     timeout_s: float = 900.0
 
     def __post_init__(self) -> None:
-        for name in ("warmup_iterations",):
+        for name in ("warmup_iterations", "warmup_window"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise invalid_value(name, value, "a whole number >= 0")
         for name in ("min_iterations", "max_iterations"):
             _check_positive_int(name, getattr(self, name))
-        for name in ("warmup_time_s", "min_time_s"):
+        for name in ("warmup_time_s", "min_time_s", "ci_target", "warmup_tolerance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise invalid_value(name, value, "a number of seconds >= 0")
-        for name in ("max_time_s", "timeout_s"):
+                raise invalid_value(name, value, "a number of seconds >= 0" if name.endswith("_s") else "a number >= 0")
+        for name in ("max_time_s", "timeout_s", "warmup_max_time_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise invalid_value(name, value, "a number of seconds > 0")
         if self.max_iterations < self.min_iterations:
             raise invalid_value("max_iterations", self.max_iterations, f">= min_iterations ({self.min_iterations})")
+        if self.ci_target >= 1:
+            raise invalid_value("ci_target", self.ci_target, "a fraction below 1 (0.01 = +-1%; 0 = no target)")
         if self.max_time_s < self.min_time_s:
             raise invalid_value("max_time_s", self.max_time_s, f">= min_time_s ({self.min_time_s})")
 

@@ -21,7 +21,10 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as _sps
 
-__all__ = ["REPORTED_PERCENTILES", "nearest_rank", "quantile_interval", "LatencySummary", "summarize"]
+__all__ = [
+    "REPORTED_PERCENTILES", "nearest_rank", "quantile_interval", "LatencySummary", "summarize",
+    "median_halfwidth_rel", "early_stopping_upper_bound", "early_stopping_min_count", "throughput_interval", "drift",
+]
 
 #: The percentiles every latency summary reports.
 REPORTED_PERCENTILES = (50, 90, 95, 99)
@@ -85,6 +88,16 @@ class LatencySummary:
         return data
 
 
+def median_halfwidth_rel(samples: Sequence[float], confidence: float = CONFIDENCE) -> float | None:
+    """Half-width of the median's interval relative to the median; None when n is too small."""
+    ordered = sorted(samples)
+    interval = quantile_interval(ordered, 0.5, confidence)
+    median = nearest_rank(ordered, 0.5) if ordered else 0
+    if interval is None or median <= 0:
+        return None
+    return (interval[1] - interval[0]) / (2 * median)
+
+
 def summarize(samples: Sequence[float]) -> LatencySummary | None:
     """Summarise samples; None for an empty set."""
     if len(samples) == 0:
@@ -106,3 +119,83 @@ def summarize(samples: Sequence[float]) -> LatencySummary | None:
         p90_ci=quantile_interval(ordered, 0.90),
         p99_ci=quantile_interval(ordered, 0.99),
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# MLPerf-style early stopping: a one-sided upper confidence bound for a latency percentile claim
+
+#: MLPerf LoadGen's confidence for early-stopping estimates.
+EARLY_STOPPING_CONFIDENCE = 0.99
+
+
+def early_stopping_upper_bound(sorted_values: Sequence[float], q: float,
+                               confidence: float = EARLY_STOPPING_CONFIDENCE) -> tuple[float, int] | None:
+    """An upper bound U on the true q-quantile that holds with probability >= `confidence`.
+
+    With N samples and the true quantile Q, the number of samples at or over Q is Binomial(N, 1 - q), and
+    B(t) = P[Binomial(N, 1 - q) <= t] is the chance of seeing at most t of them. MLPerf LoadGen's early
+    stopping (loadgen/early_stopping.cc) takes the largest t with B(t) < 1 - confidence and reports
+    U = x(N - t + 1) (1-based), the sample with t - 1 others above it: one rank more conservative than the
+    continuous bound x(N - t), which keeps ties on the safe side. The same here, so figures match LoadGen's.
+    Returns (U, t), or None when N is too small for t >= 1 (fewer than early_stopping_min_count(q) samples).
+    Example: N = 1024, q = 0.9 gives t = 80 and U = x(945).
+    """
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    t = int(_sps.binom.ppf(1 - confidence, n, 1 - q))  # smallest t with CDF >= 1 - confidence
+    while t >= 0 and _sps.binom.cdf(t, n, 1 - q) >= 1 - confidence:
+        t -= 1
+    if t < 1:
+        return None
+    return sorted_values[n - t], t
+
+
+def early_stopping_min_count(q: float, overshoot: int = 1, confidence: float = EARLY_STOPPING_CONFIDENCE) -> int:
+    """Fewest samples for which a bound with `overshoot` samples above it exists (MLPerf: p90 64, p99 662)."""
+    n = overshoot + 1
+    while _sps.binom.cdf(overshoot, n, 1 - q) >= 1 - confidence:
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Throughput interval: batch means (consecutive samples are correlated, so not the naive standard error)
+
+#: Batches for the batch-means interval.
+BATCHES = 20
+
+
+def throughput_interval(samples_ns: Sequence[int], items_per_call: int,
+                        confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Interval for items per second: split the samples into consecutive batches, take each batch's mean call
+    time, apply Student's t to the batch means, and invert. None below 2 x BATCHES samples."""
+    n = len(samples_ns)
+    if n < 2 * BATCHES:
+        return None
+    batches = np.array_split(np.asarray(samples_ns, dtype=float), BATCHES)
+    means = np.array([b.mean() for b in batches])
+    centre, half = means.mean(), _sps.t.ppf(0.5 + confidence / 2, BATCHES - 1) * means.std(ddof=1) / math.sqrt(BATCHES)
+    if centre - half <= 0:
+        return None
+    return items_per_call * 1e9 / (centre + half), items_per_call * 1e9 / (centre - half)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Drift between the first and the last third of a run
+
+#: A run drifted when its first and last thirds differ by more than this share, and significantly.
+DRIFT_THRESHOLD = 0.02
+DRIFT_P_VALUE = 0.001
+
+
+def drift(samples: Sequence[float]) -> dict | None:
+    """Compare the first and last thirds (Mann-Whitney U): {"ratio", "p_value", "drifted"}; None below 30."""
+    n = len(samples)
+    if n < 30:
+        return None
+    first, last = samples[: n // 3], samples[n - n // 3:]
+    ratio = float(np.median(last) / np.median(first))
+    p_value = float(_sps.mannwhitneyu(first, last, alternative="two-sided").pvalue)
+    return {"ratio": ratio, "p_value": p_value,
+            "drifted": bool(p_value < DRIFT_P_VALUE and abs(ratio - 1) > DRIFT_THRESHOLD)}

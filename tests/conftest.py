@@ -16,20 +16,23 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `python -m bench ARGS` as a user would, from a checkout (PYTHONPATH=root), capturing output."""
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600,
+            prefix: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m bench ARGS` as a user would, from a checkout (PYTHONPATH=root), capturing output.
+    `prefix` runs it under another command (e.g. taskset)."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
     full_env.pop(("BENCH_FAULT_INJECT"), None)
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "bench", *args], capture_output=True, text=True, env=full_env,
+        [*(prefix or []), sys.executable, "-m", "bench", *args], capture_output=True, text=True, env=full_env,
         cwd=cwd or ROOT, timeout=timeout,
     )
 
 
 #: Short measurement settings for tests: enough samples for a median interval, little wall time.
-QUICK = ["--warmup-iterations", "2", "--warmup-time", "0", "--min-iterations", "8", "--min-time", "0.2"]
+QUICK = ["--warmup-iterations", "2", "--warmup-time", "0", "--warmup-window", "0", "--min-iterations", "8",
+         "--min-time", "0.2", "--ci-target", "0"]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ from conftest import run_cli
 from models.catalogue import WORKLOADS
 
 TINY = [w.name for w in WORKLOADS.values() if w.tiny_of]
-SHORT = ["--warmup-iterations", "1", "--warmup-time", "0", "--min-iterations", "3", "--min-time", "0"]
+SHORT = ["--warmup-iterations", "1", "--warmup-time", "0", "--warmup-window", "0", "--min-iterations", "3",
+         "--min-time", "0", "--ci-target", "0"]
 
 
 def records(out):

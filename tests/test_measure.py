@@ -28,8 +28,8 @@ class FakeClock:
 
 
 def settings(**kw):
-    base = dict(warmup_iterations=0, warmup_time_s=0, min_iterations=1, min_time_s=0, max_iterations=10_000,
-                max_time_s=60)
+    base = dict(warmup_iterations=0, warmup_time_s=0, warmup_window=0, min_iterations=1, min_time_s=0,
+                ci_target=0, max_iterations=10_000, max_time_s=60)
     base.update(kw)
     return MeasureSettings(**base)
 
@@ -113,3 +113,60 @@ def test_generation_marks_are_relative_to_each_call_start():
         assert 5000 <= marks[0] <= 5010
         assert marks[-1] == sample  # the last token is the end of the call
         assert marks == sorted(marks)
+
+
+def noisy_call(clock: FakeClock, median_ns: int, sigma: float) -> PreparedCall:
+    """A call whose cost is lognormal around `median_ns` (seeded): skewed like real latency."""
+    def call(stamp):
+        clock.advance(int(median_ns * clock.rng.lognormvariate(0.0, sigma)))
+
+    return PreparedCall(call=call, items_per_call=1)
+
+
+def test_stops_as_soon_as_the_median_is_precise_enough():
+    from bench.stats import median_halfwidth_rel
+
+    clock = FakeClock(seed=5)
+    m = run_timed_loop(noisy_call(clock, 1_000_000, 0.05), clock.sync,
+                       settings(min_iterations=10, ci_target=0.01, max_time_s=600), clock=clock)
+    assert m.stopped_by == "precision_reached"
+    assert median_halfwidth_rel(m.samples_ns) <= 0.01
+    assert 30 <= len(m.samples_ns) < 1000  # a fixed 10,000-call run would be 10x longer or more
+
+
+def test_noisier_calls_need_more_samples_and_may_not_converge():
+    clock = FakeClock(seed=6)
+    quiet = run_timed_loop(noisy_call(clock, 1_000_000, 0.02), clock.sync, settings(ci_target=0.01), clock=clock)
+    clock = FakeClock(seed=6)
+    loud = run_timed_loop(noisy_call(clock, 1_000_000, 0.3), clock.sync, settings(ci_target=0.01), clock=clock)
+    assert len(loud.samples_ns) > 2 * len(quiet.samples_ns)
+    clock = FakeClock(seed=6)
+    capped = run_timed_loop(noisy_call(clock, 1_000_000, 0.5), clock.sync,
+                            settings(ci_target=0.001, max_time_s=0.2), clock=clock)
+    assert capped.stopped_by == "max_time"
+
+
+def test_warm_up_waits_for_stable_windows():
+    clock, calls = FakeClock(), []
+
+    def call(stamp):  # slow at first (caches, allocator), then flat
+        calls.append(1)
+        clock.advance(1_000_000 + (2_000_000 // len(calls) if len(calls) < 40 else 0))
+
+    m = run_timed_loop(PreparedCall(call=call, items_per_call=1), clock.sync,
+                       settings(warmup_iterations=1, warmup_window=5, warmup_tolerance=0.02, warmup_max_time_s=10,
+                                min_iterations=5), clock=clock)
+    assert m.warmup_stable is True
+    assert m.warmup_iterations >= 20  # did not stop while the cost was still falling
+
+
+def test_warm_up_that_never_settles_is_flagged():
+    clock, calls = FakeClock(), []
+
+    def call(stamp):  # alternating cost by window: never stable
+        calls.append(1)
+        clock.advance(1_000_000 if (len(calls) // 5) % 2 else 1_500_000)
+
+    m = run_timed_loop(PreparedCall(call=call, items_per_call=1), clock.sync,
+                       settings(warmup_window=5, warmup_max_time_s=0.2, min_iterations=5), clock=clock)
+    assert m.warmup_stable is False

@@ -51,3 +51,46 @@ def test_summarize():
     assert s.p50_ci[0] <= s.p50 <= s.p50_ci[1]
     assert s.mean == pytest.approx(np.mean(samples))
     assert summarize([]) is None
+
+
+def test_early_stopping_matches_mlperf_figures():
+    from bench.stats import early_stopping_min_count, early_stopping_upper_bound
+
+    # stats.md / LoadGen: p90 needs 64 queries, p99 662, p99.9 6636; at N=1024 the p90 estimate is x(945)
+    assert [early_stopping_min_count(q) for q in (0.9, 0.99, 0.999)] == [64, 662, 6636]
+    assert early_stopping_upper_bound(list(range(1, 1025)), 0.9) == (945, 80)
+    assert early_stopping_upper_bound(list(range(1, 64)), 0.9) is None
+
+
+def test_early_stopping_bound_holds_with_99_percent_confidence():
+    from bench.stats import early_stopping_upper_bound
+
+    rng = np.random.default_rng(11)
+    true_p90 = np.exp(0.5 * 1.2815515655446004)  # lognormal(0, 0.5)
+    misses = sum(early_stopping_upper_bound(sorted(rng.lognormal(0, 0.5, 300)), 0.9)[0] < true_p90
+                 for _ in range(1000))
+    assert misses / 1000 <= 0.02  # nominal 1%
+
+
+def test_throughput_interval_covers_the_true_rate():
+    from bench.stats import throughput_interval
+
+    rng = np.random.default_rng(12)
+    covered = 0
+    for _ in range(300):
+        times = rng.gamma(20.0, 50_000.0, size=400)  # mean 1 ms per call, skewed
+        low, high = throughput_interval(times, items_per_call=4)
+        covered += low <= 4 * 1e9 / 1_000_000 <= high
+    assert 0.9 <= covered / 300 <= 0.99
+
+
+def test_drift_flags_a_slowing_run_only():
+    from bench.stats import drift
+
+    rng = np.random.default_rng(13)
+    steady = rng.lognormal(0, 0.05, 300)
+    assert drift(list(steady))["drifted"] is False
+    slowing = steady * np.linspace(1.0, 1.2, 300)
+    result = drift(list(slowing))
+    assert result["drifted"] is True and result["ratio"] > 1.1
+    assert drift([1.0] * 10) is None

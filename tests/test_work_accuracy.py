@@ -14,7 +14,8 @@ from models.facts import count_parameters
 from models.work import Shape, analytic_flops, count_flops, min_bytes
 
 TRANSFORMER_TINIES = [w.name for w in WORKLOADS.values() if w.tiny_of and w.config["model_type"] != "resnet"]
-QUICK = MeasureSettings(warmup_iterations=1, warmup_time_s=0, min_iterations=3, min_time_s=0)
+QUICK = MeasureSettings(warmup_iterations=1, warmup_time_s=0, warmup_window=0, min_iterations=3, min_time_s=0,
+                        ci_target=0)
 
 
 def counted_flops(name, batch, seq, new, dtype=torch.float32):
