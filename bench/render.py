@@ -88,10 +88,12 @@ def summary_row(record: Record) -> dict[str, Any]:
         row["gflops_per_call"] = record.work["flops_per_call"] / 1e9
         row["achieved_gflops_per_s"] = (record.achieved_flops_per_s() or 0) / 1e9 or None
         row["min_gb_per_s"] = (record.achieved_bytes_per_s() or 0) / 1e9 or None
-    if record.accuracy:
+    if record.accuracy and "skipped" not in record.accuracy:
         row["max_abs_error"] = record.accuracy["max_abs_error"]
         row["cosine_similarity"] = record.accuracy["cosine_similarity"]
         row["top1_agreement"] = record.accuracy["top1_agreement"]
+    elif record.accuracy:
+        row["accuracy_skipped"] = record.accuracy["skipped"]
     if record.memory.get("peak_rss_bytes") is not None:
         row["peak_rss_mib"] = record.memory["peak_rss_bytes"] / _MIB
     if record.memory.get("device_peak_allocated_bytes") is not None:

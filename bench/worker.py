@@ -91,12 +91,26 @@ def _work_per_call(workload, spec, prepared, backend) -> dict[str, Any]:
 
 
 def _accuracy(workload, spec, backend_cls, output) -> dict[str, Any] | None:
-    """Deviation from the fp32 CPU reference; None for the reference itself or a workload without output."""
-    from models.accuracy import deviation, reference_output
+    """Deviation from the fp32 CPU reference; None for the reference itself or a workload without output.
+
+    The reference is a second model in this process, so it is built only when it fits the free memory; if it
+    does not, or it fails, the record says why instead of the measurement being lost."""
+    import psutil
+
+    from models.accuracy import REFERENCE, deviation, reference_output
+    from models.facts import count_parameters, memory_needed_bytes
 
     if output is None or (spec.precision == "fp32" and backend_cls.capabilities.reference):
         return None
-    return deviation(output, reference_output(workload, spec), logits=workload.task != "encode")
+    needed = memory_needed_bytes(count_parameters(workload)[0], "fp32")
+    free = psutil.virtual_memory().available
+    if needed > free:
+        return {"reference": REFERENCE, "skipped": f"the fp32 reference needs ~{needed / 2**30:.1f} GiB, "
+                                                   f"{free / 2**30:.1f} GiB free"}
+    try:
+        return deviation(output, reference_output(workload, spec), logits=workload.task != "encode")
+    except Exception as exc:  # the measurement stands; say why there is no deviation
+        return {"reference": REFERENCE, "skipped": f"{type(exc).__name__}: {str(exc)[:200]}"}
 
 
 def run_cell(spec, settings):

@@ -9,8 +9,9 @@
 set -euo pipefail
 BASE_REF="$1"
 ROUNDS="${2:-4}"
-SWEEP="${3:-scripts/ci_suite.toml}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SWEEP="${3:-$ROOT/scripts/ci_suite.toml}"
+SWEEP="$(cd "$(dirname "$SWEEP")" && pwd)/$(basename "$SWEEP")"  # absolute: both sides run from their own tree
 OUT="$ROOT/results/ci"
 BENCH="$ROOT/.venv/bin/bench"
 PY="$ROOT/.venv/bin/python"
@@ -21,7 +22,7 @@ trap 'git -C "$ROOT" worktree remove --force "$BASE_TREE" >/dev/null 2>&1 || tru
 
 run_side() {  # side round
     if [ "$1" = base ]; then
-        (cd "$BASE_TREE" && PYTHONPATH="$BASE_TREE" "$PY" -m bench run "$ROOT/$SWEEP" --out "$OUT/base-$2" --quiet)
+        (cd "$BASE_TREE" && PYTHONPATH="$BASE_TREE" "$PY" -m bench run "$SWEEP" --out "$OUT/base-$2" --quiet)
     else
         (cd "$ROOT" && "$BENCH" run "$SWEEP" --out "$OUT/head-$2" --quiet)
     fi

@@ -77,3 +77,18 @@ def test_bf16_records_carry_their_deviation_from_the_fp32_reference():
     assert fp32.accuracy is None  # the reference itself
     assert fp32.work["flops_per_call"] == pytest.approx(fp32.work["flops_per_call_analytic"], rel=0.05)
     assert fp32.achieved_flops_per_s() > 0 and fp32.achieved_bytes_per_s() > 0
+
+
+def test_accuracy_reference_is_skipped_with_a_reason_when_it_cannot_fit(monkeypatch):
+    import collections
+
+    import psutil
+
+    from backends.torch_backend import TorchCpuBackend
+    from bench.worker import _accuracy
+
+    Memory = collections.namedtuple("Memory", "available total")
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Memory(available=1 << 20, total=1 << 30))
+    spec = BenchmarkSpec("gpt2-tiny", "cpu", "bf16", 1, 8, 2)
+    result = _accuracy(get_workload("gpt2-tiny"), spec, TorchCpuBackend, torch.zeros(1, 8, 50257))
+    assert result["skipped"].startswith("the fp32 reference needs ~") and "GiB free" in result["skipped"]
