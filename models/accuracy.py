@@ -35,7 +35,8 @@ def deviation(output: Any, reference: Any, logits: bool) -> dict[str, Any]:
     """Deviation metrics of `output` from `reference` (tensors of the same shape)."""
     import torch
 
-    out, ref = output.detach().float().cpu(), reference.detach().float().cpu()
+    # float64: the cosine of million-element vectors accumulated in float32 can read above 1
+    out, ref = output.detach().double().cpu(), reference.detach().double().cpu()
     if out.shape != ref.shape:
         raise ValueError(f"output shape {tuple(out.shape)} differs from the reference's {tuple(ref.shape)}")
     diff = (out - ref).abs()
