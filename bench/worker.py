@@ -90,6 +90,11 @@ def _work_per_call(workload, spec, prepared, backend) -> dict[str, Any]:
     }
 
 
+def _is_reference(spec, backend_cls) -> bool:
+    """Whether this cell *is* the accuracy reference (fp32 on the reference runtime): nothing to compare."""
+    return spec.precision == "fp32" and backend_cls.capabilities.reference
+
+
 def _accuracy(workload, spec, backend_cls, output) -> dict[str, Any] | None:
     """Deviation from the fp32 CPU reference; None for the reference itself or a workload without output.
 
@@ -100,7 +105,7 @@ def _accuracy(workload, spec, backend_cls, output) -> dict[str, Any] | None:
     from models.accuracy import REFERENCE, deviation, reference_output
     from models.facts import count_parameters, memory_needed_bytes
 
-    if output is None or (spec.precision == "fp32" and backend_cls.capabilities.reference):
+    if output is None or _is_reference(spec, backend_cls):
         return None
     needed = memory_needed_bytes(count_parameters(workload)[0], "fp32")
     free = psutil.virtual_memory().available
@@ -149,7 +154,8 @@ def run_cell(spec, settings):
         }
         with backend.execution_context():
             work = _work_per_call(workload, spec, prepared, backend)
-            output = prepared.output() if prepared.output else None
+            # the compared output costs a full forward pass: only where there is a reference to compare with
+            output = prepared.output() if prepared.output and not _is_reference(spec, cls) else None
         facts = prepared.facts
         del prepared  # free the measured model before the accuracy reference is built
         accuracy = _accuracy(workload, spec, cls, output)
