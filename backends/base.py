@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from bench.spec import BenchmarkSpec
     from models.base import Workload
 
-__all__ = ["Availability", "OptionSpec", "Capabilities", "PreparedCall", "Backend", "Stamp"]
+__all__ = ["Availability", "OptionSpec", "Capabilities", "PreparedCall", "Backend", "Stamp", "Telemetry", "ExportSpec"]
 
 #: A device-aware clock: synchronises the device, then returns time.perf_counter_ns().
 Stamp = Callable[[], int]
@@ -33,12 +33,16 @@ class Availability:
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """One backend option: its type, an optional lower bound or choice list, and a help line."""
+    """One backend option: its type, an optional lower bound or choice list, a help line, and its default.
+
+    A spec that sets an option to its default is the same cell as one that leaves it out: the planner drops
+    such options (`Backend.canonical`), so `compile=none` and no `compile` share one key."""
 
     kind: type
     help: str
     minimum: float | None = None
     choices: tuple[Any, ...] | None = None
+    default: Any = None
 
     def check(self, name: str, value: Any) -> None:
         if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
@@ -58,14 +62,17 @@ class Capabilities:
     precisions: tuple[str, ...]
     options: Mapping[str, OptionSpec] = field(default_factory=dict)
     reference: bool = False  # at fp32 this runtime *is* the accuracy reference (torch eager on the CPU)
+    reference_neutral_options: tuple[str, ...] = ()  # options that leave a reference cell the reference (threads)
     device_memory: bool = False  # reports device memory statistics
     device_timer: bool = False  # has device-side event timing besides the wall clock
     simulated: bool = False  # figures are projected, not measured
+    telemetry: bool = False  # samples power/energy/clocks over the timed loop
+    generation: bool = True  # runs multi-token generation (else decoders run prefill only: new_tokens 1)
 
 
 @dataclass
 class PreparedCall:
-    """A workload ready to time on a device.
+    """A workload ready to time on a device (see `ExportSpec` for `export`).
 
     `call(stamp)` runs one iteration. Generation workloads call `stamp()` after each output token step and
     return the list of stamps; other workloads return None. `output()` runs one forward pass on the same
@@ -78,6 +85,30 @@ class PreparedCall:
     tokens_per_call: int | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     output: Callable[[], Any] | None = None
+    export: "ExportSpec | None" = None
+    uncountable: str | None = None  # why FLOPs cannot be counted at torch's dispatcher for this call, if so
+
+
+@dataclass
+class ExportSpec:
+    """What a graph-exporting runtime (ONNX) needs: a module taking the named inputs positionally and returning
+    the one tensor `PreparedCall.output()` returns, and those inputs in order. Decoders export their prefill:
+    all-position logits, from which the first output token is the argmax of the last position."""
+
+    module: Any
+    inputs: dict[str, Any]
+    output_name: str
+
+
+class Telemetry:
+    """Samples device telemetry between `start()` and `stop()`; this base class samples nothing."""
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> dict[str, Any] | None:
+        """The figures over the sampled window (None when nothing was sampled)."""
+        return None
 
 
 class Backend(abc.ABC):
@@ -93,8 +124,26 @@ class Backend(abc.ABC):
         """Whether this backend can run here, and if not, why. No side effects beyond imports."""
 
     @classmethod
-    def validate_spec(cls, spec: "BenchmarkSpec") -> None:
-        """Raise a one-line UsageError if the spec asks for a precision or option this backend lacks."""
+    def availability(cls, spec: "BenchmarkSpec") -> Availability:
+        """Whether this backend can run this spec here (e.g. a requested execution provider); default: probe()."""
+        return cls.probe()
+
+    @classmethod
+    def is_reference(cls, spec: "BenchmarkSpec") -> bool:
+        """Whether this cell *is* the accuracy reference (fp32 eager on the reference runtime, no technique)."""
+        return cls.capabilities.reference and spec.precision == "fp32" and all(
+            key in cls.capabilities.reference_neutral_options for key, _ in spec.options)
+
+    @classmethod
+    def variants(cls) -> dict[str, Availability]:
+        """Availability of the option values that depend on what is installed (e.g. execution providers),
+        keyed "option=value", for `bench list`; {} when nothing beyond probe() can be missing."""
+        return {}
+
+    @classmethod
+    def validate_spec(cls, spec: "BenchmarkSpec", workload: "Workload | None" = None) -> None:
+        """Raise a one-line UsageError if the spec asks for a precision or option this backend lacks, or for
+        something no machine could run (e.g. multi-token generation on a prefill-only backend)."""
         if spec.precision not in cls.capabilities.precisions:
             raise invalid_value(f"precision (backend {cls.name})", spec.precision, cls.capabilities.precisions)
         for key, value in spec.options:
@@ -102,6 +151,25 @@ class Backend(abc.ABC):
                 allowed = ", ".join(cls.capabilities.options) or "none"
                 raise UsageError(f"options.{key}: {key!r} is not an option of backend {cls.name}; allowed: {allowed}")
             cls.capabilities.options[key].check(key, value)
+        if workload is not None and workload.generates and not cls.capabilities.generation and (spec.new_tokens or 1) > 1:
+            raise UsageError(
+                f"new_tokens: {spec.new_tokens} is not allowed for {workload.name} on backend {cls.name}, which runs "
+                "decoders' prefill only; expected --new-tokens 1 (time to first token)")
+
+    @classmethod
+    def canonical(cls, spec: "BenchmarkSpec") -> "BenchmarkSpec":
+        """The spec with options equal to their declared default left out, so one cell has one key."""
+        from dataclasses import replace
+
+        options = cls.capabilities.options
+        kept = tuple((k, v) for k, v in spec.options if k not in options or options[k].default is None
+                     or v != options[k].default)
+        return spec if kept == spec.options else replace(spec, options=kept)
+
+    @classmethod
+    def build_precision(cls, spec: "BenchmarkSpec") -> str:
+        """The precision the model is built at before any technique (what the fits-in-memory check uses)."""
+        return spec.precision
 
     @classmethod
     def worker_environment(cls, spec: "BenchmarkSpec") -> dict[str, str]:
@@ -119,6 +187,14 @@ class Backend(abc.ABC):
     def execution_context(self) -> ContextManager[Any]:
         """Context the warm-up and timed loop run inside (e.g. torch.inference_mode())."""
         return contextlib.nullcontext()
+
+    def event_timer(self) -> Any:
+        """Device timing events for the timed loop (an object with start(), stop(), elapsed_ns()), or None."""
+        return None
+
+    def telemetry(self) -> "Telemetry":
+        """Power/energy/clock sampling over the timed loop; a no-op where the device reports none."""
+        return Telemetry()
 
     def reset_memory_stats(self) -> None:
         """Start a fresh device peak-memory window (no-op without device memory statistics)."""

@@ -19,6 +19,8 @@ __all__ = ["BACKENDS", "backend_names", "backend_class"]
 #: name -> "module:Class". The adapter module must stay light at import time (no torch at top level).
 BACKENDS: dict[str, str] = {
     "cpu": "backends.torch_backend:TorchCpuBackend",
+    "cuda": "backends.torch_backend:TorchCudaBackend",
+    "onnxruntime": "backends.ort_backend:OrtBackend",
 }
 
 

@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import os
 import sys
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
@@ -26,6 +27,7 @@ from bench.spec import (
     matrix_from_mapping,
     parse_int_list,
     parse_name_list,
+    parse_option_flags,
 )
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -79,6 +81,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         availability = cls.probe()
         backends.append({
             "name": name, "available": availability.available, "reason": availability.reason,
+            "variants": {label: {"available": v.available, "reason": v.reason} for label, v in cls.variants().items()},
             "precisions": list(cls.capabilities.precisions), "options": list(cls.capabilities.options),
             "simulated": cls.capabilities.simulated, "summary": cls.summary,
         })
@@ -97,8 +100,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("\nBackends:")
     for b in backends:
         state = "available" if b["available"] else f"unavailable: {b['reason']}"
-        print(f"  {b['name']:<10} {state:<12} precisions {','.join(b['precisions'])}; "
-              f"options {','.join(b['options']) or '-'}; {b['summary']}")
+        print(f"  {b['name']:<12} {b['summary']}\n  {'':<12} {state}; precisions {','.join(b['precisions'])}; "
+              f"options {','.join(b['options']) or '-'}")
+        for label, v in b["variants"].items():
+            print(f"  {'':<12}   {label}: {'available' if v['available'] else 'unavailable: ' + str(v['reason'])}")
     return EXIT_OK
 
 
@@ -163,6 +168,8 @@ def _matrix_flags(args: argparse.Namespace) -> dict[str, Any]:
         raw = getattr(args, key)
         if raw:
             given[key] = list(parse_int_list(flag, raw))
+    if args.option:
+        given["options"] = parse_option_flags("--option", args.option)
     return given
 
 
@@ -184,7 +191,7 @@ def _build_sweep(args: argparse.Namespace) -> tuple[Sweep, bool]:
         sweep = load_sweep(args.sweep)
         if flags:  # command-line values replace those keys in every matrix of the file
             matrices = tuple(
-                matrix_from_mapping({**_matrix_as_mapping(m), **flags}, where="command line") for m in sweep.matrices
+                matrix_from_mapping(_with_flags(_matrix_as_mapping(m), flags), where="command line") for m in sweep.matrices
             )
             sweep = Sweep(matrices, sweep.measure)
         return Sweep(sweep.matrices, _measure_settings(args, sweep.measure)), False
@@ -207,13 +214,24 @@ def _matrix_as_mapping(matrix) -> dict[str, Any]:
     tokens = [n for n in matrix.new_tokens if n is not None]
     if tokens:
         data["new_tokens"] = tokens
-    threads = [dict(o).get("threads") for o in matrix.options]
-    if any(t is not None for t in threads):
-        data["threads"] = [t for t in threads if t is not None]
-    base = {k: v for k, v in dict(matrix.options[0]).items() if k != "threads"}
-    if base:
-        data["options"] = base
+    axes: dict[str, list[Any]] = {}
+    for option_set in matrix.options:  # the matrix holds the product of its option axes; recover the axes
+        for key, value in option_set:
+            if value not in axes.setdefault(key, []):
+                axes[key].append(value)
+    if "threads" in axes:
+        data["threads"] = axes.pop("threads")
+    if axes:
+        data["options"] = axes
     return data
+
+
+def _with_flags(mapping: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    """A sweep file's matrix with the command line's keys replacing its own; options merge key by key."""
+    merged = {**mapping, **flags}
+    if "options" in flags:
+        merged["options"] = {**mapping.get("options", {}), **flags["options"]}
+    return merged
 
 
 def _output_dir(args: argparse.Namespace) -> Path:
@@ -245,6 +263,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     plan = plan_sweep(sweep)
     for name, reason in plan.skipped_backends.items():
         print(f"note: backend {name} left out: {reason}", file=sys.stderr)
+    for (backend, reason), count in _left_out_summary(plan).items():
+        print(f"note: {count} cell(s) left out on backend {backend}: {reason}", file=sys.stderr)
+    for reason, count in Counter(plan.unavailable.values()).items():
+        print(f"note: {count} cell(s) unavailable here, recorded as such: {reason}", file=sys.stderr)
     if not plan.cells:
         raise UsageError("backend: no requested backend is available here (see `bench list`)")
     out = _output_dir(args)
@@ -260,7 +282,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"{len(plan.cells)} cells -> {out}/records.jsonl", file=sys.stderr)
     progress = Progress(len(plan.cells), enabled=not args.quiet)
     try:
-        result = run_sweep(plan.cells, sweep.measure, store, resume=args.resume, progress=progress)
+        result = run_sweep(plan.cells, sweep.measure, store, resume=args.resume, progress=progress,
+                           unavailable=plan.unavailable)
     except KeyboardInterrupt:
         kept = len(store.read(warn=False).records)
         print(f"\ninterrupted: {kept} records kept in {out}; rerun with --resume to finish", file=sys.stderr)
@@ -271,7 +294,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     shown = [r for r in store.latest(warn=False) if r.spec.key in planned]
     print(render(shown, "table"), end="")
     print(f"records: {store.path}", file=sys.stderr)
+    if not plan.runnable:
+        reason = next(iter(plan.unavailable.values()))
+        raise UsageError(f"backend: nothing requested can run here ({reason}); unavailable records written to {out}")
     return EXIT_FAILED_CELLS if result.failed else EXIT_OK
+
+
+def _left_out_summary(plan) -> Counter:
+    return Counter((spec.backend, reason) for spec, reason in plan.left_out)
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -285,6 +315,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
     result = read_run_dirs(args.run_dirs)
     for message in result.skipped:
         print(f"warning: {message}", file=sys.stderr)
+    if args.format == "gains":
+        from bench.techniques import render_gains, technique_gains
+
+        measured = [r for r in result.records if not r.simulated]
+        gains = technique_gains(measured)
+        if not gains:
+            raise UsageError("--format gains: no workload in these runs has a cpu fp32 eager (baseline) ok record")
+        sys.stdout.write(render_gains(gains))
+        return EXIT_OK
     sys.stdout.write(render(result.records, args.format))
     return EXIT_OK
 
@@ -404,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--new-tokens", action="append", dest="new_tokens",
                        help="generated tokens per sequence, generation workloads only (default: the workload's)")
     p_run.add_argument("--threads", action="append", help="CPU threads (backend option; default: all usable CPUs)")
+    p_run.add_argument("--option", "-O", action="append", metavar="KEY=V[,V...]",
+                       help="backend option, repeatable; several values make a sweep axis, e.g. -O compile=none,default"
+                       " -O provider=cpu (see `bench list` for each backend's options)")
     p_run.add_argument("--weights", metavar="DIR",
                        help="real weights: a local directory with config.json and *.safetensors (never pickle)")
     p_run.add_argument("--out", "-o", help="run directory (default: results/<timestamp>/)")
@@ -429,7 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_show = sub.add_parser("show", help="print the records of one or more run directories")
     p_show.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p_show.add_argument("--format", "-f", choices=("table", "csv", "json", "md"), default="table")
+    p_show.add_argument("--format", "-f", choices=("table", "csv", "json", "md", "gains"), default="table",
+                        help="gains: speed-up of each technique against cpu fp32 eager with a 95%% interval, "
+                        "beside its deviation from the fp32 reference (Markdown)")
     p_show.set_defaults(func=_cmd_show)
 
     p_cmp = sub.add_parser(

@@ -27,7 +27,8 @@ __all__ = ["collect_environment", "fingerprint_of", "cpu_model", "usable_cpu_cou
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Libraries whose versions change results; recorded by distribution metadata (no import needed).
-TRACKED_LIBRARIES = ("torch", "transformers", "onnxruntime", "numpy", "scipy", "torch_npu", "safetensors")
+TRACKED_LIBRARIES = ("torch", "transformers", "onnxruntime", "onnxruntime-gpu", "onnxruntime-cann", "onnx",
+                     "onnxscript", "numpy", "scipy", "torch_npu", "torchao", "nvidia-ml-py", "safetensors")
 
 #: Top-level keys that take part in the fingerprint digest.
 FINGERPRINT_KEYS = ("cpu", "memory", "os", "python", "libraries", "threads", "device")

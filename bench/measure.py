@@ -14,6 +14,12 @@ Method (see MeasureSettings for the thresholds):
   on precision, never on a significance test. Reaching max_iterations or max_time_s first means not converged.
 - Throughput is items x iterations / (last end stamp - first start stamp): items over the timed loop's wall
   time, which includes the gaps between calls, as a serving loop would see.
+- Device time (where the backend has timing events, e.g. CUDA): a start event is recorded just before each
+  timed call and an end event just after it; the elapsed device time is read once the end stamp has
+  synchronised the device, so each call gets a device-side sample beside its wall-clock sample. Wall minus
+  device time is host overhead (Python, launches, synchronisation).
+- Telemetry (power, energy, clocks) is sampled from the first timed call's start stamp to the last one's end:
+  warm-up is not in it.
 
 The clock is a parameter so tests can drive the loop with a seeded fake clock.
 """
@@ -24,9 +30,9 @@ import gc
 import math
 import statistics
 import time
-from typing import Callable
+from typing import Any, Callable
 
-from backends.base import PreparedCall
+from backends.base import PreparedCall, Telemetry
 from bench.record import Measurement
 from bench.spec import MeasureSettings
 from bench.stats import median_halfwidth_rel
@@ -89,25 +95,40 @@ def run_timed_loop(
     synchronize: Callable[[], None],
     settings: MeasureSettings,
     clock: Callable[[], int] = time.perf_counter_ns,
+    device_timer: Any = None,
+    telemetry: Telemetry | None = None,
 ) -> Measurement:
-    """Warm up, then time calls of `prepared` until the stopping rule in `settings` ends the loop."""
+    """Warm up, then time calls of `prepared` until the stopping rule in `settings` ends the loop.
+
+    `device_timer` (start/stop/elapsed_ns) adds device-side samples; `telemetry` (start/stop) is sampled over
+    the timed calls. Both come from the backend; None means the device has none."""
     stamp = make_stamp(synchronize, clock)
     warmup_count, warmup_ns, warmup_stable = _warm_up(prepared, stamp, settings)
     min_ns, max_ns = int(settings.min_time_s * 1e9), int(settings.max_time_s * 1e9)
     call = prepared.call
     samples: list[int] = []
+    device_samples: list[int] = []
     marks_per_call: list[list[int]] = []
     next_check = max(FIRST_PRECISION_CHECK, settings.min_iterations)
     halfwidth: float | None = None
     gc.collect()
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    telemetry = telemetry or Telemetry()
     try:
+        telemetry.start()
         loop_start = stamp()
         start = loop_start
         while True:
-            marks = call(stamp)
-            end = stamp()
+            if device_timer is not None:
+                device_timer.start()
+                marks = call(stamp)
+                device_timer.stop()
+                end = stamp()
+                device_samples.append(device_timer.elapsed_ns())
+            else:
+                marks = call(stamp)
+                end = stamp()
             samples.append(end - start)
             if marks is not None:
                 marks_per_call.append([m - start for m in marks])
@@ -130,6 +151,7 @@ def run_timed_loop(
                 break
             start = stamp()
     finally:
+        telemetry_figures = telemetry.stop()
         if gc_was_enabled:
             gc.enable()
     return Measurement(
@@ -143,4 +165,6 @@ def run_timed_loop(
         token_marks_ns=marks_per_call or None,
         tokens_per_iteration=prepared.tokens_per_call,
         warmup_stable=warmup_stable,
+        device_samples_ns=device_samples or None,
+        telemetry=telemetry_figures,
     )

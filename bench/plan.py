@@ -2,9 +2,11 @@
 
 Everything a user can get wrong is caught here, so a bad sweep fails in a second with one line, not an hour in:
 unknown model or backend, a precision or option the backend lacks, a sequence longer than the architecture
-allows, a --weights directory that is missing, pickle-only or of another architecture, an explicitly requested
-backend that is not available on this machine. Image workloads take no sequence length (seq_len becomes None). The wildcard backend "*" means
-"every registered backend available here" and silently leaves out the rest (the caller reports which).
+allows, a --weights directory that is missing, pickle-only or of another architecture. A backend (or execution
+provider, or library) that is valid but absent on this machine is not an input error: its cells are planned as
+`unavailable`, with the reason, and written as such records. Image workloads take no sequence length (seq_len
+becomes None). The wildcard backend "*" means "every registered backend available here": it leaves out the
+unavailable ones and the cells a backend cannot express (the caller reports both).
 """
 
 from __future__ import annotations
@@ -24,42 +26,55 @@ __all__ = ["Plan", "plan_sweep"]
 
 @dataclass
 class Plan:
+    """The cells to run, in order. `unavailable` maps a cell to why it cannot run here (a backend, provider or
+    library that is absent): such cells are written as `unavailable` records, not run. `skipped_backends` and
+    `left_out` say what the wildcard backend "*" silently passed over: backends unavailable here, and cells a
+    backend cannot express (a precision it lacks, generation on a prefill-only runtime)."""
+
     cells: list[BenchmarkSpec]
     skipped_backends: dict[str, str] = field(default_factory=dict)  # name -> reason (wildcard only)
+    unavailable: dict[BenchmarkSpec, str] = field(default_factory=dict)
+    left_out: list[tuple[BenchmarkSpec, str]] = field(default_factory=list)
+
+    @property
+    def runnable(self) -> list[BenchmarkSpec]:
+        return [cell for cell in self.cells if cell not in self.unavailable]
 
 
 class _Probes:
-    """Probe each backend at most once per plan."""
+    """Probe each backend at most once per plan, and each (backend, precision, options) at most once."""
 
     def __init__(self) -> None:
         self._cache: dict[str, Availability] = {}
+        self._spec_cache: dict[tuple, Availability] = {}
 
     def __call__(self, name: str) -> Availability:
         if name not in self._cache:
             self._cache[name] = backend_class(name).probe()
         return self._cache[name]
 
+    def of_spec(self, spec: BenchmarkSpec) -> Availability:
+        key = (spec.backend, spec.precision, spec.options)
+        if key not in self._spec_cache:
+            self._spec_cache[key] = backend_class(spec.backend).availability(spec)
+        return self._spec_cache[key]
 
-def _backends_for(matrix: Matrix, probe: _Probes, skipped: dict[str, str]) -> list[str]:
-    chosen: list[str] = []
+
+def _backends_for(matrix: Matrix, probe: _Probes, skipped: dict[str, str]) -> dict[str, bool]:
+    """Backend name -> whether it was named explicitly (True) or came from the wildcard (False)."""
+    chosen: dict[str, bool] = {}
     for name in matrix.backends:
         if name == ALL_BACKENDS:
             for candidate in backend_names():
                 availability = probe(candidate)
                 if availability.available:
-                    chosen.append(candidate)
+                    chosen.setdefault(candidate, False)
                 else:
                     skipped[candidate] = availability.reason or "unavailable"
             continue
         backend_class(name)  # unknown name -> UsageError listing the registered ones
-        availability = probe(name)
-        if not availability.available:
-            usable = [b for b in backend_names() if probe(b).available]
-            raise UsageError(
-                f"backend: {name!r} is not available here ({availability.reason}); available: {', '.join(usable) or 'none'}"
-            )
-        chosen.append(name)
-    return list(dict.fromkeys(chosen))
+        chosen[name] = True
+    return chosen
 
 
 def _new_tokens_for(workload: Workload, matrix: Matrix) -> tuple[int | None, ...]:
@@ -81,9 +96,9 @@ def _check_length(workload: Workload, spec: BenchmarkSpec) -> None:
         )
 
 
-def _cells_of(matrix: Matrix, probe: _Probes, skipped: dict[str, str]) -> list[BenchmarkSpec]:
+def _cells_of(matrix: Matrix, probe: _Probes, plan: Plan) -> list[BenchmarkSpec]:
     workloads = [get_workload(name) for name in matrix.models]
-    backends = _backends_for(matrix, probe, skipped)
+    backends = _backends_for(matrix, probe, plan.skipped_backends)
     cells: list[BenchmarkSpec] = []
     for workload in workloads:
         if matrix.weights:
@@ -94,16 +109,28 @@ def _cells_of(matrix: Matrix, probe: _Probes, skipped: dict[str, str]) -> list[B
             new_tokens=_new_tokens_for(workload, matrix), options=matrix.options, weights=matrix.weights,
         )
         for spec in expanded.cells():
-            backend_class(spec.backend).validate_spec(spec)
+            cls = backend_class(spec.backend)
+            spec = cls.canonical(spec)
+            try:
+                cls.validate_spec(spec, workload)
+            except UsageError as exc:
+                if backends[spec.backend]:
+                    raise
+                plan.left_out.append((spec, str(exc)))
+                continue
             _check_length(workload, spec)
+            availability = probe.of_spec(spec) if probe(spec.backend).available else probe(spec.backend)
+            if not availability.available:
+                plan.unavailable[spec] = availability.reason or "unavailable"
             cells.append(spec)
     return cells
 
 
 def plan_sweep(sweep: Sweep) -> Plan:
     """Every cell of every matrix, in order, without duplicates; raises UsageError on any bad input."""
-    probe, skipped = _Probes(), {}
+    probe, plan = _Probes(), Plan(cells=[])
     cells: list[BenchmarkSpec] = []
     for matrix in sweep.matrices:
-        cells += _cells_of(matrix, probe, skipped)
-    return Plan(cells=list(dict.fromkeys(cells)), skipped_backends=skipped)
+        cells += _cells_of(matrix, probe, plan)
+    plan.cells = list(dict.fromkeys(cells))
+    return plan

@@ -6,7 +6,8 @@ them: `latency()`, `throughput()` and `generation()` recompute them, so a record
 Schema history (bump SCHEMA_VERSION on any change that an older reader would misread):
   1  first version: spec, status, reason, simulated, environment, measurement (samples_ns, loop_wall_ns,
      token_marks_ns), memory, model, work (FLOPs and minimum bytes per call), accuracy (deviation from the
-     fp32 CPU reference), timestamps.
+     fp32 CPU reference), timestamps. Later additions that older readers can ignore (optional fields, no bump):
+     measurement.device_samples_ns and measurement.telemetry.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class Measurement:
     stopped_by           which rule ended the loop: "precision_reached" (median interval within ci_target),
                          "min_reached" (no ci_target), "max_iterations" or "max_time" (not converged)
     warmup_stable        True: warm-up windows settled; False: they never did before the cap; None: not judged
+    device_samples_ns    device-side time of each timed call from timing events (CUDA/NPU), None without
+    telemetry            power/energy/clock figures sampled over the timed loop (see backends/nvml.py), or None
     """
 
     samples_ns: list[int]
@@ -50,6 +53,8 @@ class Measurement:
     token_marks_ns: list[list[int]] | None = None
     tokens_per_iteration: int | None = None
     warmup_stable: bool | None = None
+    device_samples_ns: list[int] | None = None
+    telemetry: dict[str, Any] | None = None
     timer: str = "time.perf_counter_ns; device synchronize() before each stamp; gc disabled in the loop"
 
     @classmethod
@@ -147,10 +152,35 @@ class Record:
             new_tokens=len(m.token_marks_ns[0]),
         )
 
+    def device_latency(self) -> LatencySummary | None:
+        """Per-call device time from timing events (None where the device has no events)."""
+        m = self.measurement
+        return summarize(m.device_samples_ns) if m and m.device_samples_ns else None
+
+    def energy_per_item_j(self) -> float | None:
+        """Joules per item (sequence or image) over the timed loop, where the device reports energy."""
+        m = self.measurement
+        energy = (m.telemetry or {}).get("energy_j") if m else None
+        items = m.items_per_iteration * len(m.samples_ns) if m else 0
+        return energy / items if energy is not None and items else None
+
+    def energy_per_token_j(self) -> float | None:
+        """Joules per output token over the timed loop, for generation workloads where energy is reported."""
+        m = self.measurement
+        energy = (m.telemetry or {}).get("energy_j") if m else None
+        tokens = (m.tokens_per_iteration or 0) * len(m.samples_ns) if m else 0
+        return energy / tokens if energy is not None and tokens else None
+
+    def flops_per_call(self) -> float | None:
+        """Counted FLOPs per call; the analytic figure where the call could not be counted (ONNX Runtime,
+        quantized or compiled kernels) -- the work of the model is the same whatever runs it."""
+        work = self.work or {}
+        return work.get("flops_per_call") or work.get("flops_per_call_analytic")
+
     def achieved_flops_per_s(self) -> float | None:
-        """Counted FLOPs per call / median latency."""
+        """FLOPs per call / median latency."""
         median = self.median_latency_ns()
-        flops = (self.work or {}).get("flops_per_call")
+        flops = self.flops_per_call()
         return flops / (median / 1e9) if flops and median else None
 
     def achieved_bytes_per_s(self) -> float | None:

@@ -85,7 +85,7 @@ def summary_row(record: Record) -> dict[str, Any]:
             "output_tokens_per_s": generation.output_tokens_per_s,
         })
     if record.work:
-        row["gflops_per_call"] = record.work["flops_per_call"] / 1e9
+        row["gflops_per_call"] = (record.flops_per_call() or 0) / 1e9 or None
         row["achieved_gflops_per_s"] = (record.achieved_flops_per_s() or 0) / 1e9 or None
         row["min_gb_per_s"] = (record.achieved_bytes_per_s() or 0) / 1e9 or None
     if record.accuracy and "skipped" not in record.accuracy:
@@ -96,6 +96,16 @@ def summary_row(record: Record) -> dict[str, Any]:
         row["accuracy_skipped"] = record.accuracy["skipped"]
     if record.memory.get("peak_rss_bytes") is not None:
         row["peak_rss_mib"] = record.memory["peak_rss_bytes"] / _MIB
+    device = record.device_latency()
+    if device:
+        row["device_p50_ms"] = _ms(device.p50)
+    if record.measurement and record.measurement.telemetry:
+        telemetry = record.measurement.telemetry
+        row["energy_per_item_j"] = record.energy_per_item_j()
+        row["energy_per_token_j"] = record.energy_per_token_j()
+        row["power_mean_w"] = (telemetry.get("power_w") or {}).get("mean")
+        row["throttle_reasons"] = ",".join(telemetry.get("throttle_reasons") or []) or None
+    row["technique"] = record.model.get("technique")
     if record.memory.get("device_peak_allocated_bytes") is not None:
         row["device_peak_mib"] = record.memory["device_peak_allocated_bytes"] / _MIB
     return row

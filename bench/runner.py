@@ -27,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence, TextIO
+from typing import Callable, Mapping, Protocol, Sequence, TextIO
 
 from backends.registry import backend_class
 from bench.record import Record
@@ -189,8 +189,13 @@ def run_sweep(
     resume: bool = False,
     progress: Progress | None = None,
     on_record: Callable[[Record], None] | None = None,
+    unavailable: Mapping[BenchmarkSpec, str] | None = None,
 ) -> SweepResult:
-    """Run every spec not already ok in the store (with `resume`), appending each record as it finishes."""
+    """Run every spec not already ok in the store (with `resume`), appending each record as it finishes.
+
+    Specs in `unavailable` (spec -> reason, from the planner) are not run: an `unavailable` record with the
+    reason is written for each, so the run says what was asked for and why it has no figures."""
+    unavailable = unavailable or {}
     executor = executor or LocalExecutor()
     done = store.ok_keys() if resume else set()
     todo = [spec for spec in specs if spec.key not in done]
@@ -199,7 +204,10 @@ def run_sweep(
     for index, spec in enumerate(todo):
         progress.start(index, spec)
         began = time.monotonic()
-        record = executor.run(spec, settings)
+        if spec in unavailable:
+            record = Record(spec, "unavailable", reason=unavailable[spec], started_at=_now(), finished_at=_now())
+        else:
+            record = executor.run(spec, settings)
         store.append(record)
         records.append(record)
         progress.finish(index, record, time.monotonic() - began)

@@ -30,7 +30,7 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from bench.errors import UsageError, invalid_value
 
@@ -355,17 +355,56 @@ def matrix_from_mapping(data: Mapping[str, Any], where: str) -> Matrix:
         kwargs["weights"] = data["weights"]
     base_options = data.get("options", {})
     if not isinstance(base_options, Mapping):
-        raise invalid_value(f"{where}.options", base_options, "a table of option = value")
-    try:
-        base = _normalise_options(base_options)
-    except UsageError as exc:
-        raise UsageError(f"{where}.{exc}") from None
+        raise invalid_value(f"{where}.options", base_options, "a table of option = value (or = [values])")
+    axes = {str(k): _as_list(v) for k, v in base_options.items()}
     if "threads" in data:
-        threads = parse_int_list(f"{where}.threads", _as_list(data["threads"]))
-        kwargs["options"] = tuple(_normalise_options({**dict(base), "threads": t}) for t in threads)
-    else:
-        kwargs["options"] = (base,)
+        axes["threads"] = list(parse_int_list(f"{where}.threads", _as_list(data["threads"])))
+    kwargs["options"] = option_sets(axes, where)
     return Matrix(**kwargs)
+
+
+def option_sets(axes: Mapping[str, list[Any]], where: str) -> tuple[tuple[tuple[str, OptionValue], ...], ...]:
+    """Every combination of option values: {"compile": ["none", "default"], "threads": [1, 2]} -> 4 option sets."""
+    import itertools
+
+    for key, values in axes.items():
+        if not values:
+            raise invalid_value(f"{where}.options.{key}", [], "at least one value")
+    names = list(axes)
+    sets = []
+    for combo in itertools.product(*(axes[n] for n in names)):
+        try:
+            sets.append(_normalise_options(dict(zip(names, combo))))
+        except UsageError as exc:
+            raise UsageError(f"{where}.{exc}") from None
+    return tuple(dict.fromkeys(sets))
+
+
+def parse_option_value(raw: str) -> OptionValue:
+    """A command-line option value: true/false -> bool, whole number -> int, number -> float, else the string."""
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw.strip()
+
+
+def parse_option_flags(flag: str, raw_values: Sequence[str]) -> dict[str, list[OptionValue]]:
+    """Repeated `--option KEY=V1[,V2...]` flags -> {KEY: [values]} (each key once)."""
+    axes: dict[str, list[OptionValue]] = {}
+    for raw in raw_values:
+        key, sep, values = raw.partition("=")
+        key = key.strip()
+        if not sep or not key or not values.strip():
+            raise invalid_value(flag, raw, "KEY=VALUE[,VALUE...], e.g. compile=default or provider=cpu")
+        if key in axes:
+            raise invalid_value(flag, raw, f"each option once (give {key}=A,B for several values)")
+        axes[key] = [parse_option_value(v) for v in values.split(",") if v.strip()]
+    return axes
 
 
 def load_sweep(path: str | Path) -> Sweep:

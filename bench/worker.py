@@ -64,7 +64,7 @@ def _does_not_fit(workload, spec, backend) -> str | None:
     if available is None:
         return None
     total, _, _ = count_parameters(workload)
-    needed = memory_needed_bytes(total, spec.precision)
+    needed = memory_needed_bytes(total, backend.build_precision(spec))
     if needed <= available:
         return None
     gib = 1 << 30
@@ -81,18 +81,20 @@ def _work_per_call(workload, spec, prepared, backend) -> dict[str, Any]:
     shape = Shape(spec.batch_size, spec.seq_len, spec.new_tokens)
     total, active, embedding = count_parameters(workload)
     element_bytes = BYTES_PER_PARAMETER[spec.precision]
+    counted = None if prepared.uncountable else count_flops(prepared.call, make_stamp(backend.synchronize))
     return {
-        "flops_per_call": count_flops(prepared.call, make_stamp(backend.synchronize)),
+        "flops_per_call": counted,
         "flops_per_call_analytic": analytic_flops(workload.config, shape),
         "min_bytes_per_call": min_bytes(workload.config, shape, total, active, embedding, element_bytes)
         if workload.config["model_type"] != "resnet" else None,
-        "flop_counter": "torch.utils.flop_counter.FlopCounterMode (matmul, conv, attention)",
+        "flop_counter": f"not counted: {prepared.uncountable}" if prepared.uncountable
+        else "torch.utils.flop_counter.FlopCounterMode (matmul, conv, attention)",
     }
 
 
 def _is_reference(spec, backend_cls) -> bool:
-    """Whether this cell *is* the accuracy reference (fp32 on the reference runtime): nothing to compare."""
-    return spec.precision == "fp32" and backend_cls.capabilities.reference
+    """Whether this cell *is* the accuracy reference (fp32 eager on the reference runtime): nothing to compare."""
+    return backend_cls.is_reference(spec)
 
 
 def _accuracy(workload, spec, backend_cls, output) -> dict[str, Any] | None:
@@ -130,7 +132,7 @@ def run_cell(spec, settings):
     environment: dict[str, Any] = {}
     try:
         cls = backend_class(spec.backend)
-        availability = cls.probe()
+        availability = cls.availability(spec)
         if not availability.available:
             return Record(spec, "unavailable", reason=availability.reason, started_at=started, finished_at=_now())
         workload = get_workload(spec.workload)
@@ -144,7 +146,8 @@ def run_cell(spec, settings):
         _inject_fault(workload.name)
         backend.reset_memory_stats()
         with backend.execution_context():
-            measurement = run_timed_loop(prepared, backend.synchronize, settings)
+            measurement = run_timed_loop(prepared, backend.synchronize, settings,
+                                         device_timer=backend.event_timer(), telemetry=backend.telemetry())
         import psutil
 
         memory = {

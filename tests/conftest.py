@@ -38,3 +38,30 @@ QUICK = ["--warmup-iterations", "2", "--warmup-time", "0", "--warmup-window", "0
 @pytest.fixture(scope="session")
 def quick_args() -> list[str]:
     return list(QUICK)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` or `npu` skip, with the probe's reason, where that device is absent."""
+    reasons: dict[str, str | None] = {}
+    for item in items:
+        for marker in ("cuda", "npu"):
+            if marker not in item.keywords:
+                continue
+            if marker not in reasons:
+                reasons[marker] = _device_missing(marker)
+            if reasons[marker]:
+                item.add_marker(pytest.mark.skip(reason=f"needs {marker}: {reasons[marker]}"))
+
+
+def _device_missing(marker: str) -> str | None:
+    if marker == "cuda":
+        from backends.torch_backend import cuda_unavailable_reason
+
+        return cuda_unavailable_reason()
+    try:
+        import torch_npu  # noqa: F401
+        import torch
+
+        return None if torch.npu.is_available() else "torch.npu.is_available() is False"
+    except Exception as exc:
+        return f"torch_npu cannot be imported ({type(exc).__name__})"

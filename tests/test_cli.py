@@ -186,7 +186,7 @@ def test_list_shows_workloads_and_backends():
     names = {w["name"] for w in data["workloads"]}
     assert {"bert-base-uncased", "bert-base-uncased-tiny", "gpt2", "gpt2-tiny"} <= names
     cpu = next(b for b in data["backends"] if b["name"] == "cpu")
-    assert cpu["available"] is True and cpu["precisions"] == ["fp32", "bf16"]
+    assert cpu["available"] is True and cpu["precisions"] == ["fp32", "bf16", "int8"]
     table = run_cli("list")
     assert table.returncode == 0 and "alias bert-base" in table.stdout
 

@@ -66,13 +66,18 @@ def registry_with_missing_device(monkeypatch):
 
 def test_wildcard_keeps_available_backends_and_says_why_others_are_left_out(registry_with_missing_device):
     result = plan(models=("gpt2-tiny",), backends=("*",))
-    assert {c.backend for c in result.cells} == {"cpu"}
-    assert result.skipped_backends == {"stand-in-npu": "no stand-in device present"}
+    assert {c.backend for c in result.cells} == {"cpu"}  # onnxruntime: prefill only, gpt2-tiny generates 8 tokens
+    assert result.skipped_backends["stand-in-npu"] == "no stand-in device present"
+    assert not result.unavailable
+    assert {(spec.backend, reason.split(",")[0]) for spec, reason in result.left_out} == {
+        ("onnxruntime", "new_tokens: 8 is not allowed for gpt2-tiny on backend onnxruntime")}
 
 
-def test_explicit_unavailable_backend_is_an_error(registry_with_missing_device):
-    with pytest.raises(UsageError, match=r"backend: 'stand-in-npu' is not available here \(no stand-in device"):
-        plan(models=("gpt2-tiny",), backends=("stand-in-npu",))
+def test_explicit_unavailable_backend_plans_unavailable_cells_with_the_reason(registry_with_missing_device):
+    result = plan(models=("gpt2-tiny",), backends=("stand-in-npu", "cpu"))
+    assert [c.backend for c in result.cells] == ["stand-in-npu", "cpu"]
+    assert list(result.unavailable.values()) == ["no stand-in device present"]
+    assert [c.backend for c in result.runnable] == ["cpu"]
 
 
 def test_default_suite_plans_on_this_machine():
@@ -81,4 +86,5 @@ def test_default_suite_plans_on_this_machine():
     cells = plan_sweep(_default_suite()).cells
     assert {c.workload for c in cells} == {"bert-base-uncased", "resnet-50", "gpt2", "qwen2.5-0.5b"}
     assert all(c.seq_len is None for c in cells if c.workload == "resnet-50")
-    assert all(c.backend == "cpu" for c in cells)
+    assert {c.backend for c in cells} <= {"cpu", "onnxruntime", "cuda"}
+    assert all(c.new_tokens in (None, 1) for c in cells if c.backend == "onnxruntime")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from backends.base import PreparedCall
+from backends.base import ExportSpec, PreparedCall
 from models.base import Workload
-from models.families.common import build_model, forward_accepts, model_facts, seeded_token_ids
+from models.families.common import OutputOf, build_model, finish_model, forward_accepts, seeded_token_ids
 
 AUTO_CLASS = "AutoModelForCausalLM"
 
@@ -30,13 +30,15 @@ def _cache_of(output):
     return cache if cache is not None else output.past_key_values
 
 
-def prepare(workload: Workload, dtype: torch.dtype, device: str, spec) -> PreparedCall:
-    model, weights = build_model(workload, AUTO_CLASS, dtype, device, spec.weights)
+def prepare(workload: Workload, dtype: torch.dtype, device: str, spec, attn_implementation: str | None = None,
+            transform=None) -> PreparedCall:
+    raw, weights = build_model(workload, AUTO_CLASS, dtype, device, spec.weights, attn_implementation)
     new_tokens = spec.new_tokens or workload.default_new_tokens or 1
     ids = seeded_token_ids(spec.batch_size, spec.seq_len, workload.config["vocab_size"], device)
     mask = torch.ones_like(ids)
-    cache_arg = _cache_argument(model)
-    prefill_extra = {"logits_to_keep": 1} if forward_accepts(model, "logits_to_keep") else {}
+    cache_arg = _cache_argument(raw)  # asked of the plain model: a compiled wrapper hides forward's signature
+    prefill_extra = {"logits_to_keep": 1} if forward_accepts(raw, "logits_to_keep") else {}
+    model, facts = finish_model(raw, dtype, weights, transform)
 
     def call(stamp):
         out = model(input_ids=ids, attention_mask=mask, use_cache=True, **prefill_extra)
@@ -48,7 +50,6 @@ def prepare(workload: Workload, dtype: torch.dtype, device: str, spec) -> Prepar
             marks.append(stamp())
         return marks
 
-    facts = model_facts(model, dtype, weights)
     facts["decoding"] = "greedy, EOS ignored, KV cache"
     return PreparedCall(
         call=call,
@@ -56,4 +57,6 @@ def prepare(workload: Workload, dtype: torch.dtype, device: str, spec) -> Prepar
         tokens_per_call=spec.batch_size * new_tokens,
         facts=facts,
         output=lambda: model(input_ids=ids, attention_mask=mask, use_cache=False).logits,
+        export=ExportSpec(OutputOf(raw, ["input_ids", "attention_mask"], lambda out: out.logits, use_cache=False),
+                          {"input_ids": ids, "attention_mask": mask}, "logits"),
     )

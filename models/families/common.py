@@ -28,7 +28,7 @@ from models.base import INPUTS_SEED, WEIGHTS_SEED, Workload
 
 __all__ = [
     "make_config", "skip_init", "build_random", "build_meta", "load_weights", "build_model", "model_facts",
-    "seeded_token_ids", "forward_accepts", "package_weights_dir",
+    "seeded_token_ids", "forward_accepts", "package_weights_dir", "OutputOf", "finish_model",
 ]
 
 _INIT_FUNCTIONS = (
@@ -134,13 +134,18 @@ def fill_random_(model: torch.nn.Module, seed: int = WEIGHTS_SEED) -> None:
                 pool.fill_(param, std)
 
 
-def build_random(workload: Workload, auto_class: str, dtype: torch.dtype, device: str) -> torch.nn.Module:
+def _attn_kwargs(attn_implementation: str | None) -> dict[str, Any]:
+    return {"attn_implementation": attn_implementation} if attn_implementation else {}
+
+
+def build_random(workload: Workload, auto_class: str, dtype: torch.dtype, device: str,
+                 attn_implementation: str | None = None) -> torch.nn.Module:
     """Instantiate `workload.config` through transformers' `auto_class` with seeded random weights, fast."""
     import transformers
 
     config = make_config(workload)
     with skip_init(), _default_dtype(dtype), torch.device(device):
-        model = getattr(transformers, auto_class).from_config(config)
+        model = getattr(transformers, auto_class).from_config(config, **_attn_kwargs(attn_implementation))
     fill_random_(model)
     if hasattr(model, "tie_weights"):
         model.tie_weights()
@@ -170,13 +175,14 @@ def package_weights_dir(workload: Workload) -> Path | None:
     return directory if (directory / "model.safetensors").is_file() else None
 
 
-def load_weights(auto_class: str, directory: Path, dtype: torch.dtype, device: str) -> torch.nn.Module:
+def load_weights(auto_class: str, directory: Path, dtype: torch.dtype, device: str,
+                 attn_implementation: str | None = None) -> torch.nn.Module:
     """Real weights from a local directory: safetensors only, never remote code, never the network."""
     import transformers
 
     model = getattr(transformers, auto_class).from_pretrained(
         str(directory), use_safetensors=True, trust_remote_code=False, local_files_only=True,
-        **{_dtype_keyword(): dtype},
+        **{_dtype_keyword(): dtype}, **_attn_kwargs(attn_implementation),
     )
     return model.to(device).eval()
 
@@ -189,17 +195,39 @@ def _dtype_keyword() -> str:
 
 
 def build_model(workload: Workload, auto_class: str, dtype: torch.dtype, device: str,
-                weights: str | None) -> tuple[torch.nn.Module, str]:
+                weights: str | None, attn_implementation: str | None = None) -> tuple[torch.nn.Module, str]:
     """The model to benchmark and a description of its weights.
 
-    Order: the user's --weights directory; else the entry's weights package when installed; else random."""
+    Order: the user's --weights directory; else the entry's weights package when installed; else random.
+    `attn_implementation` ("eager", "sdpa", "flash_attention_2") is passed to transformers; None keeps its
+    default (sdpa where the model supports it)."""
     directory = Path(weights) if weights else package_weights_dir(workload)
     if directory is not None:
-        return load_weights(auto_class, directory, dtype, device), f"real ({directory})"
+        return load_weights(auto_class, directory, dtype, device, attn_implementation), f"real ({directory})"
     note = f"random (seed {WEIGHTS_SEED})"
     if workload.weights_package:
         note += f"; package {workload.weights_package} not installed, so not its real weights"
-    return build_random(workload, auto_class, dtype, device), note
+    return build_random(workload, auto_class, dtype, device, attn_implementation), note
+
+
+class OutputOf(torch.nn.Module):
+    """`model` as a module of positional tensors (named `names`) returning one output tensor, for graph export."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str], pick, **fixed: Any) -> None:
+        super().__init__()
+        self.model, self.names, self.pick, self.fixed = model, list(names), pick, fixed
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return self.pick(self.model(**dict(zip(self.names, tensors)), **self.fixed))
+
+
+def finish_model(model: torch.nn.Module, dtype: torch.dtype, weights: str, transform) -> tuple[torch.nn.Module, dict]:
+    """The model's facts (taken before any transform: a quantized model hides its parameters), then the
+    backend's transform (compilation, quantization) applied; returns (model to call, facts)."""
+    facts = model_facts(model, dtype, weights)
+    if transform is not None:
+        model = transform(model)
+    return model, facts
 
 
 def model_facts(model: torch.nn.Module, dtype: torch.dtype, weights: str) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from backends.base import PreparedCall
+from backends.base import ExportSpec, PreparedCall
 from models.base import Workload
-from models.families.common import build_model, model_facts, seeded_token_ids
+from models.families.common import OutputOf, build_model, finish_model, seeded_token_ids
 
 AUTO_CLASS = "AutoModel"
 
@@ -16,13 +16,18 @@ def make_inputs(workload: Workload, spec, device: str) -> dict[str, torch.Tensor
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
 
 
-def prepare(workload: Workload, dtype: torch.dtype, device: str, spec) -> PreparedCall:
-    model, weights = build_model(workload, AUTO_CLASS, dtype, device, spec.weights)
+def prepare(workload: Workload, dtype: torch.dtype, device: str, spec, attn_implementation: str | None = None,
+            transform=None) -> PreparedCall:
+    raw, weights = build_model(workload, AUTO_CLASS, dtype, device, spec.weights, attn_implementation)
+    model, facts = finish_model(raw, dtype, weights, transform)
     inputs = make_inputs(workload, spec, device)
 
     def call(stamp):
         model(**inputs)
         return None
 
-    return PreparedCall(call=call, items_per_call=spec.batch_size, facts=model_facts(model, dtype, weights),
-                        output=lambda: model(**inputs).last_hidden_state)
+    return PreparedCall(
+        call=call, items_per_call=spec.batch_size, facts=facts,
+        output=lambda: model(**inputs).last_hidden_state,
+        export=ExportSpec(OutputOf(raw, list(inputs), lambda out: out.last_hidden_state), inputs, "last_hidden_state"),
+    )

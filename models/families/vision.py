@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from backends.base import PreparedCall
+from backends.base import ExportSpec, PreparedCall
 from models.base import INPUTS_SEED, Workload
-from models.families.common import build_model, model_facts
+from models.families.common import OutputOf, build_model, finish_model
 
 AUTO_CLASS = "AutoModelForImageClassification"
 
@@ -22,15 +22,19 @@ def make_inputs(workload: Workload, spec, device: str, dtype: torch.dtype) -> di
     return {"pixel_values": pixels.to(device=device, dtype=dtype)}
 
 
-def prepare(workload: Workload, dtype: torch.dtype, device: str, spec) -> PreparedCall:
-    model, weights = build_model(workload, AUTO_CLASS, dtype, device, spec.weights)
+def prepare(workload: Workload, dtype: torch.dtype, device: str, spec, attn_implementation: str | None = None,
+            transform=None) -> PreparedCall:
+    raw, weights = build_model(workload, AUTO_CLASS, dtype, device, spec.weights, attn_implementation)
+    model, facts = finish_model(raw, dtype, weights, transform)
     inputs = make_inputs(workload, spec, device, dtype)
 
     def call(stamp):
         model(**inputs)
         return None
 
-    facts = model_facts(model, dtype, weights)
     facts["image_size"] = workload.image_size
-    return PreparedCall(call=call, items_per_call=spec.batch_size, facts=facts,
-                        output=lambda: model(**inputs).logits)
+    return PreparedCall(
+        call=call, items_per_call=spec.batch_size, facts=facts,
+        output=lambda: model(**inputs).logits,
+        export=ExportSpec(OutputOf(raw, list(inputs), lambda out: out.logits), inputs, "logits"),
+    )

@@ -1,0 +1,98 @@
+"""Efficiency gain of each technique against a baseline technique on the same workload and shape.
+
+A technique is a record's (backend, precision, options). For every group of records with the same workload,
+batch size, sequence length and new tokens, the gain of a technique is median latency(baseline) / median
+latency(technique) -- above 1 is faster -- with a 95% percentile-bootstrap interval (2,000 resamples of each
+side's samples, seeded), as `bench compare` computes its ratios; beside it the technique's deviation from the
+fp32 CPU reference. The baseline is the accuracy reference itself: torch fp32 eager on the CPU, as the
+backends declare it (`Backend.is_reference`). Only measured records of one run should be compared this way (they share a
+machine state); simulated records are refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from bench.record import Record
+from bench.spec import BenchmarkSpec
+
+__all__ = ["TechniqueGain", "technique_gains", "technique_label"]
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def technique_label(spec: BenchmarkSpec) -> str:
+    options = "".join(f" {k}={v}" for k, v in spec.options if k != "threads")
+    return f"{spec.backend} {spec.precision}{options}"
+
+
+@dataclass(frozen=True)
+class TechniqueGain:
+    spec: BenchmarkSpec
+    baseline: BenchmarkSpec
+    median_ms: float
+    speedup: float
+    speedup_ci: tuple[float, float]
+    accuracy: dict[str, Any] | None
+
+
+def _shape(spec: BenchmarkSpec) -> tuple:
+    return (spec.workload, spec.batch_size, spec.seq_len, spec.new_tokens, spec.weights)
+
+
+def _speedup_interval(baseline: np.ndarray, current: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    b = np.median(rng.choice(baseline, size=(BOOTSTRAP_RESAMPLES, baseline.size)), axis=1)
+    c = np.median(rng.choice(current, size=(BOOTSTRAP_RESAMPLES, current.size)), axis=1)
+    low, high = np.percentile(b / c, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _is_reference(spec: BenchmarkSpec) -> bool:
+    from backends.registry import BACKENDS, backend_class
+
+    return spec.backend in BACKENDS and backend_class(spec.backend).is_reference(spec)
+
+
+def technique_gains(records: Iterable[Record]) -> list[TechniqueGain]:
+    """Gains of every ok record against the reference technique of its group (fp32 eager on the reference
+    runtime, as the backend declares it); groups without a reference record are skipped."""
+    ok = [r for r in records if r.status == "ok" and r.measurement and r.measurement.samples_ns]
+    if any(r.simulated for r in ok):
+        raise ValueError("simulated records have no samples to compare; compare measured records only")
+    groups: dict[tuple, list[Record]] = {}
+    for record in ok:
+        groups.setdefault(_shape(record.spec), []).append(record)
+    gains: list[TechniqueGain] = []
+    for members in groups.values():
+        base = next((r for r in members if _is_reference(r.spec)), None)
+        if base is None:
+            continue
+        base_samples = np.asarray(base.measurement.samples_ns, dtype=float)
+        for record in members:
+            samples = np.asarray(record.measurement.samples_ns, dtype=float)
+            gains.append(TechniqueGain(
+                spec=record.spec, baseline=base.spec, median_ms=float(np.median(samples)) / 1e6,
+                speedup=float(np.median(base_samples) / np.median(samples)),
+                speedup_ci=_speedup_interval(base_samples, samples), accuracy=record.accuracy,
+            ))
+    return gains
+
+
+def render_gains(gains: Sequence[TechniqueGain]) -> str:
+    """A Markdown table: technique, median latency, speed-up [95% CI] against the baseline, deviation."""
+    lines = ["| workload | batch | seq | technique | p50 ms | speed-up vs fp32 eager [95% CI] | cosine | max abs err "
+             "| top-1 |", "|---|---|---|---|---|---|---|---|---|"]
+    for g in gains:
+        acc = g.accuracy or {}
+        ok = "skipped" not in acc
+        cos = f"{acc['cosine_similarity']:.6f}" if ok and acc.get("cosine_similarity") is not None else "reference"
+        err = f"{acc['max_abs_error']:.3g}" if ok and acc.get("max_abs_error") is not None else ""
+        top1 = f"{acc['top1_agreement']:.3f}" if ok and acc.get("top1_agreement") is not None else ""
+        lines.append(f"| {g.spec.workload} | {g.spec.batch_size} | {g.spec.seq_len or ''} | {technique_label(g.spec)} "
+                     f"| {g.median_ms:.2f} | {g.speedup:.2f} [{g.speedup_ci[0]:.2f}, {g.speedup_ci[1]:.2f}] | {cos} "
+                     f"| {err} | {top1} |")
+    return "\n".join(lines) + "\n"
