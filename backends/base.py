@@ -117,6 +117,8 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    #: whether the wildcard backend "*" includes this one (False for one that needs an option to mean anything)
+    in_wildcard: ClassVar[bool] = True
 
     @classmethod
     @abc.abstractmethod

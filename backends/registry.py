@@ -16,11 +16,14 @@ if TYPE_CHECKING:
 
 __all__ = ["BACKENDS", "backend_names", "backend_class"]
 
-#: name -> "module:Class". The adapter module must stay light at import time (no torch at top level).
+#: name -> "module:Class" (or "module:function" returning the class). The adapter module must stay light at
+#: import time (no torch at top level).
 BACKENDS: dict[str, str] = {
     "cpu": "backends.torch_backend:TorchCpuBackend",
     "cuda": "backends.torch_backend:TorchCudaBackend",
     "onnxruntime": "backends.ort_backend:OrtBackend",
+    "ascend": "backends.ascend:resolve_ascend",  # the real NPU adapter, or the simulated Ascend without one
+    "simulated": "backends.simulated:SimulatedBackend",
 }
 
 
@@ -32,5 +35,7 @@ def backend_class(name: str, field: str = "backend") -> "type[Backend]":
     """The adapter class registered as `name`; a one-line UsageError for an unknown name."""
     if name not in BACKENDS:
         raise invalid_value(field, name, backend_names())
-    module_name, _, class_name = BACKENDS[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    module_name, _, attribute = BACKENDS[name].partition(":")
+    found = getattr(importlib.import_module(module_name), attribute)
+    # an entry is an adapter class, or a function that picks one (e.g. real NPU or its simulation)
+    return found if isinstance(found, type) else found()

@@ -34,12 +34,14 @@ if TYPE_CHECKING:
     from bench.spec import BenchmarkSpec
     from models.base import Workload
 
-__all__ = ["TorchBackend", "TorchCpuBackend", "TorchCudaBackend", "torch_dtype", "COMPILE_MODES"]
+__all__ = ["TorchBackend", "TorchCpuBackend", "TorchCudaBackend", "torch_dtype", "COMPILE_MODES", "ATTN_OPTION"]
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 QUANTIZERS = ("torch.ao", "torchao")
 
 _COMPILE = OptionSpec(str, "torch.compile mode (none: eager)", choices=COMPILE_MODES, default="none")
+#: transformers' attention implementations every torch device has (CUDA adds flash_attention_2)
+ATTN_OPTION = OptionSpec(str, "attention implementation (default: transformers' choice)", choices=("eager", "sdpa"))
 
 
 def torch_dtype(precision: str):
@@ -231,8 +233,7 @@ class TorchCpuBackend(TorchBackend):
         options={
             "threads": OptionSpec(int, "intra-op threads (default: all usable CPUs)", minimum=1),
             "compile": _COMPILE,
-            "attn": OptionSpec(str, "attention implementation (default: transformers' choice)",
-                               choices=("eager", "sdpa")),
+            "attn": ATTN_OPTION,
             "quantizer": OptionSpec(str, "int8 dynamic quantization library", choices=QUANTIZERS,
                                     default="torch.ao"),
         },

@@ -85,8 +85,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
             "precisions": list(cls.capabilities.precisions), "options": list(cls.capabilities.options),
             "simulated": cls.capabilities.simulated, "summary": cls.summary,
         })
+    from backends.profiles import load_profiles
+
+    profiles = [p.to_dict() for p in load_profiles().values()]
     if args.format == "json":
-        print(json.dumps({"workloads": workloads, "backends": backends}, indent=2))
+        print(json.dumps({"workloads": workloads, "backends": backends, "profiles": profiles}, indent=2))
         return EXIT_OK
     gib = 1 << 30
     print(f"Workloads (memory here: {workloads[0]['machine_memory_bytes'] / gib:.0f} GiB; 'fits' = estimated "
@@ -104,6 +107,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
               f"options {','.join(b['options']) or '-'}")
         for label, v in b["variants"].items():
             print(f"  {'':<12}   {label}: {'available' if v['available'] else 'unavailable: ' + str(v['reason'])}")
+    print("\nDevice profiles for simulation (backends/profiles.toml; --backend simulated --profile NAME; "
+          "status: OFF vendor, 3P third party, DER derived, UNV unverified, ASSUMED):")
+    print(f"  {'name':<14} {'bf16 TFLOPS':>12} {'int8 TOPS':>10} {'memory GB':>10} {'TB/s':>6} {'TDP W':>6} "
+          f"{'price USD':>10}  device")
+    for p in profiles:
+        peak = p["peak_tflops"]
+        price = p["price_usd"]["value"]
+        print(f"  {p['key']:<14} {peak['bf16']['value']:>7g} {peak['bf16']['status']:<4} "
+              f"{peak['int8']['value']:>6g} {peak['int8']['status']:<3} {p['memory_gb']['value']:>10g} "
+              f"{p['bandwidth_tbs']['value']:>6g} {p['tdp_w']['value']:>6g} "
+              f"{'-' if price is None else format(price, ',.0f'):>10}  {p['name']}")
     return EXIT_OK
 
 
@@ -170,6 +184,10 @@ def _matrix_flags(args: argparse.Namespace) -> dict[str, Any]:
             given[key] = list(parse_int_list(flag, raw))
     if args.option:
         given["options"] = parse_option_flags("--option", args.option)
+    if args.profile:
+        if "profile" in given.get("options", {}):
+            raise UsageError("--profile: given twice (also as -O profile=...); give it once")
+        given.setdefault("options", {})["profile"] = list(parse_name_list("--profile", args.profile))
     return given
 
 
@@ -237,8 +255,11 @@ def _with_flags(mapping: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any
 def _output_dir(args: argparse.Namespace) -> Path:
     if args.out:
         return Path(args.out)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return DEFAULT_RESULTS_ROOT / stamp
+    return DEFAULT_RESULTS_ROOT / _timestamp()
+
+
+def _timestamp() -> str:
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
 def _point_latest(directory: Path) -> None:
@@ -413,6 +434,109 @@ def _cmd_selfcheck(args: argparse.Namespace) -> int:
 # parser
 
 
+# -------------------------------------------------------------------------------------------------------
+# bench report
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bench.store import read_run_dirs
+
+    result = read_run_dirs(args.run_dirs)
+    unknown = [m for m in result.skipped if "schema_version" in m]
+    if unknown:  # a report must not silently leave out records it cannot read
+        where, _, what = unknown[0].partition(": skipped ")
+        raise UsageError(f"RUN_DIR: {where}: {what.partition(': ')[2]}")
+    for message in result.skipped:
+        print(f"warning: {message}", file=sys.stderr)
+    if not result.records:
+        raise UsageError(f"RUN_DIR: {', '.join(args.run_dirs)} holds no records")
+    out = Path(args.out) if args.out else Path(args.run_dirs[0]) / f"report.{_REPORT_SUFFIX[args.format]}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.format in ("csv", "parquet"):
+        _export_table(result.records, out, args.format)
+    else:
+        from bench.report import build_report, render_html, render_markdown
+
+        report = build_report(result.records, frontier=args.frontier, constrained=args.constrained,
+                              reference=args.reference)
+        if args.format == "html":
+            out.write_text(render_html(report), encoding="utf-8")
+        else:
+            figures = out.with_name(out.stem + "_files")
+            out.write_text(render_markdown(report, figures, figures.name), encoding="utf-8")
+    print(f"report: {out}", file=sys.stderr)
+    return EXIT_OK
+
+
+_REPORT_SUFFIX = {"html": "html", "md": "md", "csv": "csv", "parquet": "parquet"}
+
+
+def _export_table(records, out: Path, fmt: str) -> None:
+    """Flattened records (one row per cell, the columns of `bench show --format csv`) through pandas."""
+    import pandas as pd
+
+    from bench.render import summary_row
+
+    frame = pd.DataFrame([summary_row(r) for r in records])
+    if fmt == "csv":
+        frame.to_csv(out, index=False)
+        return
+    try:
+        frame.to_parquet(out, index=False)
+    except ImportError as exc:
+        raise UsageError(f"--format: 'parquet' needs pyarrow ({exc.__class__.__name__}); pip install pyarrow, "
+                         "or use csv") from None
+
+
+# -------------------------------------------------------------------------------------------------------
+# bench simulate --validate
+
+#: Catalogue entries that run on a 2-core, 24 GiB machine in a few minutes: the validation set.
+VALIDATION_MODELS = ("bert-base-uncased", "all-minilm-l6-v2", "resnet-50", "vit-base-patch16-224", "gpt2",
+                     "qwen2.5-0.5b", "llama-3.2-1b")
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from backends.calibrate import host_profile
+    from backends.simulated import validation_summary_path
+    from bench.plan import plan_sweep
+    from bench.runner import Progress, run_sweep
+    from bench.simvalidate import fit_host_factors, median_abs_error, render_validation, validation_rows
+    from bench.spec import Matrix
+    from bench.store import RunStore, read_run_dirs
+
+    if not args.validate and not args.from_runs:
+        raise UsageError("bench simulate: nothing to do; give --validate (run and tabulate) or --from RUN_DIR")
+    if args.from_runs:
+        records = read_run_dirs(args.from_runs).records
+    else:
+        models = parse_name_list("--model", args.model) if args.model else VALIDATION_MODELS
+        precisions = parse_name_list("--precision", args.precision) if args.precision else ("fp32",)
+        matrix = Matrix(models=tuple(models), backends=("simulated",), precisions=tuple(precisions),
+                        batch_sizes=(1,), seq_lens=(128,), new_tokens=(8,), options=((("profile", "h100"),),))
+        settings = MeasureSettings(ci_target=0.03, max_time_s=10.0, warmup_max_time_s=10.0)
+        plan = plan_sweep(Sweep((matrix,), settings))
+        out = Path(args.out) if args.out else DEFAULT_RESULTS_ROOT / ("validate-" + _timestamp())
+        store = RunStore(out)
+        store.prepare()
+        print(f"{len(plan.cells)} cells -> {out}/records.jsonl", file=sys.stderr)
+        run_sweep(plan.runnable, settings, store, progress=Progress(len(plan.runnable)))
+        records = store.latest(warn=False)
+    rows = validation_rows(records)
+    if not rows:
+        raise UsageError("bench simulate: no simulated record with a host validation in these runs")
+    fit = fit_host_factors(rows) if not args.no_fit else None
+    print(render_validation(rows, fit), end="")
+    host = host_profile()
+    summary = {"median_abs_error": median_abs_error([r.error for r in rows]), "cells": len(rows),
+               "host_key": host["key"], "fit": {k: v for k, v in (fit or {}).items() if k != "errors"} or None}
+    path = validation_summary_path(host["key"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=1))
+    print(f"summary (used as the band of meta-device estimates on this host): {path}", file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bench",
@@ -446,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--option", "-O", action="append", metavar="KEY=V[,V...]",
                        help="backend option, repeatable; several values make a sweep axis, e.g. -O compile=none,default"
                        " -O provider=cpu (see `bench list` for each backend's options)")
+    p_run.add_argument("--profile", action="append", metavar="NAME",
+                       help="device profile for simulated backends (same as -O profile=NAME; see `bench list`)")
     p_run.add_argument("--weights", metavar="DIR",
                        help="real weights: a local directory with config.json and *.safetensors (never pickle)")
     p_run.add_argument("--out", "-o", help="run directory (default: results/<timestamp>/)")
@@ -502,6 +628,36 @@ def build_parser() -> argparse.ArgumentParser:
     p_noise.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p_noise.add_argument("--write", metavar="PATH", help="where to write (default: RUN_DIR[0]/noise.json)")
     p_noise.set_defaults(func=_cmd_noise)
+
+    p_rep = sub.add_parser(
+        "report", help="a report (HTML or Markdown, with charts and the catch-up estimate) or a flat export",
+        description="Reads the latest record per cell of each RUN_DIR and writes one report: html (a single "
+        "self-contained file), md (GitHub Markdown with its images in a folder beside it), or csv / parquet "
+        "(one row per cell). The catch-up estimate compares --constrained with --frontier: a profile key for "
+        "simulated devices, or a substring of a measured device (e.g. 'cpu', 'H100').",
+    )
+    p_rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p_rep.add_argument("--out", "-o", metavar="PATH", help="output file (default RUN_DIR[0]/report.FORMAT)")
+    p_rep.add_argument("--format", "-f", choices=("html", "md", "csv", "parquet"), default="html")
+    p_rep.add_argument("--frontier", default="h100", help="frontier device (default h100)")
+    p_rep.add_argument("--constrained", default="ascend-910b2", help="constrained device (default ascend-910b2)")
+    p_rep.add_argument("--reference", default="bf16", help="reference technique: a precision (default bf16)")
+    p_rep.set_defaults(func=_cmd_report)
+
+    p_sim = sub.add_parser(
+        "simulate", help="validate the simulation's cost model against this host (predicted vs measured)",
+        description="--validate runs the validation set (" + ", ".join(VALIDATION_MODELS) + "; b1, 128 tokens, 8 "
+        "new tokens) as simulated cells, each measured on this host and predicted by the cost model with the "
+        "host's calibrated profile, then prints predicted vs measured, the median |error|, and a fit of the "
+        "efficiency factors (kept apart from the defaults). --from tabulates existing runs instead.",
+    )
+    p_sim.add_argument("--validate", action="store_true", help="run the validation set now")
+    p_sim.add_argument("--from", dest="from_runs", nargs="+", metavar="RUN_DIR", help="tabulate these runs instead")
+    p_sim.add_argument("--model", "-m", action="append", help="validation models (default: the set above)")
+    p_sim.add_argument("--precision", "-p", action="append", help="fp32 and/or bf16 (default fp32)")
+    p_sim.add_argument("--out", "-o", help="run directory (default results/validate-<timestamp>/)")
+    p_sim.add_argument("--no-fit", action="store_true", help="skip the efficiency-factor fit")
+    p_sim.set_defaults(func=_cmd_simulate)
 
     p_self = sub.add_parser(
         "selfcheck", help="compare the harness's timing with a bare perf_counter_ns loop",

@@ -182,6 +182,9 @@ def compare_records(baseline: Sequence[Record], current: Sequence[Record], min_e
             not_compared.append((spec, "not in the baseline"))
         elif base_first[key].simulated != record.simulated:
             not_compared.append((spec, "simulated on one side only: simulated records are compared only with simulated ones"))
+        elif record.simulated:
+            not_compared.append((spec, "simulated: an estimate has no samples to test; compare its "
+                                       "simulation.estimate figures, or measured runs"))
         elif key not in base_samples or key not in cur_samples:
             side = "baseline" if key not in base_samples else "current"
             not_compared.append((spec, f"no ok record in the {side}"))

@@ -66,6 +66,8 @@ def _backends_for(matrix: Matrix, probe: _Probes, skipped: dict[str, str]) -> di
     for name in matrix.backends:
         if name == ALL_BACKENDS:
             for candidate in backend_names():
+                if not backend_class(candidate).in_wildcard:
+                    continue
                 availability = probe(candidate)
                 if availability.available:
                     chosen.setdefault(candidate, False)

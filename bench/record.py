@@ -8,6 +8,9 @@ Schema history (bump SCHEMA_VERSION on any change that an older reader would mis
      token_marks_ns), memory, model, work (FLOPs and minimum bytes per call), accuracy (deviation from the
      fp32 CPU reference), timestamps. Later additions that older readers can ignore (optional fields, no bump):
      measurement.device_samples_ns and measurement.telemetry.
+  2  `simulation`: a simulated record (simulated: true) has no measurement; it holds the device profile with each
+     figure's status and source, the cost model version and efficiency factors, the point estimate with its band,
+     the host validation (measured vs predicted on this host) and the trace digest. Version 1 records read as before.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from bench.stats import LatencySummary, drift, summarize, throughput_interval
 
 __all__ = ["SCHEMA_VERSION", "STATUSES", "Measurement", "Record", "GenerationSummary"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("ok", "failed", "unavailable")
 
 
@@ -93,6 +96,7 @@ class Record:
     model: dict[str, Any] = field(default_factory=dict)
     work: dict[str, Any] | None = None
     accuracy: dict[str, Any] | None = None
+    simulation: dict[str, Any] | None = None
     started_at: str | None = None
     finished_at: str | None = None
     detail: str | None = None
@@ -171,6 +175,10 @@ class Record:
         tokens = (m.tokens_per_iteration or 0) * len(m.samples_ns) if m else 0
         return energy / tokens if energy is not None and tokens else None
 
+    def estimate(self) -> dict[str, Any] | None:
+        """A simulated record's point estimate (latency_s, items_per_s, ttft_s, tpot_s, band), else None."""
+        return (self.simulation or {}).get("estimate")
+
     def flops_per_call(self) -> float | None:
         """Counted FLOPs per call; the analytic figure where the call could not be counted (ONNX Runtime,
         quantized or compiled kernels) -- the work of the model is the same whatever runs it."""
@@ -178,8 +186,8 @@ class Record:
         return work.get("flops_per_call") or work.get("flops_per_call_analytic")
 
     def achieved_flops_per_s(self) -> float | None:
-        """FLOPs per call / median latency."""
-        median = self.median_latency_ns()
+        """FLOPs per call / median latency (the estimated latency for a simulated record)."""
+        median = self.median_latency_ns() or (self.estimate() or {}).get("latency_s", 0) * 1e9 or None
         flops = self.flops_per_call()
         return flops / (median / 1e9) if flops and median else None
 
@@ -211,6 +219,7 @@ class Record:
             "memory": self.memory,
             "work": self.work,
             "accuracy": self.accuracy,
+            "simulation": self.simulation,
             "detail": self.detail,
         }
 
@@ -236,6 +245,7 @@ class Record:
             model=dict(data.get("model") or {}),
             work=data.get("work"),
             accuracy=data.get("accuracy"),
+            simulation=data.get("simulation"),
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
             detail=data.get("detail"),

@@ -74,6 +74,8 @@ def summary_row(record: Record) -> dict[str, Any]:
             "warmup_stable": record.measurement.warmup_stable,
         })
         row.update(_extra_intervals(record, latency))
+    if record.simulation:
+        row.update(_simulated_fields(record))
     generation = record.generation()
     if generation:
         row.update({
@@ -109,6 +111,29 @@ def summary_row(record: Record) -> dict[str, Any]:
     if record.memory.get("device_peak_allocated_bytes") is not None:
         row["device_peak_mib"] = record.memory["device_peak_allocated_bytes"] / _MIB
     return row
+
+
+def _simulated_fields(record: Record) -> dict[str, Any]:
+    """A simulated record's estimate (never called a measurement: *estimate*_ms, band, not a CI)."""
+    sim = record.simulation
+    est = sim["estimate"]
+    band = est.get("band") or {}
+    validation = sim.get("host_validation") or {}
+    return {
+        "profile": sim["profile"]["key"],
+        "estimate_ms": _ms(est["latency_s"] * 1e9),
+        "estimate_low_ms": _ms(band["low_s"] * 1e9) if band.get("low_s") is not None else None,
+        "estimate_high_ms": _ms(band["high_s"] * 1e9) if band.get("high_s") is not None else None,
+        "items_per_s": est.get("items_per_s"),
+        "ttft_p50_ms": _ms(est["ttft_s"] * 1e9) if est.get("ttft_s") is not None else None,
+        "tpot_p50_ms": _ms(est["tpot_s"] * 1e9) if est.get("tpot_s") is not None else None,
+        "output_tokens_per_s": est.get("output_tokens_per_s"),
+        "host_validation_error": validation.get("error"),
+        "host_measured_ms": _ms(validation["measured_p50_s"] * 1e9) if "measured_p50_s" in validation else None,
+        "host_predicted_ms": _ms(validation["predicted_s"] * 1e9) if "predicted_s" in validation else None,
+        "assumed_figures": ",".join(sim.get("assumed_figures") or []) or None,
+        "cost_model_version": sim.get("cost_model_version"),
+    }
 
 
 def _extra_intervals(record: Record, latency) -> dict[str, Any]:
@@ -169,6 +194,8 @@ _TABLE_COLUMNS: list[tuple[str, Any]] = [
     ("TPOT ms", lambda r: _fmt(r.get("tpot_p50_ms"))),
     ("tok/s", lambda r: _fmt(r.get("output_tokens_per_s"))),
     ("GFLOP/s", lambda r: _fmt(r.get("achieved_gflops_per_s"))),
+    ("sim host err", lambda r: f"{r['host_validation_error']:+.0%}" if r.get("host_validation_error") is not None
+     else ""),
     ("top-1 / cos vs fp32", lambda r: _accuracy_cell(r)),
     ("peak RSS MiB", lambda r: _fmt(r.get("peak_rss_mib"), 4)),
 ]
@@ -182,6 +209,10 @@ def _accuracy_cell(row: dict[str, Any]) -> str:
 
 
 def _median_with_ci(row: dict[str, Any]) -> str:
+    if row.get("estimate_ms") is not None:  # simulated: an estimate and its band, never a CI
+        band = (f" band [{_fmt(row['estimate_low_ms'])}, {_fmt(row['estimate_high_ms'])}]"
+                if row.get("estimate_low_ms") is not None else " (no band)")
+        return f"~{_fmt(row['estimate_ms'])}{band}"
     if row.get("p50_ms") is None:
         return ""
     text = _fmt(row["p50_ms"])

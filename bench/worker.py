@@ -120,6 +120,20 @@ def _accuracy(workload, spec, backend_cls, output) -> dict[str, Any] | None:
         return {"reference": REFERENCE, "skipped": f"{type(exc).__name__}: {str(exc)[:200]}"}
 
 
+def _simulated_record(backend, workload, spec, settings, environment, started):
+    """A simulated cell: trace (and validate on the host), project onto the profile; no timed loop here."""
+    from bench.record import Record
+    from models.accuracy import REFERENCE
+
+    result = backend.simulate(workload, spec, settings)
+    if result.output is not None:
+        accuracy = _accuracy(workload, spec, type(backend), result.output)
+    else:
+        accuracy = {"reference": REFERENCE, "skipped": result.accuracy_note or "no output"}
+    return Record(spec, "ok", simulated=True, environment=environment, model=result.facts, work=result.work,
+                  accuracy=accuracy, simulation=result.simulation, started_at=started, finished_at=_now())
+
+
 def run_cell(spec, settings):
     """Measure one cell in this process and return its Record (never raises for a cell-level problem)."""
     from backends.registry import backend_class
@@ -138,6 +152,8 @@ def run_cell(spec, settings):
         workload = get_workload(spec.workload)
         backend = cls(spec)
         environment = collect_environment(backend.thread_info(), backend.device_info())
+        if cls.capabilities.simulated:
+            return _simulated_record(backend, workload, spec, settings, environment, started)
         too_big = _does_not_fit(workload, spec, backend)
         if too_big:
             return Record(spec, "unavailable", reason=too_big, environment=environment, started_at=started,

@@ -1,5 +1,6 @@
 #!/bin/sh
-# GPU check: run the CUDA-marked tests and the short CUDA suite (scripts/gpu_suite.toml) on a GPU machine, from a
+# GPU check: run the CUDA-marked tests and the short CUDA suite (scripts/gpu_suite.toml, which also projects two
+# cells onto the h200 profile to check the simulation against the measured GPU) on a GPU machine, from a
 # checkout, without installing anything:  PYTHONPATH=. sh scripts/gpu_check.sh OUT_DIR
 # Writes OUT_DIR/{env.txt,list.txt,cuda-tests.log,run/records.jsonl,run.log,results.md,summary.txt}; exits 0 even
 # when a step fails (the summary says which), so that whatever was measured comes back. Budget: under 8 minutes on

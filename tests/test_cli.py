@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from bench.record import SCHEMA_VERSION
 from conftest import QUICK, run_cli
 
 
@@ -29,7 +30,7 @@ def test_run_writes_one_ok_record_per_cell(encoder_run):
     records = read_lines(out)
     assert [(r["status"], r["spec"]["batch_size"]) for r in records] == [("ok", 1), ("ok", 4)]
     for r in records:
-        assert r["schema_version"] == 1 and r["simulated"] is False
+        assert r["schema_version"] == SCHEMA_VERSION and r["simulated"] is False
         assert r["spec"]["workload"] == "bert-base-uncased-tiny" and r["spec"]["seq_len"] == 32
         assert len(r["measurement"]["samples_ns"]) >= 8
         assert r["environment"]["fingerprint"] and r["environment"]["project"]["version"]

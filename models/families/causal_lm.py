@@ -36,12 +36,15 @@ def prepare(workload: Workload, dtype: torch.dtype, device: str, spec, attn_impl
     new_tokens = spec.new_tokens or workload.default_new_tokens or 1
     ids = seeded_token_ids(spec.batch_size, spec.seq_len, workload.config["vocab_size"], device)
     mask = torch.ones_like(ids)
+    # on the meta device (tracing models too large to run) transformers' check "is the mask all ones?" would read
+    # a value; without a mask it builds the same causal mask from shapes alone
+    call_mask = None if str(device) == "meta" else mask
     cache_arg = _cache_argument(raw)  # asked of the plain model: a compiled wrapper hides forward's signature
     prefill_extra = {"logits_to_keep": 1} if forward_accepts(raw, "logits_to_keep") else {}
     model, facts = finish_model(raw, dtype, weights, transform)
 
     def call(stamp):
-        out = model(input_ids=ids, attention_mask=mask, use_cache=True, **prefill_extra)
+        out = model(input_ids=ids, attention_mask=call_mask, use_cache=True, **prefill_extra)
         token = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
         marks = [stamp()]
         for _ in range(new_tokens - 1):

@@ -146,7 +146,8 @@ def build_random(workload: Workload, auto_class: str, dtype: torch.dtype, device
     config = make_config(workload)
     with skip_init(), _default_dtype(dtype), torch.device(device):
         model = getattr(transformers, auto_class).from_config(config, **_attn_kwargs(attn_implementation))
-    fill_random_(model)
+    if str(device) != "meta":  # meta tensors hold no values: nothing to fill
+        fill_random_(model)
     if hasattr(model, "tie_weights"):
         model.tie_weights()
     return model.eval()

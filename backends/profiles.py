@@ -1,0 +1,158 @@
+"""Device profiles: published figures (peak FLOP/s per dtype, memory, bandwidth, power, price), each with its status
+and source, from `backends/profiles.toml`, optionally overridden or extended by the user's own TOML file named in
+`CATCHUP_BENCH_PROFILES` (a table for an existing profile replaces only the fields it gives, e.g. a price).
+
+Every profile is validated when loaded: each required field present, each figure a positive number with a status
+and a source (only `price_usd` may be nan: no sourced price). A bad file is refused with one line naming the
+file, the profile and the field.
+
+The host CPU has no profile here: it is measured (`backends.calibrate`), never looked up.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from bench.errors import UsageError
+
+__all__ = ["Figure", "Profile", "load_profiles", "get_profile", "PROFILES_ENV", "STATUSES", "DTYPES"]
+
+PROFILES_ENV = "CATCHUP_BENCH_PROFILES"
+BUILTIN = Path(__file__).with_name("profiles.toml")
+STATUSES = ("OFF", "3P", "DER", "UNV", "ASSUMED", "MEASURED")
+DTYPES = ("bf16", "fp16", "fp32", "int8")  # required peaks; fp8 is optional
+FIELDS = ("memory_gb", "bandwidth_tbs", "tdp_w", "price_usd")
+KINDS = ("npu", "gpu", "cpu")
+
+
+@dataclass(frozen=True)
+class Figure:
+    value: float
+    status: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": None if math.isnan(self.value) else self.value, "status": self.status, "source": self.source}
+
+
+@dataclass(frozen=True)
+class Profile:
+    key: str
+    name: str
+    kind: str
+    peak_tflops: Mapping[str, Figure]
+    memory_gb: Figure
+    bandwidth_tbs: Figure
+    tdp_w: Figure
+    price_usd: Figure
+
+    def peak_flops(self, dtype: str) -> float:
+        return self.peak_tflops[dtype].value * 1e12
+
+    @property
+    def bandwidth_bytes_s(self) -> float:
+        return self.bandwidth_tbs.value * 1e12
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.memory_gb.value * 1e9
+
+    def assumed(self) -> list[str]:
+        """Fields whose figure is an assumption (status ASSUMED), so estimates using them can say so."""
+        out = [f"peak_tflops.{d}" for d, f in self.peak_tflops.items() if f.status == "ASSUMED"]
+        return out + [f for f in FIELDS if getattr(self, f).status == "ASSUMED"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "name": self.name, "kind": self.kind,
+                "peak_tflops": {d: f.to_dict() for d, f in self.peak_tflops.items()},
+                **{f: getattr(self, f).to_dict() for f in FIELDS}}
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{what} {str(path)!r}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{what} {str(path)!r}: not valid TOML: {exc}") from None
+
+
+def _figure(data: Any, where: str, allow_nan: bool = False) -> Figure:
+    if not isinstance(data, Mapping):
+        raise UsageError(f"{where}: missing or not a table; expected {{ value = N, status = ..., source = ... }}")
+    for key in ("value", "status", "source"):
+        if key not in data:
+            raise UsageError(f"{where}.{key}: missing; every figure needs value, status and source")
+    value = data["value"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"{where}.value: {value!r} is not allowed; expected a positive number")
+    if math.isnan(value) and not allow_nan or (not math.isnan(value) and not (value > 0 and math.isfinite(value))):
+        raise UsageError(f"{where}.value: {value!r} is not allowed; expected a positive number"
+                         + (" (or nan: no sourced figure)" if allow_nan else ""))
+    if data["status"] not in STATUSES:
+        raise UsageError(f"{where}.status: {data['status']!r} is not allowed; expected one of {', '.join(STATUSES)}")
+    if not isinstance(data["source"], str) or not data["source"].strip():
+        raise UsageError(f"{where}.source: {data['source']!r} is not allowed; expected where the figure comes from")
+    return Figure(float(value), data["status"], data["source"])
+
+
+def _profile(key: str, data: Any, where: str) -> Profile:
+    if not isinstance(data, Mapping):
+        raise UsageError(f"{where}: not a table")
+    for field in ("name", "kind", "peak_tflops", *FIELDS):
+        if field not in data:
+            raise UsageError(f"{where}.{field}: missing; a profile needs name, kind, peak_tflops, "
+                             f"{', '.join(FIELDS)}")
+    if data["kind"] not in KINDS:
+        raise UsageError(f"{where}.kind: {data['kind']!r} is not allowed; expected one of {', '.join(KINDS)}")
+    peaks_data = data["peak_tflops"]
+    if not isinstance(peaks_data, Mapping):
+        raise UsageError(f"{where}.peak_tflops: not a table of dtype = figure")
+    for dtype in DTYPES:
+        if dtype not in peaks_data:
+            raise UsageError(f"{where}.peak_tflops.{dtype}: missing; every profile gives {', '.join(DTYPES)}")
+    peaks = {d: _figure(v, f"{where}.peak_tflops.{d}") for d, v in peaks_data.items()}
+    figures = {f: _figure(data[f], f"{where}.{f}", allow_nan=(f == "price_usd")) for f in FIELDS}
+    return Profile(key=key, name=str(data["name"]), kind=data["kind"], peak_tflops=peaks, **figures)
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if key == "peak_tflops" and isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
+            merged[key] = {**base[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_profiles(user_file: str | None = None) -> dict[str, Profile]:
+    """The built-in profiles, with the user's file (argument, else $CATCHUP_BENCH_PROFILES) merged over them."""
+    raw = _read_toml(BUILTIN, "profiles file")
+    user_file = user_file if user_file is not None else os.environ.get(PROFILES_ENV)
+    where_of = {key: f"profiles file {BUILTIN.name}: [{key}]" for key in raw}
+    if user_file:
+        user = _read_toml(Path(user_file), "profiles file")
+        for key, table in user.items():
+            if not isinstance(table, Mapping):
+                raise UsageError(f"profiles file {user_file!r}: [{key}]: not a table")
+            raw[key] = _merge(raw.get(key, {}), table)
+            where_of[key] = f"profiles file {user_file!r}: [{key}]"
+    return {key: _profile(key, table, where_of[key]) for key, table in raw.items()}
+
+
+def get_profile(key: str, field: str = "options.profile") -> Profile:
+    profiles = load_profiles()
+    if key not in profiles:
+        from bench.errors import invalid_value
+
+        raise invalid_value(field, key, tuple(profiles))
+    return profiles[key]

@@ -1,0 +1,274 @@
+"""Simulated devices: a call traced on this host (or on the meta device), projected onto a device profile.
+
+What a simulated cell does, in its own worker:
+1. Builds the workload on the host CPU at the trace precision (fp32 for fp32 specs, bf16 otherwise), if it fits
+   the host's free memory; else on the meta device (no memory: any size, DeepSeek-V3 included; MoE models trace
+   in bf16, the only dtype transformers' grouped experts run on meta).
+2. Host validation (host builds only): measures the call here with the run's measurement settings, traces one
+   call (`backends/trace.py`), and applies the cost model (`backends/costmodel.py`) to the *host's* measured
+   profile (`backends/calibrate.py`); error = predicted / measured - 1 is recorded in the record and printed.
+3. Projects the same trace onto the target profile (`backends/profiles.toml`) at the spec's precision; the point
+   estimate carries a band from the host validation error: [estimate / (1 + |error|), estimate x (1 + |error|)].
+   A meta-device trace has no host validation: its band is the median |error| of the last `bench simulate
+   --validate` on this host, or none (said so) if there is none.
+No sample distribution is invented: a simulated record has no `measurement`, only `simulation` (and the host's
+own measured median, inside `simulation.host_validation`). Outputs for the accuracy guard come from the host run
+when it ran at the spec's precision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from backends.base import Availability, Backend, Capabilities, OptionSpec, PreparedCall
+from bench.errors import UsageError
+
+if TYPE_CHECKING:
+    from bench.spec import BenchmarkSpec, MeasureSettings
+    from models.base import Workload
+
+__all__ = ["SimulatedBackend", "SimulationResult", "host_target", "validation_summary_path"]
+
+
+@dataclass
+class SimulationResult:
+    simulation: dict[str, Any]
+    facts: dict[str, Any]
+    work: dict[str, Any]
+    output: Any = None
+    accuracy_note: str | None = None
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("CATCHUP_BENCH_CACHE") or Path.home() / ".cache" / "catchup-bench") / "simulation"
+
+
+def validation_summary_path(host_key: str) -> Path:
+    return _cache_root() / f"validation-{host_key}.json"
+
+
+def host_target(calibration: dict[str, Any]):
+    """The host as a cost-model target: calibrated peaks and bandwidth, eta 1, measured operator overhead."""
+    from backends.costmodel import Efficiency, Target
+
+    peaks = dict(calibration["peak_flops"])
+    peaks.setdefault("fp16", peaks["bf16"])
+    overhead = calibration["op_overhead_s"]
+    curve = dict(calibration.get("matmul_curve") or {})
+    if "bf16" in curve:
+        curve.setdefault("fp16", curve["bf16"])
+    return Target("host (calibrated)", peaks, calibration["bandwidth_bytes_s"],
+                  Efficiency(1.0, 1.0, overhead, overhead, None,
+                             "calibrated host: measured matmul rate by intensity, element-wise bandwidth, overhead"),
+                  matmul_curve=curve or None,
+                  memory_bandwidth_bytes_s=calibration.get("elementwise_bandwidth_bytes_s"))
+
+
+def profile_target(profile, mode: str):
+    from backends.costmodel import Target, default_efficiency
+
+    peaks = {d: profile.peak_flops(d) for d in profile.peak_tflops}
+    return Target(profile.key, peaks, profile.bandwidth_bytes_s, default_efficiency(profile.kind, mode))
+
+
+class SimulatedBackend(Backend):
+    name: ClassVar[str] = "simulated"
+    in_wildcard: ClassVar[bool] = False  # needs --profile; `ascend` (below) is the wildcard's simulated device
+    summary: ClassVar[str] = "any device profile, projected from a call traced on this host (labelled simulated)"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        precisions=("fp32", "bf16", "fp16", "int8"),
+        simulated=True,
+        options={
+            "profile": OptionSpec(str, "device profile (bench list shows them; --profile NAME)"),
+            "mode": OptionSpec(str, "execution mode the overheads assume", choices=("eager", "graph"),
+                               default="eager"),
+        },
+    )
+
+    @classmethod
+    def probe(cls) -> Availability:
+        try:
+            import torch  # noqa: F401
+        except Exception as exc:
+            return Availability(False, f"torch cannot be imported (needed to trace): {exc}")
+        return Availability(True)
+
+    @classmethod
+    def profile_key(cls, spec: "BenchmarkSpec") -> str | None:
+        return spec.option("profile", cls.capabilities.options["profile"].default)
+
+    @classmethod
+    def validate_spec(cls, spec: "BenchmarkSpec", workload: "Workload | None" = None) -> None:
+        super().validate_spec(spec, workload)
+        from backends.profiles import get_profile, load_profiles
+
+        key = cls.profile_key(spec)
+        if key is None:
+            raise UsageError(f"options.profile: missing; backend {cls.name} needs --profile NAME, one of "
+                             f"{', '.join(load_profiles())}")
+        get_profile(str(key))
+
+    @classmethod
+    def worker_environment(cls, spec: "BenchmarkSpec") -> dict[str, str]:
+        from bench.environment import usable_cpu_count
+
+        threads = str(usable_cpu_count())
+        return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+    def __init__(self, spec: "BenchmarkSpec") -> None:
+        import torch
+
+        from backends.profiles import get_profile
+        from bench.environment import usable_cpu_count
+
+        self.spec = spec
+        self.profile = get_profile(str(self.profile_key(spec)))
+        self.mode = str(spec.option("mode", "eager"))
+        torch.set_num_threads(usable_cpu_count())
+
+    def prepare(self, workload: "Workload", spec: "BenchmarkSpec") -> PreparedCall:
+        raise NotImplementedError("a simulated backend is run through simulate(), not timed")
+
+    def synchronize(self) -> None:
+        pass
+
+    def device_info(self) -> dict[str, Any]:
+        from backends.runtime import CpuRuntime
+
+        return {"type": "simulated", "name": f"{self.profile.name} (simulated)", "profile": self.profile.key,
+                "driver": None, "host": CpuRuntime().device_info()}
+
+    def thread_info(self) -> dict[str, Any]:
+        import torch
+
+        return {"torch_intra_op": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+
+    # -- simulation ------------------------------------------------------------------------------------------
+
+    def simulate(self, workload: "Workload", spec: "BenchmarkSpec", settings: "MeasureSettings") -> SimulationResult:
+        import psutil
+        import torch
+
+        from backends.calibrate import host_profile
+        from backends.costmodel import COST_MODEL_VERSION, estimate
+        from backends.trace import trace_call
+        from models.facts import BYTES_PER_PARAMETER, count_parameters, memory_needed_bytes
+
+        trace_precision = "fp32" if spec.precision == "fp32" else "bf16"
+        total = count_parameters(workload)[0]
+        needed = memory_needed_bytes(total, trace_precision)
+        on_host = needed <= psutil.virtual_memory().available
+        if not on_host and workload.is_moe:
+            trace_precision = "bf16"  # transformers' grouped experts run on the meta device in bf16 only
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[trace_precision]
+        calibration = host_profile()
+        validation: dict[str, Any]
+        output = None
+        accuracy_note = None
+        if on_host:
+            prepared = workload.prepare(dtype=dtype, device="cpu", spec=spec)
+            validation, phases = self._validate_on_host(prepared, workload, spec, settings, calibration,
+                                                        trace_precision)
+            if trace_precision == spec.precision:
+                with torch.inference_mode():
+                    output = prepared.output() if prepared.output else None
+            else:
+                accuracy_note = (f"{spec.precision} numerics are not emulated: the host ran {trace_precision}, "
+                                 "so there is no deviation to report")
+        else:
+            prepared = workload.prepare(dtype=dtype, device="meta", spec=spec)
+            phases = trace_call(prepared)
+            validation = {"skipped": f"traced on the meta device: {workload.name} at {trace_precision} needs "
+                                     f"~{needed / 2**30:.1f} GiB, more than this host has free"}
+            accuracy_note = "traced on the meta device: no outputs to compare"
+        target = profile_target(self.profile, self.mode)
+        point = estimate(phases, target, spec.precision, spec.batch_size, workload.generates)
+        point["band"] = self._band(point, validation, calibration)
+        weight_bytes = total * BYTES_PER_PARAMETER[spec.precision]
+        devices = -(-weight_bytes // int(self.profile.memory_bytes))
+        simulation = {
+            "profile": self.profile.to_dict(),
+            "fits_device_memory": devices <= 1,
+            "memory_note": (f"weights need {weight_bytes / 1e9:.1f} GB at {spec.precision}; the profile has "
+                            f"{self.profile.memory_gb.value:g} GB" + ("" if devices <= 1 else
+                            f": at least {devices} devices would be needed, and their parallelism and "
+                            "communication are not modelled (the estimate is of one device's work)")),
+            "assumed_figures": self.profile.assumed(),
+            "cost_model_version": COST_MODEL_VERSION,
+            "cost_model": "per operator max(FLOPs / (eta_c peak[dtype]), bytes / (eta_m bandwidth)) + overhead",
+            "mode": self.mode,
+            "efficiency": target.efficiency.to_dict(),
+            "estimate": point,
+            "host_validation": validation,
+            "traced_on": "cpu" if on_host else "meta",
+            "trace_precision": trace_precision,
+            "trace": {"format": "per phase: [class, dtype, flops, bytes, count]", "phases": phases},
+        }
+        facts = dict(prepared.facts)
+        facts["technique"] = f"simulated {self.profile.key} {spec.precision} ({self.mode})"
+        return SimulationResult(simulation, facts, self._work(workload, spec, point), output, accuracy_note)
+
+    def _validate_on_host(self, prepared, workload, spec, settings, calibration, trace_precision):
+        import torch
+
+        from backends.costmodel import estimate
+        from backends.trace import trace_call
+        from bench.measure import run_timed_loop
+        from bench.stats import summarize
+
+        # the validation needs a median, not the run's full precision: at most 10 s, +-3% target
+        quick = dataclasses.replace(settings, max_time_s=min(settings.max_time_s, 10.0),
+                                    ci_target=max(settings.ci_target, 0.03) if settings.ci_target else 0.0)
+        with torch.inference_mode():
+            measurement = run_timed_loop(prepared, lambda: None, quick)
+        phases = trace_call(prepared)
+        predicted = estimate(phases, host_target(calibration), trace_precision, spec.batch_size, workload.generates)
+        summary = summarize(measurement.samples_ns)
+        measured_s = summary.p50 / 1e9
+        return {
+            "measured_p50_s": measured_s,
+            "measured_p50_ci_s": [x / 1e9 for x in summary.p50_ci] if summary.p50_ci else None,
+            "measured_n": summary.n,
+            "predicted_s": predicted["latency_s"],
+            "error": predicted["latency_s"] / measured_s - 1,
+            "precision": trace_precision,
+            "host": {k: calibration.get(k) for k in ("peak_flops", "matmul_curve", "bandwidth_bytes_s",
+                                                     "elementwise_bandwidth_bytes_s", "op_overhead_s", "key")},
+        }, phases
+
+    @staticmethod
+    def _band(point: dict[str, Any], validation: dict[str, Any], calibration: dict[str, Any]) -> dict[str, Any]:
+        if "error" in validation:
+            relative, source = abs(validation["error"]), "this cell's host validation error"
+        else:
+            path = validation_summary_path(calibration["key"])
+            try:
+                relative = json.loads(path.read_text())["median_abs_error"]
+                source = f"median |error| of the last `bench simulate --validate` on this host ({path.name})"
+            except (OSError, ValueError, KeyError):
+                return {"relative": None, "from": "no band: no host validation for this cell and no `bench "
+                                                  "simulate --validate` result on this host"}
+        latency = point["latency_s"]
+        return {"relative": relative, "low_s": latency / (1 + relative), "high_s": latency * (1 + relative),
+                "from": source}
+
+    @staticmethod
+    def _work(workload, spec, point) -> dict[str, Any]:
+        from models.facts import BYTES_PER_PARAMETER, count_parameters
+        from models.work import Shape, analytic_flops, min_bytes
+
+        shape = Shape(spec.batch_size, spec.seq_len, spec.new_tokens)
+        total, active, embedding = count_parameters(workload)
+        return {
+            "flops_per_call": point["flops_per_call"],
+            "flops_per_call_analytic": analytic_flops(workload.config, shape),
+            "min_bytes_per_call": min_bytes(workload.config, shape, total, active, embedding,
+                                            BYTES_PER_PARAMETER[spec.precision])
+            if workload.config["model_type"] != "resnet" else None,
+            "flop_counter": "dispatch tracer (torch.utils.flop_counter formulas), one traced call",
+        }

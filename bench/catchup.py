@@ -1,0 +1,212 @@
+"""The catch-up estimate: how far efficiency techniques close the gap between a constrained and a frontier device.
+
+Definitions (per workload shape: model, batch size, sequence length, new tokens; metric = throughput: output
+tokens/s for generation, items/s otherwise -- higher is better):
+  hardware gap       metric(frontier, reference) / metric(constrained, reference)
+  efficiency gain    metric(constrained, technique) / metric(constrained, reference), for every technique
+  catch-up ratio     metric(constrained, best technique) / metric(frontier, reference); >= 1: efficiency alone
+                     has closed the gap
+  residual gap       metric(frontier, best technique) / metric(constrained, best technique)
+The same per watt (metric / TDP of the device's profile) and per dollar (metric / price) where the profile
+gives those figures.
+
+Devices. A simulated record's device is its profile key (e.g. "ascend-910b2", "h100"); a measured record's
+device is its backend and device name ("cpu AMD EPYC", "cuda NVIDIA H100 80GB HBM3"): `--frontier` and
+`--constrained` select a profile key exactly or a measured device by a case-insensitive substring.
+Techniques. A record's technique is its precision plus options (the profile and thread count excluded). The
+reference technique is the reference precision with no options (default bf16: the accelerator baseline; no
+Ascend fp32 peak is published, so an fp32 reference would rest on an assumption).
+
+Intervals. Each metric carries a 95% interval: measured, from the batch-means throughput interval (or the median
+latency's interval); simulated, from the estimate's band. A ratio of two independent quantities gets the
+conservative interval [low_a / high_b, high_a / low_b]; without an input interval a ratio has none. Every input is
+marked measured or simulated, and each technique's accuracy deviation is kept beside its gain.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from bench.record import Record
+
+__all__ = ["Point", "CatchUp", "device_of", "technique_of", "metric_of", "catch_up", "ratio"]
+
+EXCLUDED_OPTIONS = ("profile", "threads")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One device x technique x shape: the metric with its interval and where it came from."""
+
+    record: Record
+    device: str
+    technique: str
+    value: float
+    low: float | None
+    high: float | None
+    simulated: bool
+    unit: str
+
+    @property
+    def source(self) -> str:
+        return "simulated" if self.simulated else "measured"
+
+    def per(self, figure: float | None) -> "Point | None":
+        if not figure or math.isnan(figure):
+            return None
+        return Point(self.record, self.device, self.technique, self.value / figure,
+                     self.low / figure if self.low is not None else None,
+                     self.high / figure if self.high is not None else None, self.simulated, self.unit)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    value: float
+    low: float | None
+    high: float | None
+    inputs: tuple[str, str]  # "measured"/"simulated" of numerator and denominator
+
+
+def ratio(a: Point, b: Point) -> Ratio:
+    low = a.low / b.high if a.low is not None and b.high else None
+    high = a.high / b.low if a.high is not None and b.low else None
+    return Ratio(a.value / b.value, low, high, (a.source, b.source))
+
+
+def device_of(record: Record) -> str:
+    if record.simulated and record.simulation:
+        return record.simulation["profile"]["key"]
+    device = record.environment.get("device") or {}
+    return f"{record.spec.backend} {device.get('name') or ''}".strip()
+
+
+def technique_of(record: Record) -> str:
+    options = [f"{k}={v}" for k, v in record.spec.options if k not in EXCLUDED_OPTIONS]
+    return " ".join([record.spec.precision, *options])
+
+
+def _shape(record: Record) -> tuple:
+    s = record.spec
+    return (s.workload, s.batch_size, s.seq_len, s.new_tokens)
+
+
+def metric_of(record: Record) -> Point | None:
+    """Throughput with its interval: output tokens/s for generation, items/s otherwise."""
+    spec = record.spec
+    device, technique = device_of(record), technique_of(record)
+    if record.simulated:
+        est = record.estimate() or {}
+        latency = est.get("latency_s")
+        if not latency:
+            return None
+        work = (est.get("new_tokens") or 1) * spec.batch_size if est.get("ttft_s") is not None else spec.batch_size
+        band = est.get("band") or {}
+        low = work / band["high_s"] if band.get("high_s") else None
+        high = work / band["low_s"] if band.get("low_s") else None
+        unit = "output tokens/s" if est.get("ttft_s") is not None else "items/s"
+        return Point(record, device, technique, work / latency, low, high, True, unit)
+    if record.status != "ok" or not record.measurement:
+        return None
+    generation = record.generation()
+    items = record.throughput()
+    interval = record.throughput_interval()
+    if generation:
+        scale = generation.output_tokens_per_s / items if items else 1.0
+        low, high = (interval[0] * scale, interval[1] * scale) if interval else (None, None)
+        return Point(record, device, technique, generation.output_tokens_per_s, low, high, False, "output tokens/s")
+    low, high = interval if interval else (None, None)
+    return Point(record, device, technique, items, low, high, False, "items/s")
+
+
+def _matches(selector: str, point: Point) -> bool:
+    if point.simulated:
+        return point.device == selector
+    return selector.lower() in point.device.lower()
+
+
+@dataclass
+class CatchUp:
+    """The catch-up estimate for one workload shape (see the module docstring)."""
+
+    shape: tuple
+    unit: str
+    frontier: str
+    constrained: str
+    reference: str
+    frontier_reference: Point | None
+    constrained_reference: Point | None
+    techniques: list[Point] = field(default_factory=list)  # constrained device, every technique
+    frontier_techniques: list[Point] = field(default_factory=list)
+    tdp_w: dict[str, float | None] = field(default_factory=dict)
+    price_usd: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.frontier_reference is not None and self.constrained_reference is not None
+
+    def hardware_gap(self) -> Ratio | None:
+        return ratio(self.frontier_reference, self.constrained_reference) if self.complete else None
+
+    def gains(self) -> list[tuple[Point, Ratio]]:
+        if self.constrained_reference is None:
+            return []
+        return [(p, ratio(p, self.constrained_reference)) for p in self.techniques]
+
+    def best(self, points: Sequence[Point]) -> Point | None:
+        return max(points, key=lambda p: p.value) if points else None
+
+    def catch_up_ratio(self) -> Ratio | None:
+        best = self.best(self.techniques)
+        return ratio(best, self.frontier_reference) if best and self.frontier_reference else None
+
+    def residual_gap(self) -> Ratio | None:
+        best_c, best_f = self.best(self.techniques), self.best(self.frontier_techniques)
+        return ratio(best_f, best_c) if best_c and best_f else None
+
+    def _scaled(self, point: Point | None, figures: dict[str, float | None]) -> Point | None:
+        return point.per(figures.get(point.device)) if point else None
+
+    def per(self, figures: dict[str, float | None]) -> dict[str, Ratio | None]:
+        """Hardware gap and catch-up ratio with each device's metric divided by its figure (TDP or price)."""
+        f_ref = self._scaled(self.frontier_reference, figures)
+        c_ref = self._scaled(self.constrained_reference, figures)
+        c_best = self._scaled(self.best(self.techniques), figures)
+        return {"hardware_gap": ratio(f_ref, c_ref) if f_ref and c_ref else None,
+                "catch_up_ratio": ratio(c_best, f_ref) if c_best and f_ref else None}
+
+
+def _profile_figure(points: Iterable[Point], device: str, name: str) -> float | None:
+    for p in points:
+        if p.device == device and p.simulated:
+            value = p.record.simulation["profile"][name]["value"]
+            return value if value is not None else None
+        if p.device == device and not p.simulated:
+            return None
+    return None
+
+
+def catch_up(records: Sequence[Record], frontier: str, constrained: str, reference: str = "bf16") -> list[CatchUp]:
+    """One CatchUp per workload shape that has at least one point on either device."""
+    points = [p for p in (metric_of(r) for r in records if r.status == "ok") if p is not None]
+    groups: dict[tuple, list[Point]] = {}
+    for p in points:
+        groups.setdefault(_shape(p.record), []).append(p)
+    results = []
+    for shape, members in groups.items():
+        on_f = [p for p in members if _matches(frontier, p)]
+        on_c = [p for p in members if _matches(constrained, p)]
+        if not on_f and not on_c:
+            continue
+        f_ref = next((p for p in on_f if p.technique == reference), None)
+        c_ref = next((p for p in on_c if p.technique == reference), None)
+        devices = {p.device for p in on_f + on_c}
+        results.append(CatchUp(
+            shape=shape, unit=members[0].unit, frontier=frontier, constrained=constrained, reference=reference,
+            frontier_reference=f_ref, constrained_reference=c_ref, techniques=sorted(on_c, key=lambda p: p.technique),
+            frontier_techniques=on_f,
+            tdp_w={d: _profile_figure(members, d, "tdp_w") for d in devices},
+            price_usd={d: _profile_figure(members, d, "price_usd") for d in devices},
+        ))
+    return results

@@ -1,0 +1,351 @@
+"""`bench report`: the records of one or more runs as a report a person reads, and flat exports.
+
+Building (`build_report`) is separate from rendering (`render_html`, `render_markdown`): the report is plain data
+-- sections of tables (lists of rows) and figures (PNG bytes) -- and each renderer is a function of it.
+
+Sections: environments; the catch-up estimate (bench/catchup.py) with its chart; results per workload; latency
+distributions; throughput against batch size; roofline; cells that failed or were unavailable, with reasons.
+Every figure comes from a record; simulated values are marked "(sim)" in tables and hatched in charts. The HTML
+is one self-contained file (images as data: URIs, no scripts, styles inline, every string escaped); the
+Markdown references its images in a folder beside it, so it renders on GitHub.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from bench.catchup import CatchUp, Ratio, catch_up, metric_of, technique_of
+from bench.record import Record
+from bench.render import summary_row
+
+__all__ = ["Report", "build_report", "render_html", "render_markdown", "DEFAULT_FRONTIER", "DEFAULT_CONSTRAINED"]
+
+DEFAULT_FRONTIER = "h100"
+DEFAULT_CONSTRAINED = "ascend-910b2"
+
+_COLORS = {"gap": "#9e9e9e", "technique": "#4c78a8", "best": "#f58518"}
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    text: str = ""
+    tables: list[Table] = field(default_factory=list)
+    figure: bytes | None = None
+    figure_name: str | None = None
+    figure_alt: str = ""
+
+
+@dataclass
+class Report:
+    title: str
+    sections: list[Section]
+    catch_ups: list[CatchUp]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}g}"
+    return str(value)
+
+
+def _ratio_text(r: Ratio | None) -> str:
+    if r is None:
+        return "n/a"
+    interval = f" [{_fmt(r.low)}, {_fmt(r.high)}]" if r.low is not None and r.high is not None else " (no interval)"
+    return f"{_fmt(r.value)}{interval}"
+
+
+def _shape_label(shape: tuple) -> str:
+    workload, batch, seq, new = shape
+    return f"{workload} b={batch}" + (f" s={seq}" if seq else "") + (f" new={new}" if new else "")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# sections
+
+
+def _environment_section(records: Sequence[Record]) -> Section:
+    seen: dict[str, dict] = {}
+    for r in records:
+        env = r.environment or {}
+        if env.get("fingerprint") and env["fingerprint"] not in seen:
+            seen[env["fingerprint"]] = env
+    rows = []
+    for fingerprint, env in seen.items():
+        cpu, device, libs = env.get("cpu", {}), env.get("device", {}), env.get("libraries", {})
+        rows.append([fingerprint[:12], str(device.get("type")), str(device.get("name")), str(cpu.get("model")),
+                     str(cpu.get("usable_cores")), f"torch {libs.get('torch')}, transformers {libs.get('transformers')}, "
+                     f"onnxruntime {libs.get('onnxruntime')}", str((env.get("project") or {}).get("git_commit"))[:10]])
+    return Section("Environments", "Each distinct environment fingerprint among the records (a simulated device's "
+                   "environment is the host that traced it).",
+                   [Table("", ["fingerprint", "device type", "device", "host CPU", "usable cores", "libraries",
+                               "commit"], rows)])
+
+
+def _catch_up_section(results: Sequence[CatchUp], frontier: str, constrained: str, reference: str) -> Section:
+    rows, chart_rows = [], []
+    for c in results:
+        gap, cur, res = c.hardware_gap(), c.catch_up_ratio(), c.residual_gap()
+        watts, price = c.per(c.tdp_w), c.per(c.price_usd)
+        rows.append([_shape_label(c.shape), c.unit,
+                     _point_text(c.frontier_reference), _point_text(c.constrained_reference),
+                     _ratio_text(gap), _ratio_text(cur), _ratio_text(res),
+                     _ratio_text(watts["hardware_gap"]) if watts["hardware_gap"] else "n/a",
+                     _ratio_text(watts["catch_up_ratio"]) if watts["catch_up_ratio"] else "n/a",
+                     _ratio_text(price["catch_up_ratio"]) if price["catch_up_ratio"] else "n/a"])
+        chart_rows.append(_chart_row(c))
+    gains = []
+    for c in results:
+        best = c.best(c.techniques)
+        for point, gain in c.gains():
+            acc = point.record.accuracy or {}
+            deviation = ("reference numerics" if not acc else acc.get("skipped") or
+                         f"cos {acc.get('cosine_similarity', float('nan')):.5f}, max abs {_fmt(acc.get('max_abs_error'))}")
+            gains.append([_shape_label(c.shape), point.technique + (" (best)" if point is best else ""),
+                          _point_text(point), _ratio_text(gain), deviation])
+    text = (f"Frontier device **{frontier}**, constrained device **{constrained}**, reference technique "
+            f"**{reference}** (eager, no options). Metric: throughput (output tokens/s for generation, items/s "
+            "otherwise). Hardware gap = frontier / constrained at the reference technique; catch-up ratio = "
+            "constrained with its best technique / frontier at the reference (>= 1: efficiency alone closes the "
+            "gap); residual gap = frontier best / constrained best. Per watt uses each profile's TDP, per dollar its "
+            "price (n/a where the profile has none or the device was measured without power figures). Intervals: "
+            "95%, measured from batch means, simulated from the estimate's band, ratios conservatively combined. "
+            "Each input says whether it was measured or simulated.")
+    missing = [c for c in results if not c.complete]
+    note = ""
+    if missing:
+        note = ("Incomplete (no reference-technique record on one of the devices): "
+                + "; ".join(_shape_label(c.shape) for c in missing))
+    return Section(
+        "Catch-up estimate", text,
+        [Table("Gap and catch-up per workload", ["workload", "metric", f"{frontier} ({reference})",
+                                                 f"{constrained} ({reference})", "hardware gap [95%]",
+                                                 "catch-up ratio [95%]", "residual gap [95%]", "gap per watt",
+                                                 "catch-up per watt", "catch-up per $"], rows, note),
+         Table(f"Efficiency gain of each technique on {constrained}", ["workload", "technique", "throughput",
+                                                                        "gain vs reference [95%]",
+                                                                        "accuracy vs fp32 reference"], gains)],
+        figure=_figure("catch_up_chart", chart_rows), figure_name="catch-up.png",
+        figure_alt="Catch-up chart: per workload, the constrained device's throughput relative to the frontier's "
+                   "reference, for the reference technique and each technique")
+
+
+def _point_text(point) -> str:
+    if point is None:
+        return "missing"
+    interval = (f" [{_fmt(point.low)}, {_fmt(point.high)}]" if point.low is not None and point.high is not None
+                else "")
+    return f"{_fmt(point.value)}{interval} ({point.source})"
+
+
+def _chart_row(c: CatchUp) -> dict[str, Any]:
+    bars = []
+    if c.frontier_reference is not None:
+        best = c.best(c.techniques)
+        for p in c.techniques:
+            r = p.value / c.frontier_reference.value
+            low = p.low / c.frontier_reference.high if p.low and c.frontier_reference.high else None
+            high = p.high / c.frontier_reference.low if p.high and c.frontier_reference.low else None
+            color = _COLORS["gap"] if p.technique == c.reference else _COLORS["best"] if p is best else _COLORS[
+                "technique"]
+            label = f"{p.technique}" + (" = 1 / hardware gap" if p.technique == c.reference else "")
+            bars.append({"label": label, "value": r, "low": low, "high": high, "simulated": p.simulated,
+                         "color": color})
+    return {"label": _shape_label(c.shape), "bars": bars}
+
+
+def _results_section(records: Sequence[Record]) -> Section:
+    by_workload: dict[str, list[Record]] = {}
+    for r in records:
+        if r.status == "ok":
+            by_workload.setdefault(r.spec.workload, []).append(r)
+    tables = []
+    headers = ["backend / device", "technique", "batch", "seq", "new", "source", "p50 ms [95% CI] / ~estimate",
+               "p90 ms", "p99 ms", "throughput", "TTFT ms", "TPOT ms", "peak memory MiB", "energy J/item",
+               "accuracy vs fp32 (cos / top-1)"]
+    for workload, members in by_workload.items():
+        rows = []
+        for r in sorted(members, key=lambda r: (r.spec.backend, technique_of(r), r.spec.batch_size)):
+            row = summary_row(r)
+            point = metric_of(r)
+            latency = (f"~{_fmt(row.get('estimate_ms'))} band [{_fmt(row.get('estimate_low_ms'))}, "
+                       f"{_fmt(row.get('estimate_high_ms'))}]" if r.simulated else
+                       f"{_fmt(row.get('p50_ms'))} [{_fmt(row.get('p50_ci_low_ms'))}, {_fmt(row.get('p50_ci_high_ms'))}]")
+            memory = row.get("device_peak_mib") or row.get("peak_rss_mib")
+            accuracy = (f"{row['cosine_similarity']:.5f} / {_fmt(row.get('top1_agreement'))}"
+                        if row.get("cosine_similarity") is not None else row.get("accuracy_skipped") or "")
+            rows.append([f"{r.spec.backend} / {metric_of(r).device if point else ''}", technique_of(r),
+                         str(r.spec.batch_size), _fmt(r.spec.seq_len), _fmt(r.spec.new_tokens),
+                         "simulated" if r.simulated else "measured", latency, _fmt(row.get("p90_ms")),
+                         _fmt(row.get("p99_ms")), f"{_fmt(point.value)} {point.unit}" if point else "",
+                         _fmt(row.get("ttft_p50_ms")), _fmt(row.get("tpot_p50_ms")),
+                         _fmt(memory) if not r.simulated else "", _fmt(row.get("energy_per_item_j")), accuracy])
+        tables.append(Table(workload, headers, rows))
+    return Section("Results per workload", "Measured cells: median latency with its 95% distribution-free interval, "
+                   "p90/p99, throughput with the loop's wall time. Simulated cells: the estimate with its band "
+                   "(never a confidence interval), no percentiles.", tables)
+
+
+def _distribution_section(records: Sequence[Record]) -> Section:
+    groups: dict[str, list[tuple[str, list[float]]]] = {}
+    for r in records:
+        if r.status == "ok" and r.measurement and not r.simulated:
+            label = f"{r.spec.backend} {technique_of(r)} b={r.spec.batch_size}"
+            groups.setdefault(r.spec.workload, []).append((label, [s / 1e6 for s in r.measurement.samples_ns]))
+    return Section("Latency distributions", "Every timed call of each measured cell (box: quartiles; whiskers: "
+                   "1.5 IQR; points beyond). Simulated cells have no distribution.",
+                   figure=_figure("latency_distributions", list(groups.items())), figure_name="latency.png",
+                   figure_alt="Box plots of per-call latency per cell")
+
+
+def _batch_section(records: Sequence[Record]) -> Section:
+    series: dict[tuple, list[tuple[int, float]]] = {}
+    simulated: dict[tuple, bool] = {}
+    for r in records:
+        point = metric_of(r) if r.status == "ok" else None
+        if point is None:
+            continue
+        key = (r.spec.workload, f"{point.device} {point.technique}")
+        items = point.value / (r.spec.new_tokens or 1) if point.unit == "output tokens/s" else point.value
+        series.setdefault(key, []).append((r.spec.batch_size, items))
+        simulated[key] = point.simulated
+    data = [(k[0], k[1], v, simulated[k]) for k, v in series.items()]
+    return Section("Throughput against batch size", "Items (sequences or images) per second for every device and "
+                   "technique measured at two or more batch sizes.",
+                   figure=_figure("throughput_by_batch", data), figure_name="throughput.png",
+                   figure_alt="Throughput against batch size")
+
+
+def _roofline_section(records: Sequence[Record]) -> Section:
+    points, ceilings, seen = [], [], set()
+    for r in records:
+        if r.status != "ok" or not r.work:
+            continue
+        flops, moved, achieved = r.flops_per_call(), (r.work or {}).get("min_bytes_per_call"), r.achieved_flops_per_s()
+        if flops and moved and achieved:
+            points.append({"intensity": flops / moved, "flops_per_s": achieved, "simulated": r.simulated,
+                           "label": f"{r.spec.workload} {technique_of(r)} b={r.spec.batch_size}"})
+        if r.simulated:
+            profile = r.simulation["profile"]
+            dtype = "fp32" if r.spec.precision == "fp32" else "bf16"
+            key = (profile["key"], dtype)
+            if key not in seen:
+                seen.add(key)
+                ceilings.append({"label": f"{profile['key']} {dtype} (profile)",
+                                 "peak_flops": profile["peak_tflops"][dtype]["value"] * 1e12,
+                                 "bandwidth": profile["bandwidth_tbs"]["value"] * 1e12})
+            host = (r.simulation.get("host_validation") or {}).get("host")
+            if host and ("host", dtype) not in seen and dtype in host["peak_flops"]:
+                seen.add(("host", dtype))
+                ceilings.append({"label": f"this host {dtype} (calibrated)", "peak_flops": host["peak_flops"][dtype],
+                                 "bandwidth": host["bandwidth_bytes_s"]})
+    return Section("Roofline", "Achieved FLOP/s (FLOPs per call / median or estimated latency) against arithmetic "
+                   "intensity (FLOPs / the minimum bytes a call must move), under each device's ceilings: profile "
+                   "peaks for simulated devices, the calibrated host for this machine (where a simulated cell "
+                   "recorded it).", figure=_figure("roofline_chart", points, ceilings), figure_name="roofline.png",
+                   figure_alt="Roofline chart")
+
+
+def _not_ok_section(records: Sequence[Record]) -> Section:
+    rows = [[r.spec.label, r.status, r.reason or ""] for r in records if r.status != "ok"]
+    return Section("Failed and unavailable cells", "" if rows else "None: every cell ran.",
+                   [Table("", ["cell", "status", "reason"], rows)] if rows else [])
+
+
+def _figure(name: str, *args: Any) -> bytes | None:
+    from bench import figures
+
+    return getattr(figures, name)(*args)
+
+
+def build_report(records: Sequence[Record], frontier: str = DEFAULT_FRONTIER,
+                 constrained: str = DEFAULT_CONSTRAINED, reference: str = "bf16",
+                 title: str = "catchup-bench report") -> Report:
+    results = catch_up(records, frontier, constrained, reference)
+    sections = [
+        _environment_section(records),
+        _catch_up_section(results, frontier, constrained, reference),
+        _results_section(records),
+        _distribution_section(records),
+        _batch_section(records),
+        _roofline_section(records),
+        _not_ok_section(records),
+    ]
+    return Report(title, sections, results)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# renderers
+
+_CSS = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}table{border-collapse:collapse;"
+        "font-size:12px;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}"
+        "th{background:#f3f3f3}img{max-width:100%}p.note{color:#666;font-size:12px}")
+
+
+def render_html(report: Report) -> str:
+    """One self-contained HTML file: inline style, images as data: URIs, no scripts, every string escaped."""
+    e = html.escape
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(report.title)}</title>"
+             f"<style>{_CSS}</style></head><body><h1>{e(report.title)}</h1>"]
+    for section in report.sections:
+        parts.append(f"<h2>{e(section.title)}</h2>")
+        if section.text:
+            parts.append(f"<p>{_bold_html(e(section.text))}</p>")
+        if section.figure:
+            data = base64.b64encode(section.figure).decode()
+            parts.append(f"<img alt='{e(section.figure_alt)}' src='data:image/png;base64,{data}'>")
+        for table in section.tables:
+            if table.title:
+                parts.append(f"<h3>{e(table.title)}</h3>")
+            parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in table.headers) + "</tr>")
+            parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in table.rows]
+            parts.append("</table>")
+            if table.note:
+                parts.append(f"<p class='note'>{e(table.note)}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _bold_html(text: str) -> str:
+    pieces = text.split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(pieces))
+
+
+def render_markdown(report: Report, figures_dir: Path, link_prefix: str) -> str:
+    """GitHub Markdown; each figure is written as PNG into `figures_dir` and linked as `link_prefix/NAME`."""
+    esc = lambda text: str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = [f"# {report.title}", ""]
+    for section in report.sections:
+        lines += [f"## {section.title}", ""]
+        if section.text:
+            lines += [section.text, ""]
+        if section.figure and section.figure_name:
+            figures_dir.mkdir(parents=True, exist_ok=True)
+            (figures_dir / section.figure_name).write_bytes(section.figure)
+            lines += [f"![{section.figure_alt}]({link_prefix}/{section.figure_name})", ""]
+        for table in section.tables:
+            if table.title:
+                lines += [f"### {table.title}", ""]
+            lines.append("| " + " | ".join(esc(h) for h in table.headers) + " |")
+            lines.append("|" + "---|" * len(table.headers))
+            lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table.rows]
+            lines.append("")
+            if table.note:
+                lines += [f"_{esc(table.note)}_", ""]
+    return "\n".join(lines) + "\n"
