@@ -1,5 +1,6 @@
 # The two commands in the README:
-#   make bench   set up .venv, run the default suite on every available backend, write the report
+#   make bench   set up .venv, run the default suite (every available backend, simulated Ascend 910B2 and H100),
+#                write the report (results/latest/report.html and report.md)
 #   make test    set up .venv and run the test suite (what .ci/run calls)
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,8 +25,8 @@ $(VENV)/.setup-done: pyproject.toml scripts/install_torch.sh Makefile
 
 bench: setup
 	$(BENCH) run; status=$$?; \
-	$(BENCH) show results/latest --format md > results/latest/report.md && \
-	echo "report: results/latest/report.md"; exit $$status
+	$(BENCH) report results/latest --format html && $(BENCH) report results/latest --format md && \
+	echo "report: results/latest/report.html (one file) and results/latest/report.md"; exit $$status
 
 test: setup
 	$(PY) -m pytest -q

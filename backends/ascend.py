@@ -97,7 +97,7 @@ class TorchNpuBackend(TorchBackend):
 
 class SimulatedAscendBackend(SimulatedBackend):
     name: ClassVar[str] = "ascend"
-    in_wildcard: ClassVar[bool] = True
+    in_wildcard: ClassVar[bool] = False  # "*" is every measured backend; simulations are asked for by name
     summary: ClassVar[str] = (f"simulated Huawei Ascend (no usable torch_npu here): profile {DEFAULT_ASCEND_PROFILE} "
                               "unless -O profile=...")
     capabilities: ClassVar[Capabilities] = Capabilities(

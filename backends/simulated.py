@@ -4,13 +4,16 @@ What a simulated cell does, in its own worker:
 1. Builds the workload on the host CPU at the trace precision (fp32 for fp32 specs, bf16 otherwise), if it fits
    the host's free memory; else on the meta device (no memory: any size, DeepSeek-V3 included; MoE models trace
    in bf16, the only dtype transformers' grouped experts run on meta).
-2. Host validation (host builds only): measures the call here with the run's measurement settings, traces one
+2. Host validation (host builds only): measures the call here (at most 8 s, +-3% target), traces one
    call (`backends/trace.py`), and applies the cost model (`backends/costmodel.py`) to the *host's* measured
    profile (`backends/calibrate.py`); error = predicted / measured - 1 is recorded in the record and printed.
 3. Projects the same trace onto the target profile (`backends/profiles.toml`) at the spec's precision; the point
    estimate carries a band from the host validation error: [estimate / (1 + |error|), estimate x (1 + |error|)].
    A meta-device trace has no host validation: its band is the median |error| of the last `bench simulate
    --validate` on this host, or none (said so) if there is none.
+Within one `bench run`, cells that share a workload, shape and trace precision (other profiles; int8 and fp16
+specs, which trace at bf16) reuse the first cell's host validation and trace, kept in the run directory's
+`.simulation-cache/` (`host_validation.reused_from_cell` says so); a new run measures afresh.
 No sample distribution is invented: a simulated record has no `measurement`, only `simulation` (and the host's
 own measured median, inside `simulation.host_validation`). Outputs for the accuracy guard come from the host run
 when it ran at the spec's precision.
@@ -50,6 +53,41 @@ def _cache_root() -> Path:
 
 def validation_summary_path(host_key: str) -> Path:
     return _cache_root() / f"validation-{host_key}.json"
+
+
+#: Set by `bench run` to the run directory: simulated cells of one run share host validations and traces there.
+RUN_DIR_ENV = "BENCH_RUN_DIR"
+
+
+def _run_cache_path(workload, spec, trace_precision: str, calibration: dict[str, Any]) -> Path | None:
+    """Where this run keeps the host validation and trace of (workload, shape, trace precision), or None outside
+    a run. Scoped to the run directory, so every run measures its host afresh."""
+    import hashlib
+
+    from backends.costmodel import COST_MODEL_VERSION
+
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if not run_dir:
+        return None
+    identity = json.dumps([workload.name, dict(workload.config), spec.weights, spec.batch_size, spec.seq_len,
+                           spec.new_tokens, trace_precision, calibration["key"], COST_MODEL_VERSION], default=str)
+    return Path(run_dir) / ".simulation-cache" / (hashlib.sha256(identity.encode()).hexdigest()[:20] + ".json")
+
+
+def _read_json(path: Path | None) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text()) if path else None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path | None, data: dict[str, Any]) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
 
 
 def host_target(calibration: dict[str, Any]):
@@ -172,8 +210,15 @@ class SimulatedBackend(Backend):
         accuracy_note = None
         if on_host:
             prepared = workload.prepare(dtype=dtype, device="cpu", spec=spec)
-            validation, phases = self._validate_on_host(prepared, workload, spec, settings, calibration,
-                                                        trace_precision)
+            cache = _run_cache_path(workload, spec, trace_precision, calibration)
+            cached = _read_json(cache)
+            if cached:  # another cell of this run (other profile, or int8/fp16 on the same trace) measured it
+                validation, phases = cached["validation"], cached["phases"]
+                validation["reused_from_cell"] = cached["cell"]
+            else:
+                validation, phases = self._validate_on_host(prepared, workload, spec, settings, calibration,
+                                                            trace_precision)
+                _write_json(cache, {"validation": validation, "phases": phases, "cell": spec.label})
             if trace_precision == spec.precision:
                 with torch.inference_mode():
                     output = prepared.output() if prepared.output else None
@@ -221,8 +266,9 @@ class SimulatedBackend(Backend):
         from bench.measure import run_timed_loop
         from bench.stats import summarize
 
-        # the validation needs a median, not the run's full precision: at most 10 s, +-3% target
-        quick = dataclasses.replace(settings, max_time_s=min(settings.max_time_s, 10.0),
+        # the validation needs a median, not the run's full precision: at most 8 s (5 s warm-up), +-3% target
+        quick = dataclasses.replace(settings, max_time_s=min(settings.max_time_s, 8.0),
+                                    warmup_max_time_s=min(settings.warmup_max_time_s, 5.0),
                                     ci_target=max(settings.ci_target, 0.03) if settings.ci_target else 0.0)
         with torch.inference_mode():
             measurement = run_timed_loop(prepared, lambda: None, quick)

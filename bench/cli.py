@@ -301,6 +301,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.out:
         _point_latest(out)
     print(f"{len(plan.cells)} cells -> {out}/records.jsonl", file=sys.stderr)
+    os.environ["BENCH_RUN_DIR"] = str(out.resolve())  # simulated cells of this run share host validations there
     progress = Progress(len(plan.cells), enabled=not args.quiet)
     try:
         result = run_sweep(plan.cells, sweep.measure, store, resume=args.resume, progress=progress,

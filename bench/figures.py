@@ -42,7 +42,7 @@ def catch_up_chart(rows: Sequence[dict[str, Any]]) -> bytes | None:
         for bar in row["bars"]:
             low, high = bar.get("low"), bar.get("high")
             err = [[bar["value"] - low], [high - bar["value"]]] if low is not None and high is not None else None
-            ax.barh(y, bar["value"], xerr=err, color=bar["color"], hatch="//" if bar["simulated"] else None,
+            ax.barh(y, bar["value"], height=0.34, xerr=err, color=bar["color"], hatch="//" if bar["simulated"] else None,
                     edgecolor="black", linewidth=0.4, capsize=2)
             ticks.append(y)
             labels.append(f"{row['label']}: {bar['label']}{' (sim)' if bar['simulated'] else ''}")

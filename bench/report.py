@@ -98,7 +98,8 @@ def _environment_section(records: Sequence[Record]) -> Section:
                                "commit"], rows)])
 
 
-def _catch_up_section(results: Sequence[CatchUp], frontier: str, constrained: str, reference: str) -> Section:
+def _catch_up_section(results: Sequence[CatchUp], frontier: str, constrained: str, reference: str,
+                      measured_records: Sequence[Record]) -> Section:
     rows, chart_rows = [], []
     for c in results:
         gap, cur, res = c.hardware_gap(), c.catch_up_ratio(), c.residual_gap()
@@ -114,9 +115,7 @@ def _catch_up_section(results: Sequence[CatchUp], frontier: str, constrained: st
     for c in results:
         best = c.best(c.techniques)
         for point, gain in c.gains():
-            acc = point.record.accuracy or {}
-            deviation = ("reference numerics" if not acc else acc.get("skipped") or
-                         f"cos {acc.get('cosine_similarity', float('nan')):.5f}, max abs {_fmt(acc.get('max_abs_error'))}")
+            deviation = _deviation_text(point.record, measured_records)
             gains.append([_shape_label(c.shape), point.technique + (" (best)" if point is best else ""),
                           _point_text(point), _ratio_text(gain), deviation])
     text = (f"Frontier device **{frontier}**, constrained device **{constrained}**, reference technique "
@@ -144,6 +143,24 @@ def _catch_up_section(results: Sequence[CatchUp], frontier: str, constrained: st
         figure=_figure("catch_up_chart", chart_rows), figure_name="catch-up.png",
         figure_alt="Catch-up chart: per workload, the constrained device's throughput relative to the frontier's "
                    "reference, for the reference technique and each technique")
+
+
+def _deviation_text(record: Record, records: Sequence[Record]) -> str:
+    """The technique's deviation from the fp32 reference; for a simulated technique whose numerics were not run,
+    the deviation the same technique (precision) measured on this host's CPU for the same shape, said so."""
+    acc = record.accuracy or {}
+    if acc and "skipped" not in acc:
+        return f"cos {acc['cosine_similarity']:.5f}, max abs {_fmt(acc.get('max_abs_error'))}"
+    if not acc:
+        return "reference numerics"
+    for other in records:
+        other_acc = other.accuracy or {}
+        if (not other.simulated and other.spec.precision == record.spec.precision and other_acc
+                and "skipped" not in other_acc and other.spec.workload == record.spec.workload
+                and other.spec.batch_size == record.spec.batch_size and other.spec.seq_len == record.spec.seq_len):
+            return (f"cos {other_acc['cosine_similarity']:.5f}, max abs {_fmt(other_acc.get('max_abs_error'))} "
+                    f"(measured: {other.spec.backend} {technique_of(other)} on this host)")
+    return acc["skipped"]
 
 
 def _point_text(point) -> str:
@@ -280,7 +297,7 @@ def build_report(records: Sequence[Record], frontier: str = DEFAULT_FRONTIER,
     results = catch_up(records, frontier, constrained, reference)
     sections = [
         _environment_section(records),
-        _catch_up_section(results, frontier, constrained, reference),
+        _catch_up_section(results, frontier, constrained, reference, records),
         _results_section(records),
         _distribution_section(records),
         _batch_section(records),

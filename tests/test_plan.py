@@ -66,8 +66,8 @@ def registry_with_missing_device(monkeypatch):
 
 def test_wildcard_keeps_available_backends_and_says_why_others_are_left_out(registry_with_missing_device):
     result = plan(models=("gpt2-tiny",), backends=("*",))
-    # onnxruntime: prefill only, and gpt2-tiny generates 8 tokens; `simulated` needs a profile: not in "*"
-    assert {c.backend for c in result.cells} == {"cpu", "ascend"}
+    # onnxruntime: prefill only, and gpt2-tiny generates 8 tokens; simulated devices are not in "*"
+    assert {c.backend for c in result.cells} == {"cpu"}
     assert result.skipped_backends["stand-in-npu"] == "no stand-in device present"
     assert not result.unavailable
     assert {(spec.backend, reason.split(",")[0]) for spec, reason in result.left_out} == {
@@ -87,5 +87,7 @@ def test_default_suite_plans_on_this_machine():
     cells = plan_sweep(_default_suite()).cells
     assert {c.workload for c in cells} == {"bert-base-uncased", "resnet-50", "gpt2", "qwen2.5-0.5b"}
     assert all(c.seq_len is None for c in cells if c.workload == "resnet-50")
-    assert {c.backend for c in cells} <= {"cpu", "onnxruntime", "cuda", "ascend"}
+    assert {c.backend for c in cells} <= {"cpu", "onnxruntime", "cuda", "simulated"}
+    simulated = [c for c in cells if c.backend == "simulated"]
+    assert {c.option("profile") for c in simulated} == {"ascend-910b2", "h100"}
     assert all(c.new_tokens in (None, 1) for c in cells if c.backend == "onnxruntime")
