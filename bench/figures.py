@@ -93,7 +93,7 @@ def throughput_by_batch(series: Sequence[tuple[str, str, list[tuple[int, float]]
     ax.set_yscale("log")
     ax.set_xlabel("batch size")
     ax.set_ylabel("items/s")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("Throughput against batch size", fontsize=9)
     return _png(fig)
 
@@ -114,7 +114,8 @@ def roofline_chart(points: Sequence[dict[str, Any]], ceilings: Sequence[dict[str
                 label=f"ceiling: {c['label']}")
     for p in points:
         ax.scatter(p["intensity"], p["flops_per_s"], marker="^" if p["simulated"] else "o", s=18)
-        ax.annotate(p["label"], (p["intensity"], p["flops_per_s"]), fontsize=5)
+        if not p["simulated"]:  # label the measured points; simulated ones are many and sit in clusters
+            ax.annotate(p["label"], (p["intensity"], p["flops_per_s"]), fontsize=5)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity, FLOP per minimum byte moved")
