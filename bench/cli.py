@@ -561,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("sweep", nargs="?", metavar="SWEEP.toml", help="sweep file (see README: Sweep files)")
     p_run.add_argument("--model", "-m", action="append", help="workload name or alias (see `bench list`)")
     p_run.add_argument("--backend", "-b", action="append",
-                       help=f"backend name, or {ALL_BACKENDS!r} for every available one (default: cpu)")
+                       help=f"backend name (see `bench list`), or {ALL_BACKENDS!r} for every available measured one (default: cpu)")
     p_run.add_argument("--precision", "-p", action="append", help=f"one of {', '.join(PRECISIONS)} (default: fp32)")
     p_run.add_argument("--batch-size", action="append", dest="batch_size", help="sequences per call (default: 1)")
     p_run.add_argument("--seq-len", action="append", dest="seq_len", help="input tokens per sequence (default: 128)")

@@ -5,7 +5,8 @@ unknown model or backend, a precision or option the backend lacks, a sequence lo
 allows, a --weights directory that is missing, pickle-only or of another architecture. A backend (or execution
 provider, or library) that is valid but absent on this machine is not an input error: its cells are planned as
 `unavailable`, with the reason, and written as such records. Image workloads take no sequence length (seq_len
-becomes None). The wildcard backend "*" means "every registered backend available here": it leaves out the
+becomes None). The wildcard backend "*" means "every measured backend available here" (simulated devices are named
+explicitly; `Backend.in_wildcard`): it leaves out the
 unavailable ones and the cells a backend cannot express (the caller reports both).
 """
 
