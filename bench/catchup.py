@@ -17,8 +17,8 @@ Techniques. A record's technique is its precision plus options (the profile and 
 reference technique is the reference precision with no options (default bf16: the accelerator baseline; no
 Ascend fp32 peak is published, so an fp32 reference would rest on an assumption).
 
-Intervals. Each metric carries a 95% interval: measured, from the batch-means throughput interval (or the median
-latency's interval); simulated, from the estimate's band. A ratio of two independent quantities gets the
+Intervals. Each metric carries a 95% interval: measured, from the batch-means throughput interval (none below 40
+timed calls); simulated, from the estimate's band. A ratio of two independent quantities gets the
 conservative interval [low_a / high_b, high_a / low_b]; without an input interval a ratio has none. Every input is
 marked measured or simulated, and each technique's accuracy deviation is kept beside its gain.
 """
