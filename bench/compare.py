@@ -100,7 +100,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def _ratio_interval(baseline: np.ndarray, current: np.ndarray, seed: int) -> tuple[float, float]:
+def ratio_interval(baseline: np.ndarray, current: np.ndarray, seed: int) -> tuple[float, float]:
     rng = np.random.default_rng(seed)
     b = np.median(rng.choice(baseline, size=(BOOTSTRAP_RESAMPLES, baseline.size)), axis=1)
     c = np.median(rng.choice(current, size=(BOOTSTRAP_RESAMPLES, current.size)), axis=1)
@@ -125,7 +125,7 @@ def compare_cell(spec: BenchmarkSpec, baseline: Sequence[int], current: Sequence
     return CellComparison(
         spec=spec, baseline_n=b.size, current_n=c.size, baseline_median_ns=float(np.median(b)),
         current_median_ns=float(np.median(c)), ratio=float(np.median(c) / np.median(b)),
-        ratio_ci=_ratio_interval(b, c, seed), p_value=p_value,
+        ratio_ci=ratio_interval(b, c, seed), p_value=p_value,
     )
 
 

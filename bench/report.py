@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench.catchup import CatchUp, Ratio, catch_up, metric_of, technique_of
+from bench.catchup import CatchUp, Ratio, catch_up, metric_of, ratio, technique_of
 from bench.record import Record
 from bench.render import summary_row
 
@@ -176,13 +176,12 @@ def _chart_row(c: CatchUp) -> dict[str, Any]:
     if c.frontier_reference is not None:
         best = c.best(c.techniques)
         for p in c.techniques:
-            r = p.value / c.frontier_reference.value
-            low = p.low / c.frontier_reference.high if p.low and c.frontier_reference.high else None
-            high = p.high / c.frontier_reference.low if p.high and c.frontier_reference.low else None
+            relative = ratio(p, c.frontier_reference)
             color = _COLORS["gap"] if p.technique == c.reference else _COLORS["best"] if p is best else _COLORS[
                 "technique"]
             label = f"{p.technique}" + (" = 1 / hardware gap" if p.technique == c.reference else "")
-            bars.append({"label": label, "value": r, "low": low, "high": high, "simulated": p.simulated,
+            bars.append({"label": label, "value": relative.value, "low": relative.low, "high": relative.high,
+                         "simulated": p.simulated,
                          "color": color})
     return {"label": _shape_label(c.shape), "bars": bars}
 

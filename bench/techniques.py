@@ -3,7 +3,7 @@
 A technique is a record's (backend, precision, options). For every group of records with the same workload,
 batch size, sequence length and new tokens, the gain of a technique is median latency(baseline) / median
 latency(technique) -- above 1 is faster -- with a 95% percentile-bootstrap interval (2,000 resamples of each
-side's samples, seeded), as `bench compare` computes its ratios; beside it the technique's deviation from the
+side's samples, seeded): `bench.compare.ratio_interval`, the same as `bench compare`; beside it the technique's deviation from the
 fp32 CPU reference. The baseline is the accuracy reference itself: torch fp32 eager on the CPU, as the
 backends declare it (`Backend.is_reference`). Only measured records of one run should be compared this way (they share a
 machine state); simulated records are refused.
@@ -16,12 +16,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from bench.compare import ratio_interval
 from bench.record import Record
 from bench.spec import BenchmarkSpec
 
 __all__ = ["TechniqueGain", "technique_gains", "technique_label"]
-
-BOOTSTRAP_RESAMPLES = 2000
 
 
 def technique_label(spec: BenchmarkSpec) -> str:
@@ -41,14 +40,6 @@ class TechniqueGain:
 
 def _shape(spec: BenchmarkSpec) -> tuple:
     return (spec.workload, spec.batch_size, spec.seq_len, spec.new_tokens, spec.weights)
-
-
-def _speedup_interval(baseline: np.ndarray, current: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    b = np.median(rng.choice(baseline, size=(BOOTSTRAP_RESAMPLES, baseline.size)), axis=1)
-    c = np.median(rng.choice(current, size=(BOOTSTRAP_RESAMPLES, current.size)), axis=1)
-    low, high = np.percentile(b / c, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def _is_reference(spec: BenchmarkSpec) -> bool:
@@ -77,7 +68,7 @@ def technique_gains(records: Iterable[Record]) -> list[TechniqueGain]:
             gains.append(TechniqueGain(
                 spec=record.spec, baseline=base.spec, median_ms=float(np.median(samples)) / 1e6,
                 speedup=float(np.median(base_samples) / np.median(samples)),
-                speedup_ci=_speedup_interval(base_samples, samples), accuracy=record.accuracy,
+                speedup_ci=ratio_interval(samples, base_samples, seed=0), accuracy=record.accuracy,
             ))
     return gains
 
