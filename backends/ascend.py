@@ -56,6 +56,7 @@ class TorchNpuBackend(TorchBackend):
     capabilities: ClassVar[Capabilities] = Capabilities(
         precisions=("fp32", "bf16", "fp16"),
         device_memory=True,
+        device="npu",
         device_timer=True,
         options={
             "graph": OptionSpec(str, "torchair graph mode (none: eager)",
@@ -103,6 +104,7 @@ class SimulatedAscendBackend(SimulatedBackend):
     capabilities: ClassVar[Capabilities] = Capabilities(
         precisions=("fp32", "bf16", "fp16", "int8"),
         simulated=True,
+        loadgen=False,
         options={
             "profile": OptionSpec(str, "Ascend device profile", choices=ASCEND_PROFILES,
                                   default=DEFAULT_ASCEND_PROFILE),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, ContextManager, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, ContextManager, Mapping, Sequence
 
 from bench.errors import UsageError, invalid_value
 
@@ -68,6 +68,8 @@ class Capabilities:
     simulated: bool = False  # figures are projected, not measured
     telemetry: bool = False  # samples power/energy/clocks over the timed loop
     generation: bool = True  # runs multi-token generation (else decoders run prefill only: new_tokens 1)
+    loadgen: bool = True  # can serve MLPerf LoadGen scenarios (a measured runtime; not a simulation)
+    device: str = "cpu"  # what a cell occupies while it runs: "cpu" (the host's cores), "cuda" or "npu" (one card)
 
 
 @dataclass
@@ -78,6 +80,10 @@ class PreparedCall:
     return the list of stamps; other workloads return None. `output()` runs one forward pass on the same
     inputs and returns the tensor the accuracy guard compares with the fp32 reference (hidden states for
     encoders, class logits for vision models, logits at every prompt position for LMs).
+
+    `take(rows)`, where the runtime accepts any batch size, is the same call on a batch gathered from the given
+    rows of the inputs (0 <= row < items_per_call): how a LoadGen system under test runs the samples of a query.
+    None where the batch shape is fixed (an exported graph, a captured CUDA graph): those run whole batches.
     """
 
     call: Callable[[Stamp], list[int] | None]
@@ -87,6 +93,7 @@ class PreparedCall:
     output: Callable[[], Any] | None = None
     export: "ExportSpec | None" = None
     uncountable: str | None = None  # why FLOPs cannot be counted at torch's dispatcher for this call, if so
+    take: "Callable[[Sequence[int]], PreparedCall] | None" = None
 
 
 @dataclass
@@ -153,6 +160,9 @@ class Backend(abc.ABC):
                 allowed = ", ".join(cls.capabilities.options) or "none"
                 raise UsageError(f"options.{key}: {key!r} is not an option of backend {cls.name}; allowed: {allowed}")
             cls.capabilities.options[key].check(key, value)
+        if spec.scenario != "latency" and not cls.capabilities.loadgen:
+            raise UsageError(f"scenario: {spec.scenario!r} is not allowed on backend {cls.name} (LoadGen scenarios "
+                             "need a measured runtime, not a simulation); expected latency")
         if workload is not None and workload.generates and not cls.capabilities.generation and (spec.new_tokens or 1) > 1:
             raise UsageError(
                 f"new_tokens: {spec.new_tokens} is not allowed for {workload.name} on backend {cls.name}, which runs "
@@ -167,6 +177,11 @@ class Backend(abc.ABC):
         kept = tuple((k, v) for k, v in spec.options if k not in options or options[k].default is None
                      or v != options[k].default)
         return spec if kept == spec.options else replace(spec, options=kept)
+
+    @classmethod
+    def device_kind(cls, spec: "BenchmarkSpec") -> str:
+        """What this cell occupies while it runs ("cpu", "cuda", "npu"): what a scheduler must give it alone."""
+        return cls.capabilities.device
 
     @classmethod
     def build_precision(cls, spec: "BenchmarkSpec") -> str:

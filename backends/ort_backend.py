@@ -182,6 +182,10 @@ class OrtBackend(Backend):
                              "provider here; expected provider cpu")
 
     @classmethod
+    def device_kind(cls, spec: "BenchmarkSpec") -> str:
+        return {"cuda": "cuda", "cann": "npu"}.get(str(spec.option("provider", "cpu")), "cpu")
+
+    @classmethod
     def build_precision(cls, spec: "BenchmarkSpec") -> str:
         return "fp32" if spec.precision == "int8" else spec.precision
 

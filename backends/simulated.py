@@ -121,6 +121,7 @@ class SimulatedBackend(Backend):
     capabilities: ClassVar[Capabilities] = Capabilities(
         precisions=("fp32", "bf16", "fp16", "int8"),
         simulated=True,
+        loadgen=False,
         options={
             "profile": OptionSpec(str, "device profile (bench list shows them; --profile NAME)"),
             "mode": OptionSpec(str, "execution mode the overheads assume", choices=("eager", "graph"),

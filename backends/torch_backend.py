@@ -306,6 +306,7 @@ class TorchCudaBackend(TorchBackend):
     capabilities: ClassVar[Capabilities] = Capabilities(
         precisions=("fp32", "bf16", "fp16"),
         device_memory=True,
+        device="cuda",
         device_timer=True,
         telemetry=True,
         options={
@@ -367,4 +368,5 @@ def capture_cuda_graph(prepared: PreparedCall, warmup_calls: int = 3) -> None:
         return None
 
     prepared.call = replay
+    prepared.take = None  # a captured graph has a fixed batch
     prepared.facts["cuda_graph"] = True

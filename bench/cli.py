@@ -7,9 +7,11 @@ nothing written); 130 interrupted (finished cells are kept; rerun with --resume)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
+import signal
 import sys
 from collections import Counter
 from importlib import resources
@@ -21,10 +23,12 @@ from bench.errors import UsageError, invalid_value
 from bench.spec import (
     ALL_BACKENDS,
     PRECISIONS,
+    SCENARIOS,
     MeasureSettings,
     Sweep,
     load_sweep,
     matrix_from_mapping,
+    parse_choice_list,
     parse_int_list,
     parse_name_list,
     parse_option_flags,
@@ -88,8 +92,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from backends.profiles import load_profiles
 
     profiles = [p.to_dict() for p in load_profiles().values()]
+    extras = _extras()
     if args.format == "json":
-        print(json.dumps({"workloads": workloads, "backends": backends, "profiles": profiles}, indent=2))
+        print(json.dumps({"workloads": workloads, "backends": backends, "profiles": profiles, "extras": extras},
+                         indent=2))
         return EXIT_OK
     gib = 1 << 30
     print(f"Workloads (memory here: {workloads[0]['machine_memory_bytes'] / gib:.0f} GiB; 'fits' = estimated "
@@ -107,6 +113,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
               f"options {','.join(b['options']) or '-'}")
         for label, v in b["variants"].items():
             print(f"  {'':<12}   {label}: {'available' if v['available'] else 'unavailable: ' + str(v['reason'])}")
+    print("\nOptional extras:")
+    for name, extra in extras.items():
+        state = "available" if extra["available"] else f"unavailable: {extra['reason']}"
+        print(f"  {name:<12} {extra['summary']}\n  {'':<12} {state}")
     print("\nDevice profiles for simulation (backends/profiles.toml; --backend simulated --profile NAME; "
           "status: OFF vendor, 3P third party, DER derived, UNV unverified, ASSUMED):")
     print(f"  {'name':<14} {'bf16 TFLOPS':>12} {'int8 TOPS':>10} {'memory GB':>10} {'TB/s':>6} {'TDP W':>6} "
@@ -119,6 +129,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
               f"{p['bandwidth_tbs']['value']:>6g} {p['tdp_w']['value']:>6g} "
               f"{'-' if price is None else format(price, ',.0f'):>10}  {p['name']}")
     return EXIT_OK
+
+
+def _extras() -> dict[str, dict[str, Any]]:
+    """The optional extras and whether they can be used here (import checks only)."""
+    from bench.loadgen import loadgen_unavailable_reason
+    from bench.ray_executor import ray_unavailable_reason
+
+    found = {}
+    for name, summary, reason in (
+            ("loadgen", "MLPerf LoadGen scenarios (--scenario single-stream|multi-stream|server|offline)",
+             loadgen_unavailable_reason()),
+            ("ray", "the Ray executor (--executor ray)", ray_unavailable_reason())):
+        found[name] = {"available": reason is None, "reason": reason, "summary": summary}
+    return found
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -146,8 +170,43 @@ def _number(flag: str, raw: str, kind: type) -> Any:
         raise invalid_value(flag, raw, expected) from None
 
 
+_LOADGEN_FLAGS = {
+    "min_duration_s": ("--lg-min-duration", float),
+    "min_queries": ("--lg-min-queries", int),
+    "max_duration_s": ("--lg-max-duration", float),
+    "expected_latency_ms": ("--lg-expected-latency", float),
+    "seed": ("--lg-seed", int),
+    "search_steps": ("--lg-search-steps", int),
+}
+
+
+def _loadgen_settings(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
+    """The sweep's LoadGen settings with the command line's --lg-* flags applied (messages name the flag)."""
+    from bench.spec import LoadGenSettings
+
+    values = dict(base)
+    for name, (flag, kind) in _LOADGEN_FLAGS.items():
+        raw = getattr(args, "lg_" + name)
+        if raw is not None:
+            values[name] = _number(flag, raw, kind)
+    if args.lg_official:
+        values["official"] = True
+    if args.lg_no_accuracy:
+        values["accuracy"] = False
+    try:
+        LoadGenSettings(**values)
+    except UsageError as exc:
+        message = str(exc)
+        for name, (flag, _) in _LOADGEN_FLAGS.items():
+            if message.startswith(name + ":"):
+                message = flag + message[len(name):]
+        raise UsageError(message) from None
+    return values
+
+
 def _measure_settings(args: argparse.Namespace, base: MeasureSettings) -> MeasureSettings:
     values = base.to_dict()
+    values["loadgen"] = _loadgen_settings(args, values["loadgen"])
     for name, flag in _MEASURE_FLAGS.items():
         raw = getattr(args, name)
         if raw is not None:
@@ -170,11 +229,7 @@ def _matrix_flags(args: argparse.Namespace) -> dict[str, Any]:
     if args.backend:
         given["backend"] = list(parse_name_list("--backend", args.backend))
     if args.precision:
-        precisions = parse_name_list("--precision", args.precision)
-        for p in precisions:
-            if p not in PRECISIONS:
-                raise invalid_value("--precision", p, PRECISIONS)
-        given["precision"] = list(precisions)
+        given["precision"] = list(parse_choice_list("--precision", args.precision, PRECISIONS))
     if args.weights:
         given["weights"] = args.weights
     for key, flag in (("batch_size", "--batch-size"), ("seq_len", "--seq-len"), ("new_tokens", "--new-tokens"),
@@ -184,11 +239,43 @@ def _matrix_flags(args: argparse.Namespace) -> dict[str, Any]:
             given[key] = list(parse_int_list(flag, raw))
     if args.option:
         given["options"] = parse_option_flags("--option", args.option)
+    if args.scenario:
+        given["scenario"] = list(parse_choice_list("--scenario", args.scenario, SCENARIOS))
+    load = _load_flags(args)
+    if load:
+        given["load"] = load
     if args.profile:
         if "profile" in given.get("options", {}):
             raise UsageError("--profile: given twice (also as -O profile=...); give it once")
         given.setdefault("options", {})["profile"] = list(parse_name_list("--profile", args.profile))
     return given
+
+
+_LOAD_FLAGS = {"target_qps": "--target-qps", "latency_ms": "--latency-bound", "ttft_ms": "--ttft-bound",
+               "tpot_ms": "--tpot-bound"}
+
+
+def _load_flags(args: argparse.Namespace) -> dict[str, list[Any]]:
+    """Server parameters from the command line: numbers > 0 (target_qps also "max"), comma lists allowed."""
+    from bench.spec import SEARCH_QPS, parse_option_value
+
+    load: dict[str, list[Any]] = {}
+    for key, flag in _LOAD_FLAGS.items():
+        raw = getattr(args, key)
+        if not raw:
+            continue
+        values = []
+        for text in (part.strip() for item in raw for part in item.split(",")):
+            value = parse_option_value(text)
+            if key == "target_qps" and value == SEARCH_QPS:
+                values.append(value)
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                extra = f' or "{SEARCH_QPS}"' if key == "target_qps" else ""
+                raise invalid_value(flag, text, f"a number > 0{extra}")
+            values.append(value)
+        load[key] = values
+    return load
 
 
 def _default_suite() -> Sweep:
@@ -232,11 +319,12 @@ def _matrix_as_mapping(matrix) -> dict[str, Any]:
     tokens = [n for n in matrix.new_tokens if n is not None]
     if tokens:
         data["new_tokens"] = tokens
-    axes: dict[str, list[Any]] = {}
-    for option_set in matrix.options:  # the matrix holds the product of its option axes; recover the axes
-        for key, value in option_set:
-            if value not in axes.setdefault(key, []):
-                axes[key].append(value)
+    axes = _axes_of(matrix.options)  # the matrix holds the product of its option axes; recover the axes
+    if matrix.scenarios != ("latency",):
+        data["scenario"] = list(matrix.scenarios)
+    load = _axes_of(matrix.loads)
+    if load:
+        data["load"] = load
     if "threads" in axes:
         data["threads"] = axes.pop("threads")
     if axes:
@@ -244,11 +332,22 @@ def _matrix_as_mapping(matrix) -> dict[str, Any]:
     return data
 
 
+def _axes_of(sets) -> dict[str, list[Any]]:
+    """{key: [values]} from a product of (key, value) sets."""
+    axes: dict[str, list[Any]] = {}
+    for pairs in sets:
+        for key, value in pairs:
+            if value not in axes.setdefault(key, []):
+                axes[key].append(value)
+    return axes
+
+
 def _with_flags(mapping: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
-    """A sweep file's matrix with the command line's keys replacing its own; options merge key by key."""
+    """A sweep file's matrix with the command line's keys replacing its own; options and load merge key by key."""
     merged = {**mapping, **flags}
-    if "options" in flags:
-        merged["options"] = {**mapping.get("options", {}), **flags["options"]}
+    for table in ("options", "load"):
+        if table in flags:
+            merged[table] = {**mapping.get(table, {}), **flags[table]}
     return merged
 
 
@@ -281,7 +380,54 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bench.store import RunStore
 
     sweep, is_default = _build_sweep(args)
-    plan = plan_sweep(sweep)
+    executor = _executor(args)
+    try:
+        return _run_planned(args, sweep, executor)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _executor(args: argparse.Namespace):
+    """None for the local executor (the default); a connected RayExecutor for --executor ray."""
+    if args.executor == "local":
+        if args.ray_address or args.ray_retries is not None:
+            raise UsageError("--ray-address/--ray-retries: only with --executor ray")
+        return None
+    from bench.ray_executor import RayExecutor
+
+    retries = 1 if args.ray_retries is None else _number("--ray-retries", args.ray_retries, int)
+    executor = RayExecutor(address=args.ray_address, retries=retries)
+    executor.connect()
+    return executor
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a CI job cancelled, `kill`) takes the same path as Ctrl-C: stop, clean up, keep the records."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_planned(args: argparse.Namespace, sweep: Sweep, executor) -> int:
+    from bench.plan import plan_sweep
+    from bench.render import render
+    from bench.runner import Progress, run_sweep
+    from bench.store import RunStore
+
+    plan = plan_sweep(sweep, remote_devices=executor.cluster_devices() if executor else frozenset())
+    if not plan.cells and plan.left_out:
+        raise UsageError(f"no cells left to run: {plan.left_out[0][1]}")
     for name, reason in plan.skipped_backends.items():
         print(f"note: backend {name} left out: {reason}", file=sys.stderr)
     for (backend, reason), count in _left_out_summary(plan).items():
@@ -304,8 +450,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     os.environ["BENCH_RUN_DIR"] = str(out.resolve())  # simulated cells of this run share host validations there
     progress = Progress(len(plan.cells), enabled=not args.quiet)
     try:
-        result = run_sweep(plan.cells, sweep.measure, store, resume=args.resume, progress=progress,
-                           unavailable=plan.unavailable)
+        with _sigterm_as_interrupt():
+            result = run_sweep(plan.cells, sweep.measure, store, executor=executor, resume=args.resume,
+                               progress=progress, unavailable=plan.unavailable)
     except KeyboardInterrupt:
         kept = len(store.read(warn=False).records)
         print(f"\ninterrupted: {kept} records kept in {out}; rerun with --resume to finish", file=sys.stderr)
@@ -573,11 +720,21 @@ def build_parser() -> argparse.ArgumentParser:
                        " -O provider=cpu (see `bench list` for each backend's options)")
     p_run.add_argument("--profile", action="append", metavar="NAME",
                        help="device profile for simulated backends (same as -O profile=NAME; see `bench list`)")
+    p_run.add_argument("--scenario", action="append", metavar="NAME",
+                       help="how load is offered: latency (the timed loop, default) or an MLPerf LoadGen scenario: "
+                       "single-stream, multi-stream, server, offline (needs catchup-bench[loadgen]); comma list sweeps")
     p_run.add_argument("--weights", metavar="DIR",
                        help="real weights: a local directory with config.json and *.safetensors (never pickle)")
     p_run.add_argument("--out", "-o", help="run directory (default: results/<timestamp>/)")
     p_run.add_argument("--resume", action="store_true", help="skip cells already ok in --out; rerun the rest")
     p_run.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    p_run.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: one isolated worker process per cell, one cell at a time (default); ray: each "
+                       "cell a Ray task on a cluster, records streamed back here (needs catchup-bench[ray])")
+    p_run.add_argument("--ray-address", metavar="ADDR",
+                       help="Ray cluster to join, e.g. ray://head:10001 or auto (default: start a local instance)")
+    p_run.add_argument("--ray-retries", metavar="N",
+                       help="times Ray reruns a cell whose worker or node died before it is recorded failed (default 1)")
     measure = p_run.add_argument_group(
         "measurement", "Warm-up: >= 3 calls and 1 s, then windows of 5 calls until two medians in a row move < 2%% "
         "(at most 20 s). Timed loop: >= 10 calls and 2 s and the median's 95%% interval within +-1%%, at most "
@@ -594,6 +751,33 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--max-time", metavar="SECONDS", dest="max_time_s")
     measure.add_argument("--timeout", metavar="SECONDS", dest="timeout_s",
                          help="kill a cell's worker after this long (build + measure)")
+    lg_group = p_run.add_argument_group(
+        "LoadGen scenarios", "Server parameters are part of the cell (sweep axes); the --lg-* settings say how long "
+        "each scenario runs. Quick defaults: at least 5 s and the queries early stopping needs (single-stream 64, "
+        "multi-stream and server 662, offline 1 query), at most 300 s. --lg-official: MLPerf's rules (600 s; 1024 / "
+        "270336 / 270336 / 1 queries). Batch size: single-stream 1; multi-stream = samples per query (MLPerf: 8); "
+        "offline and server: the most samples run as one batch.")
+    lg_group.add_argument("--target-qps", action="append", dest="target_qps", metavar="QPS",
+                          help="server: Poisson arrival rate, or 'max' to search for the highest valid rate")
+    lg_group.add_argument("--latency-bound", action="append", dest="latency_ms", metavar="MS",
+                          help="server: p99 latency bound in ms (default 100)")
+    lg_group.add_argument("--ttft-bound", action="append", dest="ttft_ms", metavar="MS",
+                          help="server, LMs: p99 time-to-first-token bound in ms (default 2000, MLPerf Llama 2 70B)")
+    lg_group.add_argument("--tpot-bound", action="append", dest="tpot_ms", metavar="MS",
+                          help="server, LMs: p99 time-per-output-token bound in ms (default 200, MLPerf Llama 2 70B)")
+    lg_group.add_argument("--lg-min-duration", dest="lg_min_duration_s", metavar="SECONDS", help="default 5")
+    lg_group.add_argument("--lg-min-queries", dest="lg_min_queries", metavar="N",
+                          help="default: the scenario's early-stopping minimum (above)")
+    lg_group.add_argument("--lg-max-duration", dest="lg_max_duration_s", metavar="SECONDS",
+                          help="default 300; 0: no limit")
+    lg_group.add_argument("--lg-expected-latency", dest="lg_expected_latency_ms", metavar="MS",
+                          help="latency LoadGen plans with (default: the warm-up's median call latency)")
+    lg_group.add_argument("--lg-seed", dest="lg_seed", metavar="N", help="LoadGen's qsl, sample and schedule seeds")
+    lg_group.add_argument("--lg-search-steps", dest="lg_search_steps", metavar="N",
+                          help="server --target-qps max: bisection runs after the first (default 5)")
+    lg_group.add_argument("--lg-official", action="store_true", help="MLPerf's run length rules (long)")
+    lg_group.add_argument("--lg-no-accuracy", action="store_true",
+                          help="skip the AccuracyOnly run that feeds the accuracy guard")
     p_run.set_defaults(func=_cmd_run)
 
     p_show = sub.add_parser("show", help="print the records of one or more run directories")

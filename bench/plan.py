@@ -5,7 +5,9 @@ unknown model or backend, a precision or option the backend lacks, a sequence lo
 allows, a --weights directory that is missing, pickle-only or of another architecture. A backend (or execution
 provider, or library) that is valid but absent on this machine is not an input error: its cells are planned as
 `unavailable`, with the reason, and written as such records. Image workloads take no sequence length (seq_len
-becomes None). The wildcard backend "*" means "every measured backend available here" (simulated devices are named
+becomes None). LoadGen scenarios need the mlcommons-loadgen package: without it their cells are `unavailable`
+with the install hint; single-stream cells with a batch size above 1 are left out (one sample per query). The
+wildcard backend "*" means "every measured backend available here" (simulated devices are named
 explicitly; `Backend.in_wildcard`): it leaves out the
 unavailable ones and the cells a backend cannot express (the caller reports both).
 """
@@ -43,21 +45,42 @@ class Plan:
 
 
 class _Probes:
-    """Probe each backend at most once per plan, and each (backend, precision, options) at most once."""
+    """Probe each backend at most once per plan, and each (backend, precision, options) at most once.
 
-    def __init__(self) -> None:
+    `remote_devices` are device kinds a cluster offers (the Ray executor): a backend for such a device that is
+    unavailable on this machine is planned as runnable; the node that runs the cell probes it again and writes
+    an `unavailable` record if it cannot run there either."""
+
+    def __init__(self, remote_devices: frozenset[str] | set[str] = frozenset()) -> None:
         self._cache: dict[str, Availability] = {}
         self._spec_cache: dict[tuple, Availability] = {}
+        self.remote_devices = remote_devices
 
     def __call__(self, name: str) -> Availability:
         if name not in self._cache:
-            self._cache[name] = backend_class(name).probe()
+            cls = backend_class(name)
+            found = cls.probe()
+            if not found.available and cls.capabilities.device in self.remote_devices:
+                found = Availability(True)
+            self._cache[name] = found
         return self._cache[name]
+
+    def loadgen(self) -> Availability:
+        if "loadgen" not in self._cache:
+            from bench.loadgen import loadgen_unavailable_reason
+
+            reason = loadgen_unavailable_reason()
+            self._cache["loadgen"] = Availability(reason is None, reason)
+        return self._cache["loadgen"]
 
     def of_spec(self, spec: BenchmarkSpec) -> Availability:
         key = (spec.backend, spec.precision, spec.options)
         if key not in self._spec_cache:
-            self._spec_cache[key] = backend_class(spec.backend).availability(spec)
+            cls = backend_class(spec.backend)
+            found = cls.availability(spec)
+            if not found.available and cls.device_kind(spec) in self.remote_devices:
+                found = Availability(True)
+            self._spec_cache[key] = found
         return self._spec_cache[key]
 
 
@@ -110,6 +133,7 @@ def _cells_of(matrix: Matrix, probe: _Probes, plan: Plan) -> list[BenchmarkSpec]
             models=(workload.name,), backends=tuple(backends), precisions=matrix.precisions,
             batch_sizes=matrix.batch_sizes, seq_lens=matrix.seq_lens if workload.takes_tokens else (None,),
             new_tokens=_new_tokens_for(workload, matrix), options=matrix.options, weights=matrix.weights,
+            scenarios=matrix.scenarios, loads=matrix.loads,
         )
         for spec in expanded.cells():
             cls = backend_class(spec.backend)
@@ -122,16 +146,23 @@ def _cells_of(matrix: Matrix, probe: _Probes, plan: Plan) -> list[BenchmarkSpec]
                 plan.left_out.append((spec, str(exc)))
                 continue
             _check_length(workload, spec)
+            if spec.scenario == "single-stream" and spec.batch_size != 1:
+                plan.left_out.append((spec, f"batch_size: {spec.batch_size} is not allowed for scenario single-stream "
+                                            "(one sample per query); expected 1"))
+                continue
             availability = probe.of_spec(spec) if probe(spec.backend).available else probe(spec.backend)
+            if availability.available and spec.scenario != "latency":
+                availability = probe.loadgen()
             if not availability.available:
                 plan.unavailable[spec] = availability.reason or "unavailable"
             cells.append(spec)
     return cells
 
 
-def plan_sweep(sweep: Sweep) -> Plan:
-    """Every cell of every matrix, in order, without duplicates; raises UsageError on any bad input."""
-    probe, plan = _Probes(), Plan(cells=[])
+def plan_sweep(sweep: Sweep, remote_devices: frozenset[str] | set[str] = frozenset()) -> Plan:
+    """Every cell of every matrix, in order, without duplicates; raises UsageError on any bad input.
+    `remote_devices`: device kinds the executor's cluster offers beyond this machine (see `_Probes`)."""
+    probe, plan = _Probes(remote_devices), Plan(cells=[])
     cells: list[BenchmarkSpec] = []
     for matrix in sweep.matrices:
         cells += _cells_of(matrix, probe, plan)

@@ -11,6 +11,11 @@ Schema history (bump SCHEMA_VERSION on any change that an older reader would mis
   2  `simulation`: a simulated record (simulated: true) has no measurement; it holds the device profile with each
      figure's status and source, the cost model version and efficiency factors, the point estimate with its band,
      the host validation (measured vs predicted on this host) and the trace digest. Version 1 records read as before.
+  3  `spec.scenario` and `spec.load` (LoadGen scenarios) and `loadgen`: a LoadGen record has no measurement; it
+     holds LoadGen's own figures read from its detail log (validity and why, results with percentiles in ns,
+     early-stopping estimates, settings in force), the warm-up that set the expected latency, what the system
+     under test did, the server search if any, and the paths of LoadGen's logs under the run directory.
+     Versions 1-2 read as before (scenario "latency").
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from bench.stats import LatencySummary, drift, summarize, throughput_interval
 
 __all__ = ["SCHEMA_VERSION", "STATUSES", "Measurement", "Record", "GenerationSummary"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUSES = ("ok", "failed", "unavailable")
 
 
@@ -97,10 +102,14 @@ class Record:
     work: dict[str, Any] | None = None
     accuracy: dict[str, Any] | None = None
     simulation: dict[str, Any] | None = None
+    loadgen: dict[str, Any] | None = None
     started_at: str | None = None
     finished_at: str | None = None
     detail: str | None = None
     schema_version: int = SCHEMA_VERSION
+    #: files the cell produced (relative path under the run directory -> bytes); written by the store beside the
+    #: records when the record is appended, never serialised into the record itself
+    attachments: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -220,6 +229,7 @@ class Record:
             "work": self.work,
             "accuracy": self.accuracy,
             "simulation": self.simulation,
+            "loadgen": self.loadgen,
             "detail": self.detail,
         }
 
@@ -246,6 +256,7 @@ class Record:
             work=data.get("work"),
             accuracy=data.get("accuracy"),
             simulation=data.get("simulation"),
+            loadgen=data.get("loadgen"),
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
             detail=data.get("detail"),

@@ -11,6 +11,10 @@ Columns (times in milliseconds):
   top-1 / cos    accuracy guard against the fp32 CPU reference: top-1 agreement of logits (- for encoders) and
                  cosine similarity of the outputs; blank for the reference itself
   peak RSS       peak resident memory of the worker process (build included), MiB
+  scenario       a LoadGen scenario (blank: the latency loop); for those cells every figure is LoadGen's own:
+                 p50/p90/p99 of its per-sample (per-query for multi-stream) latencies, items/s its samples per
+                 second (with LoadGen's overhead), TTFT/TPOT its token latencies, and "LoadGen result" its
+                 VALID/INVALID verdict, why, and the scenario's metric
 A simulated record is marked "(simulated)" in every format; a loop that stopped before its precision target
 "(not converged)"; a run whose first and last thirds differ "(drift)".
 """
@@ -52,6 +56,8 @@ def summary_row(record: Record) -> dict[str, Any]:
         "simulated": record.simulated,
         "reason": record.reason,
         "spec_key": spec.key,
+        "scenario": spec.scenario,
+        "load": ";".join(f"{k}={v}" for k, v in spec.load),
     }
     latency = record.latency()
     if latency:
@@ -76,6 +82,8 @@ def summary_row(record: Record) -> dict[str, Any]:
         row.update(_extra_intervals(record, latency))
     if record.simulation:
         row.update(_simulated_fields(record))
+    if record.loadgen:
+        row.update(_loadgen_fields(record))
     generation = record.generation()
     if generation:
         row.update({
@@ -111,6 +119,72 @@ def summary_row(record: Record) -> dict[str, Any]:
     if record.memory.get("device_peak_allocated_bytes") is not None:
         row["device_peak_mib"] = record.memory["device_peak_allocated_bytes"] / _MIB
     return row
+
+
+#: Each LoadGen scenario's headline metric: (name, results key, unit).
+_LOADGEN_METRIC = {
+    "single-stream": ("p90 latency", "90.00_percentile_latency_ns", "ns"),
+    "multi-stream": ("p99 latency per query", "99.00_percentile_latency_ns", "ns"),
+    "server": ("completed samples/s", "completed_samples_per_sec", "1/s"),
+    "offline": ("samples/s", "samples_per_second", "1/s"),
+}
+
+
+def _loadgen_fields(record: Record) -> dict[str, Any]:
+    """A LoadGen record's figures, every one LoadGen's own (from its detail log), units in the key names."""
+    section = record.loadgen
+    results = section.get("results") or {}
+    scenario = section["scenario"]
+    samples_per_query = (section.get("settings") or {}).get("samples_per_query") or 1
+    rate = {"single-stream": results.get("qps_with_loadgen_overhead"),
+            "multi-stream": results.get("qps_with_loadgen_overhead"),
+            "server": results.get("completed_samples_per_sec"),
+            "offline": results.get("samples_per_second")}[scenario]
+    if rate is not None and scenario in ("single-stream", "multi-stream"):
+        rate *= samples_per_query
+    name, key, unit = _LOADGEN_METRIC[scenario]
+    estimates = (section.get("early_stopping_estimates_ns") or {}).get("latency") or {}
+    row: dict[str, Any] = {
+        "loadgen_validity": section.get("validity"),
+        "loadgen_invalid_reasons": "; ".join(section.get("invalid_reasons") or []) or None,
+        "loadgen_metric": name,
+        "loadgen_metric_value": results.get(key) / _MS if unit == "ns" and results.get(key) is not None
+        else results.get(key),
+        "loadgen_metric_unit": "ms" if unit == "ns" else unit,
+        "loadgen_target_qps": (section.get("settings") or {}).get("target_qps") if scenario == "server" else None,
+        "loadgen_queries": results.get("query_count"),
+        "p50_ms": _ms(results.get("50.00_percentile_latency_ns")),
+        "p90_ms": _ms(results.get("90.00_percentile_latency_ns")),
+        "p99_ms": _ms(results.get("99.00_percentile_latency_ns")),
+        "mean_ms": _ms(results.get("mean_latency_ns")),
+        "p90_early_stopping_ms": _ms(estimates.get("p90")),
+        "p99_early_stopping_ms": _ms(estimates.get("p99")),
+        "items_per_s": rate,
+        "qps_without_loadgen_overhead": results.get("qps_without_loadgen_overhead"),
+        "warmup_p50_ms": _ms((section.get("warmup") or {}).get("median_latency_ns")),
+        "service_p50_ms": _ms((section.get("sut") or {}).get("service_p50_ns")),
+    }
+    if section.get("token_latencies"):
+        row.update({
+            "ttft_p50_ms": _ms(results.get("first_token_50.00_percentile_latency_ns")),
+            "ttft_p99_ms": _ms(results.get("first_token_99.00_percentile_latency_ns")),
+            "tpot_p50_ms": _ms(results.get("time_per_output_token_50.00_percentile_ns")),
+            "tpot_p99_ms": _ms(results.get("time_per_output_token_99.00_percentile_ns")),
+            "output_tokens_per_s": results.get("completed_tokens_per_second") or results.get("tokens_per_second"),
+        })
+    return row
+
+
+def _loadgen_cell(row: dict[str, Any]) -> str:
+    if not row.get("loadgen_validity"):
+        return ""
+    value = row.get("loadgen_metric_value")
+    unit = " ms" if row["loadgen_metric_unit"] == "ms" else ""
+    metric = f"{row['loadgen_metric']} {_fmt(value)}{unit}"
+    if row.get("loadgen_target_qps") is not None:
+        metric += f" at {_fmt(float(row['loadgen_target_qps']))} qps"
+    reasons = f" ({row['loadgen_invalid_reasons']})" if row.get("loadgen_invalid_reasons") else ""
+    return f"{row['loadgen_validity']}{reasons}: {metric}"
 
 
 def _simulated_fields(record: Record) -> dict[str, Any]:
@@ -184,7 +258,10 @@ _TABLE_COLUMNS: list[tuple[str, Any]] = [
     ("seq", lambda r: r["seq_len"] or ""),
     ("new", lambda r: r["new_tokens"] or ""),
     ("opts", lambda r: r["options"]),
+    ("scenario", lambda r: "" if r.get("scenario", "latency") == "latency" else
+     r["scenario"] + (f" {r['load']}" if r.get("load") else "")),
     ("status", _status),
+    ("LoadGen result", _loadgen_cell),
     ("n", lambda r: r.get("iterations", "")),
     ("p50 ms [95% CI]", lambda r: _median_with_ci(r)),
     ("p90 ms", lambda r: _fmt(r.get("p90_ms"))),

@@ -189,7 +189,7 @@ def _chart_row(c: CatchUp) -> dict[str, Any]:
 def _results_section(records: Sequence[Record]) -> Section:
     by_workload: dict[str, list[Record]] = {}
     for r in records:
-        if r.status == "ok":
+        if r.status == "ok" and not r.loadgen:
             by_workload.setdefault(r.spec.workload, []).append(r)
     tables = []
     headers = ["backend / device", "technique", "batch", "seq", "new", "source", "p50 ms [95% CI] / ~estimate",
@@ -216,6 +216,35 @@ def _results_section(records: Sequence[Record]) -> Section:
     return Section("Results per workload", "Measured cells: median latency with its 95% distribution-free interval, "
                    "p90/p99, throughput with the loop's wall time. Simulated cells: the estimate with its band "
                    "(never a confidence interval), no percentiles.", tables)
+
+
+def _loadgen_section(records: Sequence[Record]) -> Section | None:
+    """LoadGen scenario cells: LoadGen's verdict and figures, one table per scenario (None when there are none)."""
+    by_scenario: dict[str, list[list[str]]] = {}
+    for r in records:
+        if r.status != "ok" or not r.loadgen:
+            continue
+        row = summary_row(r)
+        accuracy = (f"{row['cosine_similarity']:.5f} / {_fmt(row.get('top1_agreement'))}"
+                    if row.get("cosine_similarity") is not None else "")
+        by_scenario.setdefault(r.spec.scenario, []).append([
+            r.spec.label, row["loadgen_validity"] or "", row.get("loadgen_invalid_reasons") or "",
+            f"{_fmt(row.get('loadgen_metric_value'))} {row['loadgen_metric_unit']}", _fmt(row.get("p50_ms")),
+            _fmt(row.get("p90_ms")), _fmt(row.get("p99_ms")), _fmt(row.get("items_per_s")),
+            _fmt(row.get("ttft_p50_ms")), _fmt(row.get("tpot_p50_ms")), _fmt(row.get("warmup_p50_ms")),
+            _fmt(row.get("service_p50_ms")), accuracy,
+            r.loadgen.get("logs") or ""])
+    if not by_scenario:
+        return None
+    headers = ["cell", "LoadGen", "why INVALID", "metric", "p50 ms", "p90 ms", "p99 ms", "samples/s", "TTFT p50 ms",
+               "TPOT p50 ms", "warm-up p50 ms", "service p50 ms", "accuracy (cos / top-1)", "logs"]
+    tables = [Table(scenario, headers, rows) for scenario, rows in by_scenario.items()]
+    return Section("LoadGen scenarios", "Cells run under MLPerf LoadGen: every figure is LoadGen's own (its detail "
+                   "log, kept under the run directory). Metric: single-stream p90 latency, multi-stream p99 latency "
+                   "per query, server completed samples/s at the target rate, offline samples/s. Warm-up p50 is the "
+                   "same full-batch call timed alone just before the run; service p50 is how long the system under "
+                   "test took to run a batch during the run (queueing excluded). Service well above warm-up means "
+                   "the load generator's own threads slowed the model (too few cores for both).", tables)
 
 
 def _distribution_section(records: Sequence[Record]) -> Section:
@@ -298,12 +327,13 @@ def build_report(records: Sequence[Record], frontier: str = DEFAULT_FRONTIER,
         _environment_section(records),
         _catch_up_section(results, frontier, constrained, reference, records),
         _results_section(records),
+        _loadgen_section(records),
         _distribution_section(records),
         _batch_section(records),
         _roofline_section(records),
         _not_ok_section(records),
     ]
-    return Report(title, sections, results)
+    return Report(title, [section for section in sections if section is not None], results)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -10,8 +10,13 @@ Failures. A worker that raises writes a `failed` record itself. A worker that di
 result) or passes `timeout_s` becomes a `failed` record written by the parent, with the signal or exit status
 and the last lines the worker printed. The sweep goes on either way.
 
-Executors. `LocalExecutor` is the seam a remote executor (e.g. Ray) plugs into: anything with
-`run(spec, settings) -> Record` can run a sweep.
+Executors. Anything with `run(spec, settings) -> Record` can run a sweep one cell at a time (`LocalExecutor`,
+the default). An executor that runs cells concurrently elsewhere (`bench.ray_executor.RayExecutor`) has
+`stream(specs, settings)` instead, yielding (record, seconds) as cells finish; either way the records come back
+to this process and are appended here, so the store is written in one place.
+
+A worker dies with its parent (PR_SET_PDEATHSIG on Linux): a runner killed outright (SIGKILL, a lost Ray worker)
+does not leave a model running on the machine.
 """
 
 from __future__ import annotations
@@ -27,14 +32,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Protocol, Sequence, TextIO
+from typing import Callable, Iterator, Mapping, Protocol, Sequence, TextIO
 
 from backends.registry import backend_class
 from bench.record import Record
 from bench.spec import BenchmarkSpec, MeasureSettings
 from bench.store import RunStore
 
-__all__ = ["CellExecutor", "LocalExecutor", "Progress", "SweepResult", "run_sweep", "wait_blocking"]
+__all__ = ["CellExecutor", "StreamingExecutor", "LocalExecutor", "Progress", "SweepResult", "run_sweep",
+           "wait_blocking", "collect_attachments"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +50,20 @@ LOG_TAIL_LINES = 20
 
 class CellExecutor(Protocol):
     def run(self, spec: BenchmarkSpec, settings: MeasureSettings) -> Record: ...
+
+
+class StreamingExecutor(Protocol):
+    def stream(self, specs: Sequence[BenchmarkSpec],
+               settings: MeasureSettings) -> Iterator[tuple[Record, float]]: ...
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def wait_blocking(proc: subprocess.Popen, timeout: float) -> int:
@@ -89,7 +109,15 @@ def _death_reason(returncode: int, tail: str) -> str:
     return f"{reason}; last output: {last[:300]}" if last else reason
 
 
-def _now() -> str:
+def collect_attachments(directory: Path, prefix: str) -> dict[str, bytes]:
+    """Every file under `directory` (a cell's artifacts) as {prefix/relative path: bytes}."""
+    if not directory.is_dir():
+        return {}
+    return {f"{prefix}/{path.relative_to(directory).as_posix()}": path.read_bytes()
+            for path in sorted(directory.rglob("*")) if path.is_file()}
+
+
+def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -111,30 +139,35 @@ class LocalExecutor:
         return env
 
     def run(self, spec: BenchmarkSpec, settings: MeasureSettings) -> Record:
-        started = _now()
+        started = utc_now()
         with tempfile.TemporaryDirectory(prefix="bench-cell-") as tmp:
             job, result, log = Path(tmp, "job.json"), Path(tmp, "result.json"), Path(tmp, "worker.log")
-            job.write_text(json.dumps({"spec": spec.to_dict(), "settings": settings.to_dict()}))
+            artifacts = Path(tmp, "artifacts")
+            job.write_text(json.dumps({"spec": spec.to_dict(), "settings": settings.to_dict(),
+                                       "artifacts": str(artifacts)}))
             with open(log, "wb") as log_fh:
                 proc = subprocess.Popen(
                     [self.python, "-m", "bench.worker", str(job), str(result)],
                     stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
                     env=self.worker_env(spec), start_new_session=True,
+                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
                 )
                 try:
                     returncode = wait_blocking(proc, settings.timeout_s)
                 except subprocess.TimeoutExpired:
                     _kill_group(proc)
                     return Record(spec, "failed", reason=f"timed out after {settings.timeout_s:g} s (timeout_s)",
-                                  started_at=started, finished_at=_now(), detail=_log_tail(log) or None)
+                                  started_at=started, finished_at=utc_now(), detail=_log_tail(log) or None)
                 except BaseException:  # Ctrl-C or SIGTERM: never leave a worker behind
                     _kill_group(proc)
                     raise
             if result.is_file():
-                return Record.from_dict(json.loads(result.read_text()))
+                record = Record.from_dict(json.loads(result.read_text()))
+                record.attachments = collect_attachments(artifacts, f"artifacts/{spec.key}")
+                return record
             tail = _log_tail(log)
             return Record(spec, "failed", reason=_death_reason(returncode, tail),
-                          started_at=started, finished_at=_now(), detail=tail or None)
+                          started_at=started, finished_at=utc_now(), detail=tail or None)
 
 
 class Progress:
@@ -151,6 +184,12 @@ class Progress:
         width = 24
         filled = int(width * done / self.total) if self.total else width
         return "[" + "#" * filled + "." * (width - filled) + "]"
+
+    def submitted(self, count: int) -> None:
+        """A streaming executor took `count` cells at once; records arrive as they finish."""
+        if self.enabled and count:
+            self.stream.write(f"{count} cells submitted; each is reported as it finishes\n")
+            self.stream.flush()
 
     def start(self, index: int, spec: BenchmarkSpec) -> None:
         if not self.enabled:
@@ -185,7 +224,7 @@ def run_sweep(
     specs: Sequence[BenchmarkSpec],
     settings: MeasureSettings,
     store: RunStore,
-    executor: CellExecutor | None = None,
+    executor: CellExecutor | StreamingExecutor | None = None,
     resume: bool = False,
     progress: Progress | None = None,
     on_record: Callable[[Record], None] | None = None,
@@ -194,23 +233,40 @@ def run_sweep(
     """Run every spec not already ok in the store (with `resume`), appending each record as it finishes.
 
     Specs in `unavailable` (spec -> reason, from the planner) are not run: an `unavailable` record with the
-    reason is written for each, so the run says what was asked for and why it has no figures."""
+    reason is written for each, so the run says what was asked for and why it has no figures. A streaming
+    executor gets all the runnable specs at once and its records are appended in the order they finish."""
     unavailable = unavailable or {}
     executor = executor or LocalExecutor()
     done = store.ok_keys() if resume else set()
     todo = [spec for spec in specs if spec.key not in done]
     progress = progress or Progress(len(todo), enabled=False)
     records: list[Record] = []
+
+    def keep(index: int, record: Record, seconds: float) -> None:
+        store.append(record)
+        records.append(record)
+        progress.finish(index, record, seconds)
+        if on_record:
+            on_record(record)
+
+    stream = getattr(executor, "stream", None)
+    if stream is not None:
+        for spec in todo:
+            if spec in unavailable:
+                keep(len(records), Record(spec, "unavailable", reason=unavailable[spec], started_at=utc_now(),
+                                          finished_at=utc_now()), 0.0)
+        runnable = [spec for spec in todo if spec not in unavailable]
+        progress.submitted(len(runnable))
+        for record, seconds in stream(runnable, settings):
+            keep(len(records), record, seconds)
+        return SweepResult(records=records, skipped=len(specs) - len(todo))
     for index, spec in enumerate(todo):
         progress.start(index, spec)
         began = time.monotonic()
         if spec in unavailable:
-            record = Record(spec, "unavailable", reason=unavailable[spec], started_at=_now(), finished_at=_now())
+            record = Record(spec, "unavailable", reason=unavailable[spec], started_at=utc_now(),
+                            finished_at=utc_now())
         else:
             record = executor.run(spec, settings)
-        store.append(record)
-        records.append(record)
-        progress.finish(index, record, time.monotonic() - began)
-        if on_record:
-            on_record(record)
+        keep(index, record, time.monotonic() - began)
     return SweepResult(records=records, skipped=len(specs) - len(todo))

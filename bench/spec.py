@@ -41,18 +41,35 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [
     "PRECISIONS",
+    "SCENARIOS",
+    "LOAD_KEYS",
     "ALL_BACKENDS",
+    "LoadGenSettings",
     "BenchmarkSpec",
     "MeasureSettings",
     "Matrix",
     "Sweep",
     "parse_int_list",
+    "parse_choice_list",
     "parse_name_list",
     "load_sweep",
 ]
 
 #: Every precision name the harness knows. A backend declares the subset it supports.
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+
+#: How load is offered: "latency" is the harness's own timed loop; the others are MLPerf LoadGen's scenarios.
+SCENARIOS = ("latency", "single-stream", "multi-stream", "server", "offline")
+
+#: Scenario parameters that are part of a cell's identity (the question asked), per scenario:
+#:   target_qps  Server: Poisson arrival rate, queries per second, or "max" (search for the highest valid rate)
+#:   latency_ms  Server: the p99 latency bound (LoadGen's server_target_latency_ns; default 100 ms)
+#:   ttft_ms     Server, generation workloads: p99 time-to-first-token bound (default 2000 ms, MLPerf Llama 2)
+#:   tpot_ms     Server, generation workloads: p99 time-per-output-token bound (default 200 ms, MLPerf Llama 2)
+LOAD_KEYS = {"server": ("target_qps", "latency_ms", "ttft_ms", "tpot_ms")}
+
+#: The value of target_qps that asks for a search of the highest Server rate that stays VALID.
+SEARCH_QPS = "max"
 
 #: The backend wildcard: every registered backend that is available on this machine.
 ALL_BACKENDS = "*"
@@ -72,18 +89,34 @@ def _check_name(field_name: str, value: Any) -> str:
     return value.strip()
 
 
-def _normalise_options(value: Any) -> tuple[tuple[str, OptionValue], ...]:
+def _normalise_load(scenario: str, value: Any) -> tuple[tuple[str, OptionValue], ...]:
+    """Scenario parameters as sorted pairs, each checked: a known key for the scenario, a number > 0 (or "max")."""
+    pairs = _normalise_options(value, field_name="load")
+    allowed = LOAD_KEYS.get(scenario, ())
+    for key, val in pairs:
+        if key not in allowed:
+            expected = f"one of {', '.join(allowed)}" if allowed else "none (only the server scenario takes any)"
+            raise UsageError(f"load.{key}: {key!r} is not a parameter of scenario {scenario}; expected {expected}")
+        if key == "target_qps" and val == SEARCH_QPS:
+            continue
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val <= 0:
+            extra = f' or "{SEARCH_QPS}"' if key == "target_qps" else ""
+            raise invalid_value(f"load.{key}", val, f"a number > 0{extra}")
+    return pairs
+
+
+def _normalise_options(value: Any, field_name: str = "options") -> tuple[tuple[str, OptionValue], ...]:
     items = value.items() if isinstance(value, Mapping) else value
     try:
         pairs = [(str(k), v) for k, v in items]
     except (TypeError, ValueError):
-        raise invalid_value("options", value, "a mapping of option name to value") from None
+        raise invalid_value(field_name, value, "a mapping of name to value") from None
     for key, val in pairs:
         if not isinstance(val, (str, int, float, bool)):
-            raise invalid_value(f"options.{key}", val, "a string, number or boolean")
+            raise invalid_value(f"{field_name}.{key}", val, "a string, number or boolean")
     names = [k for k, _ in pairs]
     if len(set(names)) != len(names):
-        raise invalid_value("options", value, "each option at most once")
+        raise invalid_value(field_name, value, "each name at most once")
     return tuple(sorted(pairs))
 
 
@@ -100,6 +133,11 @@ class BenchmarkSpec:
       new_tokens  tokens generated after the prompt, for generation workloads; None otherwise
       options     backend options as sorted (name, value) pairs, e.g. (("threads", 2),)
       weights     a local directory of real (safetensors) weights; None = the catalogue's default
+      scenario    one of SCENARIOS: "latency" (the timed loop) or a LoadGen scenario
+      load        the scenario's parameters as sorted (name, value) pairs (LOAD_KEYS), e.g. (("target_qps", 20),)
+
+    For LoadGen scenarios `batch_size` is the most samples the system under test runs as one batch: it must be 1
+    for single-stream, and it is the samples per query for multi-stream (MLPerf uses 8).
     """
 
     workload: str
@@ -110,9 +148,17 @@ class BenchmarkSpec:
     new_tokens: int | None = None
     options: tuple[tuple[str, OptionValue], ...] = ()
     weights: str | None = None
+    scenario: str = "latency"
+    load: tuple[tuple[str, OptionValue], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "workload", _check_name("model", self.workload))
+        if self.scenario not in SCENARIOS:
+            raise invalid_value("scenario", self.scenario, SCENARIOS)
+        object.__setattr__(self, "load", _normalise_load(self.scenario, self.load))
+        if self.scenario == "server" and "target_qps" not in dict(self.load):
+            raise UsageError("load.target_qps: missing; the server scenario needs a rate (--target-qps N, or "
+                             f"{SEARCH_QPS} to search for the highest one that stays valid)")
         object.__setattr__(self, "backend", _check_name("backend", self.backend))
         if self.precision not in PRECISIONS:
             raise invalid_value("precision", self.precision, PRECISIONS)
@@ -133,6 +179,7 @@ class BenchmarkSpec:
         """Plain JSON-ready form; `options` becomes a dict."""
         data = dataclasses.asdict(self)
         data["options"] = dict(self.options)
+        data["load"] = dict(self.load)
         return data
 
     @classmethod
@@ -147,8 +194,13 @@ class BenchmarkSpec:
     def key(self) -> str:
         """A stable 16-hex-digit digest of the spec; records and resume pair cells by it.
 
-        Fields that are None are left out of the digest, so adding an optional field later keeps old keys."""
+        Fields that are None (or, for scenario and load, at their defaults) are left out of the digest, so adding
+        an optional field later keeps old keys."""
         present = {k: v for k, v in self.to_dict().items() if v is not None}
+        if self.scenario == "latency":
+            present.pop("scenario")
+        if not self.load:
+            present.pop("load")
         canonical = json.dumps(present, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -163,7 +215,93 @@ class BenchmarkSpec:
         parts += [f"{k}={v}" for k, v in self.options]
         if self.weights:
             parts.append(f"weights={self.weights}")
+        if self.scenario != "latency":
+            parts.append(f"scenario={self.scenario}")
+        parts += [f"{k}={v}" for k, v in self.load]
         return " ".join(parts)
+
+
+#: Minimum query counts. Quick defaults: the fewest queries with which LoadGen's early stopping can judge the
+#: scenario's percentile (64 for p90, 662 for p99); official: MLPerf Inference's mlperf.conf values.
+QUICK_MIN_QUERIES = {"single-stream": 64, "multi-stream": 662, "server": 662, "offline": 1}
+OFFICIAL_MIN_QUERIES = {"single-stream": 1024, "multi-stream": 270336, "server": 270336, "offline": 1}
+OFFICIAL_MIN_DURATION_S = 600.0
+
+
+def _check_number(name: str, value: Any, minimum: float, inclusive: bool, what: str) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and (
+        value >= minimum if inclusive else value > minimum)
+    if not ok:
+        raise invalid_value(name, value, what)
+
+
+@dataclass(frozen=True)
+class LoadGenSettings:
+    """How long a LoadGen scenario runs, and what else the run does (the cell's question is in the spec).
+
+    min_duration_s       LoadGen's min_duration: the run lasts at least this long (quick default 5 s)
+    min_queries          LoadGen's min_query_count; None = QUICK_MIN_QUERIES for the scenario
+    max_duration_s       stop at this duration even if the minimums are unmet (the result is then INVALID); 0 = none
+    expected_latency_ms  what single-stream/multi-stream/offline plan with (expected latency, or samples per second
+                         from it); None = the median call latency of the warm-up, measured just before the run
+    seed                 LoadGen's qsl, sample-index and schedule seeds (all three)
+    official             MLPerf's run rules: min_duration 600 s, OFFICIAL_MIN_QUERIES, no max_duration
+    accuracy             after the performance run, an AccuracyOnly run whose responses are compared with the fp32
+                         reference (the accuracy guard); skipped for the reference cell itself
+    search_steps         Server with target_qps = "max": bisection runs after the first (highest rate tried first)
+    """
+
+    min_duration_s: float = 5.0
+    min_queries: int | None = None
+    max_duration_s: float = 300.0
+    expected_latency_ms: float | None = None
+    seed: int = 0
+    official: bool = False
+    accuracy: bool = True
+    search_steps: int = 5
+
+    def __post_init__(self) -> None:
+        _check_number("min_duration_s", self.min_duration_s, 0, False, "a number of seconds > 0")
+        _check_number("max_duration_s", self.max_duration_s, 0, True, "a number of seconds >= 0 (0: no limit)")
+        if self.max_duration_s and self.max_duration_s < self.min_duration_s:
+            raise invalid_value("max_duration_s", self.max_duration_s,
+                                f">= min_duration_s ({self.min_duration_s:g}) or 0")
+        if self.min_queries is not None:
+            _check_positive_int("min_queries", self.min_queries)
+        if self.expected_latency_ms is not None:
+            _check_number("expected_latency_ms", self.expected_latency_ms, 0, False, "a number of milliseconds > 0")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise invalid_value("seed", self.seed, "a whole number >= 0")
+        for name in ("official", "accuracy"):
+            if not isinstance(getattr(self, name), bool):
+                raise invalid_value(name, getattr(self, name), "true or false")
+        _check_positive_int("search_steps", self.search_steps)
+
+    def run_length(self, scenario: str) -> tuple[float, int, float]:
+        """(min duration s, min query count, max duration s or 0) in force for `scenario`."""
+        if self.official:
+            return OFFICIAL_MIN_DURATION_S, OFFICIAL_MIN_QUERIES[scenario], 0.0
+        return self.min_duration_s, self.min_queries or QUICK_MIN_QUERIES[scenario], self.max_duration_s
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "measure.loadgen") -> "LoadGenSettings":
+        if isinstance(data, LoadGenSettings):
+            return data
+        if not isinstance(data, Mapping):
+            raise invalid_value(where, data, "a table of LoadGen settings")
+        return _settings_from_mapping(cls, data, where)
+
+
+def _settings_from_mapping(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    """A settings dataclass from a table: unknown keys and bad values name `where` and the key."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise invalid_value(f"{where}.{key}", key, f"a key among {', '.join(sorted(known))}")
+    try:
+        return cls(**data)
+    except UsageError as exc:
+        raise UsageError(f"{where}.{exc}") from None
 
 
 @dataclass(frozen=True)
@@ -178,7 +316,7 @@ class MeasureSettings:
     0, the 95% interval of the median is within +-`ci_target` of it (checked on a geometric schedule, from 30
     samples, every x1.5); it stops anyway at `max_iterations` or `max_time_s` (recorded as not converged).
     `timeout_s` bounds the whole worker process (import, build, warm-up and measurement); a worker past it is
-    killed and the cell recorded as failed.
+    killed and the cell recorded as failed. `loadgen` applies to cells of a LoadGen scenario only.
     """
 
     warmup_iterations: int = 3
@@ -192,8 +330,10 @@ class MeasureSettings:
     max_iterations: int = 10_000
     max_time_s: float = 60.0
     timeout_s: float = 900.0
+    loadgen: LoadGenSettings = field(default_factory=LoadGenSettings)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "loadgen", LoadGenSettings.from_dict(self.loadgen, where="loadgen"))
         for name in ("warmup_iterations", "warmup_window"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -220,14 +360,7 @@ class MeasureSettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "measure") -> "MeasureSettings":
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in data:
-            if key not in known:
-                raise invalid_value(f"{where}.{key}", key, f"a key among {', '.join(sorted(known))}")
-        try:
-            return cls(**data)
-        except UsageError as exc:
-            raise UsageError(f"{where}.{exc}") from None
+        return _settings_from_mapping(cls, data, where)
 
 
 @dataclass(frozen=True)
@@ -242,10 +375,12 @@ class Matrix:
     new_tokens: tuple[int | None, ...] = (None,)
     options: tuple[tuple[tuple[str, OptionValue], ...], ...] = ((),)
     weights: str | None = None
+    scenarios: tuple[str, ...] = ("latency",)
+    loads: tuple[tuple[tuple[str, OptionValue], ...], ...] = ((),)
 
     def cells(self) -> list[BenchmarkSpec]:
         return [
-            BenchmarkSpec(m, b, p, bs, s, n, o, self.weights)
+            BenchmarkSpec(m, b, p, bs, s, n, o, self.weights, sc, load)
             for m in self.models
             for b in self.backends
             for p in self.precisions
@@ -253,7 +388,15 @@ class Matrix:
             for s in self.seq_lens
             for n in self.new_tokens
             for o in self.options
+            for sc in self.scenarios
+            for load in self.loads_for(sc)
         ]
+
+    def loads_for(self, scenario: str) -> list[tuple[tuple[str, OptionValue], ...]]:
+        """The matrix's scenario-parameter sets restricted to the keys `scenario` takes (others ignored, as
+        new_tokens is for workloads that do not generate), without duplicates."""
+        allowed = LOAD_KEYS.get(scenario, ())
+        return list(dict.fromkeys(tuple((k, v) for k, v in load if k in allowed) for load in self.loads))
 
 
 @dataclass(frozen=True)
@@ -287,6 +430,15 @@ def parse_name_list(field_name: str, values: Iterable[Any]) -> tuple[str, ...]:
     if not names:
         raise invalid_value(field_name, "", "at least one name")
     return tuple(dict.fromkeys(names))
+
+
+def parse_choice_list(field_name: str, values: Iterable[Any], allowed: Sequence[str]) -> tuple[str, ...]:
+    """Names from flags or comma lists, each one of `allowed`."""
+    names = parse_name_list(field_name, values)
+    for name in names:
+        if name not in allowed:
+            raise invalid_value(field_name, name, allowed)
+    return names
 
 
 def parse_int_list(field_name: str, values: Iterable[Any], minimum: int = 1) -> tuple[int, ...]:
@@ -323,6 +475,8 @@ _MATRIX_KEYS = {
     "threads": "threads",
     "options": "options",
     "weights": "weights",
+    "scenario": "scenarios",
+    "load": "loads",
 }
 
 
@@ -341,11 +495,7 @@ def matrix_from_mapping(data: Mapping[str, Any], where: str) -> Matrix:
     if "backend" in data:
         kwargs["backends"] = parse_name_list(f"{where}.backend", _as_list(data["backend"]))
     if "precision" in data:
-        precisions = parse_name_list(f"{where}.precision", _as_list(data["precision"]))
-        for p in precisions:
-            if p not in PRECISIONS:
-                raise invalid_value(f"{where}.precision", p, PRECISIONS)
-        kwargs["precisions"] = precisions
+        kwargs["precisions"] = parse_choice_list(f"{where}.precision", _as_list(data["precision"]), PRECISIONS)
     for key in ("batch_size", "seq_len", "new_tokens"):
         if key in data:
             kwargs[_MATRIX_KEYS[key]] = parse_int_list(f"{where}.{key}", _as_list(data[key]))
@@ -360,21 +510,36 @@ def matrix_from_mapping(data: Mapping[str, Any], where: str) -> Matrix:
     if "threads" in data:
         axes["threads"] = list(parse_int_list(f"{where}.threads", _as_list(data["threads"])))
     kwargs["options"] = option_sets(axes, where)
+    if "scenario" in data:
+        kwargs["scenarios"] = parse_choice_list(f"{where}.scenario", _as_list(data["scenario"]), SCENARIOS)
+    kwargs["loads"] = load_sets(data.get("load", {}), where)
     return Matrix(**kwargs)
 
 
-def option_sets(axes: Mapping[str, list[Any]], where: str) -> tuple[tuple[tuple[str, OptionValue], ...], ...]:
+def load_sets(load: Any, where: str) -> tuple[tuple[tuple[str, OptionValue], ...], ...]:
+    """Every combination of scenario-parameter values, e.g. {"target_qps": [5, 10]} -> 2 sets; keys checked."""
+    if not isinstance(load, Mapping):
+        raise invalid_value(f"{where}.load", load, "a table of parameter = value (or = [values])")
+    known = sorted({key for keys in LOAD_KEYS.values() for key in keys})
+    for key in load:
+        if key not in known:
+            raise invalid_value(f"{where}.load.{key}", key, f"a key among {', '.join(known)}")
+    return option_sets({str(k): _as_list(v) for k, v in load.items()}, where, field_name="load")
+
+
+def option_sets(axes: Mapping[str, list[Any]], where: str,
+                field_name: str = "options") -> tuple[tuple[tuple[str, OptionValue], ...], ...]:
     """Every combination of option values: {"compile": ["none", "default"], "threads": [1, 2]} -> 4 option sets."""
     import itertools
 
     for key, values in axes.items():
         if not values:
-            raise invalid_value(f"{where}.options.{key}", [], "at least one value")
+            raise invalid_value(f"{where}.{field_name}.{key}", [], "at least one value")
     names = list(axes)
     sets = []
     for combo in itertools.product(*(axes[n] for n in names)):
         try:
-            sets.append(_normalise_options(dict(zip(names, combo))))
+            sets.append(_normalise_options(dict(zip(names, combo)), field_name=field_name))
         except UsageError as exc:
             raise UsageError(f"{where}.{exc}") from None
     return tuple(dict.fromkeys(sets))

@@ -5,6 +5,9 @@ and fsynced before `append` returns, so a run that is killed keeps every cell th
 crash mid-write is at worst the last one; reading warns about it and skips it, and the next append starts on a
 fresh line, so the torn fragment never corrupts a later record. Nothing is ever rewritten or deleted.
 
+Files a cell produced besides its record (LoadGen's logs: `Record.attachments`) are written under the run
+directory (`artifacts/<spec key>/...`) before the record that names them is appended.
+
 When a spec appears more than once (a failed cell re-run with --resume), the last record wins in `latest()`;
 `read()` returns them all.
 """
@@ -57,7 +60,8 @@ class RunStore:
             raise UsageError(f"--out: {str(self.directory)!r} cannot be written: {reason}") from None
 
     def append(self, record: Record) -> None:
-        """Append one record as one line, then flush and fsync."""
+        """Write the record's attachments, then append the record as one line, flush and fsync."""
+        self.write_attachments(record)
         line = json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False) + "\n"
         with open(self.path, "ab+") as fh:
             if fh.tell() > 0:
@@ -67,6 +71,18 @@ class RunStore:
             fh.write(line.encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
+
+    def write_attachments(self, record: Record) -> None:
+        """Each attachment to its relative path under the run directory (paths that would leave it are refused)."""
+        root = self.directory.resolve()
+        for relative, data in record.attachments.items():
+            target = (root / relative).resolve()
+            if root not in target.parents:
+                raise ValueError(f"attachment path {relative!r} leaves the run directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
 
     def read(self, warn: bool = True) -> ReadResult:
         """Every record in file order; unreadable lines are skipped with a warning naming the line."""

@@ -1,7 +1,8 @@
 """What runs inside one isolated worker process: build, warm up, measure, and write one record.
 
-Invoked by the local executor as ``python -m bench.worker JOB.json RESULT.json``. JOB holds the spec and the
-measurement settings; the record is written to RESULT atomically (temporary file, then rename), so the parent
+Invoked by the local executor as ``python -m bench.worker JOB.json RESULT.json``. JOB holds the spec, the
+measurement settings and a directory for files the cell leaves besides its record (LoadGen's logs); the record
+is written to RESULT atomically (temporary file, then rename), so the parent
 either finds a whole record or none. Any exception becomes a `failed` record with its reason; a crash that
 kills the process is turned into a `failed` record by the parent.
 
@@ -18,6 +19,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -97,8 +99,9 @@ def _is_reference(spec, backend_cls) -> bool:
     return backend_cls.is_reference(spec)
 
 
-def _accuracy(workload, spec, backend_cls, output) -> dict[str, Any] | None:
+def _accuracy(workload, spec, backend_cls, output, view=None) -> dict[str, Any] | None:
     """Deviation from the fp32 CPU reference; None for the reference itself or a workload without output.
+    `view` selects what is compared from the reference's output (the same view the output went through).
 
     The reference is a second model in this process, so it is built only when it fits the free memory; if it
     does not, or it fails, the record says why instead of the measurement being lost."""
@@ -115,7 +118,8 @@ def _accuracy(workload, spec, backend_cls, output) -> dict[str, Any] | None:
         return {"reference": REFERENCE, "skipped": f"the fp32 reference needs ~{needed / 2**30:.1f} GiB, "
                                                    f"{free / 2**30:.1f} GiB free"}
     try:
-        return deviation(output, reference_output(workload, spec), logits=workload.task != "encode")
+        reference = reference_output(workload, spec)
+        return deviation(output, view(reference) if view else reference, logits=workload.task != "encode")
     except Exception as exc:  # the measurement stands; say why there is no deviation
         return {"reference": REFERENCE, "skipped": f"{type(exc).__name__}: {str(exc)[:200]}"}
 
@@ -134,8 +138,36 @@ def _simulated_record(backend, workload, spec, settings, environment, started):
                   accuracy=accuracy, simulation=result.simulation, started_at=started, finished_at=_now())
 
 
-def run_cell(spec, settings):
-    """Measure one cell in this process and return its Record (never raises for a cell-level problem)."""
+def _memory(backend) -> dict[str, Any]:
+    import psutil
+
+    return {"peak_rss_bytes": _peak_rss_bytes(), "rss_after_bytes": psutil.Process().memory_info().rss,
+            **backend.memory_stats()}
+
+
+def _loadgen_record(backend, workload, spec, settings, prepared, environment, started, artifacts):
+    """A LoadGen scenario cell: LoadGen's figures (no timed loop of ours), then its AccuracyOnly run's deviation."""
+    from bench.loadgen import accuracy_view, run_loadgen_cell
+    from bench.record import Record
+
+    check = settings.loadgen.accuracy and prepared.output is not None and not _is_reference(spec, type(backend))
+    run = run_loadgen_cell(spec, settings, workload, backend, prepared, artifacts, check)
+    memory = _memory(backend)
+    with backend.execution_context():
+        work = _work_per_call(workload, spec, prepared, backend)
+    facts = prepared.facts
+    del prepared
+    accuracy = _accuracy(workload, spec, type(backend), run.accuracy_output, view=accuracy_view(workload)) \
+        if check else None
+    if accuracy:
+        accuracy["source"] = "LoadGen AccuracyOnly run (mlperf_log_accuracy.json)"
+    return Record(spec, "ok", environment=environment, memory=memory, model=facts, work=work, accuracy=accuracy,
+                  loadgen=run.section, started_at=started, finished_at=_now())
+
+
+def run_cell(spec, settings, artifacts: Path | None = None):
+    """Measure one cell in this process and return its Record (never raises for a cell-level problem).
+    LoadGen scenarios write their logs under `artifacts` (the executor keeps them beside the records)."""
     from backends.registry import backend_class
     from bench.environment import collect_environment
     from bench.measure import run_timed_loop
@@ -161,16 +193,14 @@ def run_cell(spec, settings):
         prepared = backend.prepare(workload, spec)
         _inject_fault(workload.name)
         backend.reset_memory_stats()
+        if spec.scenario != "latency":
+            if artifacts is None:
+                artifacts = Path(tempfile.mkdtemp(prefix="bench-loadgen-"))
+            return _loadgen_record(backend, workload, spec, settings, prepared, environment, started, artifacts)
         with backend.execution_context():
             measurement = run_timed_loop(prepared, backend.synchronize, settings,
                                          device_timer=backend.event_timer(), telemetry=backend.telemetry())
-        import psutil
-
-        memory = {
-            "peak_rss_bytes": _peak_rss_bytes(),
-            "rss_after_bytes": psutil.Process().memory_info().rss,
-            **backend.memory_stats(),
-        }
+        memory = _memory(backend)
         with backend.execution_context():
             work = _work_per_call(workload, spec, prepared, backend)
             # the compared output costs a full forward pass: only where there is a reference to compare with
@@ -199,6 +229,7 @@ def main(argv: list[str]) -> int:
     job = json.loads(job_path.read_text())
     spec = BenchmarkSpec.from_dict(job["spec"])
     settings = MeasureSettings.from_dict(job["settings"])
+    artifacts = Path(job["artifacts"]) if job.get("artifacts") else None
     try:
         import transformers
 
@@ -206,7 +237,7 @@ def main(argv: list[str]) -> int:
         transformers.logging.disable_progress_bar()
     except Exception:
         pass
-    record = run_cell(spec, settings)
+    record = run_cell(spec, settings, artifacts)
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record.to_dict(), allow_nan=False))
     os.replace(tmp, result_path)

@@ -15,7 +15,7 @@ import torch
 
 from backends.base import ExportSpec, PreparedCall
 from models.base import Workload
-from models.families.common import OutputOf, build_model, finish_model, forward_accepts, seeded_token_ids
+from models.families.common import OutputOf, build_model, finish_model, forward_accepts, seeded_token_ids, take_rows
 
 AUTO_CLASS = "AutoModelForCausalLM"
 
@@ -37,29 +37,46 @@ def prepare(workload: Workload, dtype: torch.dtype, device: str, spec, attn_impl
     ids = seeded_token_ids(spec.batch_size, spec.seq_len, workload.config["vocab_size"], device)
     mask = torch.ones_like(ids)
     # on the meta device (tracing models too large to run) transformers' check "is the mask all ones?" would read
-    # a value; without a mask it builds the same causal mask from shapes alone
-    call_mask = None if str(device) == "meta" else mask
+    # a value; without a mask it builds the same causal mask from shapes alone (see _Generate)
     cache_arg = _cache_argument(raw)  # asked of the plain model: a compiled wrapper hides forward's signature
     prefill_extra = {"logits_to_keep": 1} if forward_accepts(raw, "logits_to_keep") else {}
     model, facts = finish_model(raw, dtype, weights, transform)
-
-    def call(stamp):
-        out = model(input_ids=ids, attention_mask=call_mask, use_cache=True, **prefill_extra)
-        token = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
-        marks = [stamp()]
-        for _ in range(new_tokens - 1):
-            out = model(input_ids=token, use_cache=True, **{cache_arg: _cache_of(out)})
-            token = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
-            marks.append(stamp())
-        return marks
-
     facts["decoding"] = "greedy, EOS ignored, KV cache"
-    return PreparedCall(
-        call=call,
-        items_per_call=spec.batch_size,
-        tokens_per_call=spec.batch_size * new_tokens,
-        facts=facts,
-        output=lambda: model(input_ids=ids, attention_mask=mask, use_cache=False).logits,
-        export=ExportSpec(OutputOf(raw, ["input_ids", "attention_mask"], lambda out: out.logits, use_cache=False),
-                          {"input_ids": ids, "attention_mask": mask}, "logits"),
-    )
+    generate = _Generate(model, new_tokens, cache_arg, prefill_extra, meta=str(device) == "meta")
+    prepared = generate.calls(ids, facts)
+    prepared.export = ExportSpec(
+        OutputOf(raw, ["input_ids", "attention_mask"], lambda out: out.logits, use_cache=False),
+        {"input_ids": ids, "attention_mask": mask}, "logits")
+    return prepared
+
+
+class _Generate:
+    """Greedy generation of `new_tokens` tokens per sequence with the KV cache, on any batch of prompts."""
+
+    def __init__(self, model, new_tokens: int, cache_arg: str, prefill_extra: dict, meta: bool) -> None:
+        self.model, self.new_tokens, self.cache_arg, self.prefill_extra = model, new_tokens, cache_arg, prefill_extra
+        self.meta = meta
+
+    def calls(self, ids: torch.Tensor, facts: dict) -> PreparedCall:
+        model, new_tokens, cache_arg = self.model, self.new_tokens, self.cache_arg
+        mask = torch.ones_like(ids)
+        call_mask = None if self.meta else mask
+
+        def call(stamp):
+            out = model(input_ids=ids, attention_mask=call_mask, use_cache=True, **self.prefill_extra)
+            token = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
+            marks = [stamp()]
+            for _ in range(new_tokens - 1):
+                out = model(input_ids=token, use_cache=True, **{cache_arg: _cache_of(out)})
+                token = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
+                marks.append(stamp())
+            return marks
+
+        return PreparedCall(
+            call=call,
+            items_per_call=len(ids),
+            tokens_per_call=len(ids) * new_tokens,
+            facts=facts,
+            output=lambda: model(input_ids=ids, attention_mask=mask, use_cache=False).logits,
+            take=lambda rows: self.calls(take_rows({"ids": ids}, rows)["ids"], facts),
+        )

@@ -249,6 +249,13 @@ def seeded_token_ids(batch: int, length: int, vocab_size: int, device: str) -> t
     return torch.randint(0, vocab_size, (batch, length), generator=generator).to(device)
 
 
+def take_rows(inputs: dict[str, torch.Tensor], rows) -> dict[str, torch.Tensor]:
+    """A batch gathered from the given rows of every input (index_select on dim 0; the rows may repeat)."""
+    first = next(iter(inputs.values()))
+    index = torch.as_tensor(list(rows), dtype=torch.long, device=first.device)
+    return {name: tensor.index_select(0, index) for name, tensor in inputs.items()}
+
+
 def forward_accepts(model: torch.nn.Module, name: str) -> bool:
     """Whether the model's forward takes a keyword `name` (APIs differ between transformers versions)."""
     return name in inspect.signature(model.forward).parameters

@@ -6,7 +6,7 @@ import torch
 
 from backends.base import ExportSpec, PreparedCall
 from models.base import Workload
-from models.families.common import OutputOf, build_model, finish_model, seeded_token_ids
+from models.families.common import OutputOf, build_model, finish_model, seeded_token_ids, take_rows
 
 AUTO_CLASS = "AutoModel"
 
@@ -21,13 +21,19 @@ def prepare(workload: Workload, dtype: torch.dtype, device: str, spec, attn_impl
     raw, weights = build_model(workload, AUTO_CLASS, dtype, device, spec.weights, attn_implementation)
     model, facts = finish_model(raw, dtype, weights, transform)
     inputs = make_inputs(workload, spec, device)
+    prepared = _calls(model, inputs, facts)
+    prepared.export = ExportSpec(OutputOf(raw, list(inputs), lambda out: out.last_hidden_state), inputs,
+                                 "last_hidden_state")
+    return prepared
 
+
+def _calls(model, inputs: dict[str, torch.Tensor], facts: dict) -> PreparedCall:
     def call(stamp):
         model(**inputs)
         return None
 
     return PreparedCall(
-        call=call, items_per_call=spec.batch_size, facts=facts,
+        call=call, items_per_call=len(inputs["input_ids"]), facts=facts,
         output=lambda: model(**inputs).last_hidden_state,
-        export=ExportSpec(OutputOf(raw, list(inputs), lambda out: out.last_hidden_state), inputs, "last_hidden_state"),
+        take=lambda rows: _calls(model, take_rows(inputs, rows), facts),
     )

@@ -10,7 +10,7 @@ import torch
 
 from backends.base import ExportSpec, PreparedCall
 from models.base import INPUTS_SEED, Workload
-from models.families.common import OutputOf, build_model, finish_model
+from models.families.common import OutputOf, build_model, finish_model, take_rows
 
 AUTO_CLASS = "AutoModelForImageClassification"
 
@@ -27,14 +27,19 @@ def prepare(workload: Workload, dtype: torch.dtype, device: str, spec, attn_impl
     raw, weights = build_model(workload, AUTO_CLASS, dtype, device, spec.weights, attn_implementation)
     model, facts = finish_model(raw, dtype, weights, transform)
     inputs = make_inputs(workload, spec, device, dtype)
+    facts["image_size"] = workload.image_size
+    prepared = _calls(model, inputs, facts)
+    prepared.export = ExportSpec(OutputOf(raw, list(inputs), lambda out: out.logits), inputs, "logits")
+    return prepared
 
+
+def _calls(model, inputs: dict[str, torch.Tensor], facts: dict) -> PreparedCall:
     def call(stamp):
         model(**inputs)
         return None
 
-    facts["image_size"] = workload.image_size
     return PreparedCall(
-        call=call, items_per_call=spec.batch_size, facts=facts,
+        call=call, items_per_call=len(inputs["pixel_values"]), facts=facts,
         output=lambda: model(**inputs).logits,
-        export=ExportSpec(OutputOf(raw, list(inputs), lambda out: out.logits), inputs, "logits"),
+        take=lambda rows: _calls(model, take_rows(inputs, rows), facts),
     )
