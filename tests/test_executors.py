@@ -36,6 +36,16 @@ def _bench_workers() -> list[psutil.Process]:
     return found
 
 
+def _ray_worker_of(worker: psutil.Process) -> psutil.Process | None:
+    """The Ray worker process running this bench.worker's cell, or None (e.g. already orphaned)."""
+    try:
+        parent = worker.parent()
+        text = " ".join(parent.cmdline()) if parent else ""
+    except psutil.Error:
+        return None
+    return parent if parent and parent.pid > 1 and ("default_worker" in text or "ray::" in text) else None
+
+
 def _wait_for(condition, timeout: float = 120.0, every: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -125,9 +135,8 @@ def test_killed_ray_worker_is_recorded_failed_and_resume_fills_it(ray_cluster, t
     out = tmp_path / "run"
     proc = _start_cli(*CELLS, "--out", str(out), "--executor", "ray", "--ray-address", ray_cluster,
                       "--ray-retries", "0")
-    worker = _wait_for(_bench_workers)[0]
-    ray_worker = worker.parent()
-    ray_worker.kill()  # the Ray worker process running the task dies mid-cell
+    worker = _wait_for(lambda: [w for w in _bench_workers() if _ray_worker_of(w)])[0]
+    _ray_worker_of(worker).kill()  # the Ray worker process running the task dies mid-cell
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 1, stderr  # a failed cell, the sweep completed
     _wait_for(lambda: not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE, timeout=10)
@@ -141,3 +150,24 @@ def test_killed_ray_worker_is_recorded_failed_and_resume_fills_it(ray_cluster, t
     records = _records(out)
     assert len(records) == 3
     _exactly_once_ok(records, {r["spec_key"] for r in records})
+
+
+def test_ray_retries_a_lost_cell_a_bounded_number_of_times(ray_cluster, tmp_path):
+    out = tmp_path / "run"
+    one_cell = [arg if arg != "1,2" else "1" for arg in CELLS]
+    proc = _start_cli(*one_cell, "--out", str(out), "--executor", "ray", "--ray-address", ray_cluster,
+                      "--ray-retries", "1")
+    killed: list[int] = []
+
+    def next_attempt() -> psutil.Process | None:
+        parents = [_ray_worker_of(w) for w in _bench_workers()]
+        return next((p for p in parents if p is not None and p.pid not in killed), None)
+
+    for _ in range(2):  # the first attempt and its one retry (a second Ray worker), each killed once it runs
+        ray_worker = _wait_for(next_attempt)
+        killed.append(ray_worker.pid)
+        ray_worker.kill()
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stderr
+    (record,) = _records(out)
+    assert record["status"] == "failed" and record["reason"].startswith("ray task lost after 1 retry")
