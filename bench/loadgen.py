@@ -85,7 +85,7 @@ def loadgen_unavailable_reason() -> str | None:
 # Settings
 
 
-def test_settings(lg, spec: BenchmarkSpec, settings: LoadGenSettings, expected_latency_ns: float,
+def loadgen_test_settings(lg, spec: BenchmarkSpec, settings: LoadGenSettings, expected_latency_ns: float,
                   generates: bool, accuracy: bool, target_qps: float | None = None):
     """LoadGen TestSettings for one run of the spec's scenario (`target_qps` overrides the spec's for a search)."""
     s = lg.TestSettings()
@@ -407,7 +407,7 @@ class LoadGenRun:
 
 def _perf_run(lg, sut, spec, settings, new_tokens, expected_ns, log_dir, target_qps=None):
     sut.begin_run()
-    test = test_settings(lg, spec, settings.loadgen, expected_ns, bool(new_tokens), False, target_qps)
+    test = loadgen_test_settings(lg, spec, settings.loadgen, expected_ns, bool(new_tokens), False, target_qps)
     _start_test(lg, sut, sut.prepared.items_per_call, test, log_dir)
     run = summarize_run(parse_detail_log(log_dir / "mlperf_log_detail.txt"))
     run["sut"] = sut.stats.to_dict()
@@ -499,7 +499,7 @@ def _accuracy_run(lg, sut, spec, settings, workload, expected_ns, log_dir: Path)
     count = sut.prepared.items_per_call
     load = spec.load if spec.scenario != "server" or dict(spec.load).get("target_qps") != SEARCH_QPS else \
         tuple((k, v if k != "target_qps" else 1.0) for k, v in spec.load)
-    test = test_settings(lg, replace(spec, load=load), settings.loadgen, expected_ns, False, True)
+    test = loadgen_test_settings(lg, replace(spec, load=load), settings.loadgen, expected_ns, False, True)
     _start_test(lg, sut, count, test, log_dir)
     flat = read_accuracy_log(log_dir / "mlperf_log_accuracy.json", count)
     return flat.reshape(count, *(sut.sample_shape or ()))

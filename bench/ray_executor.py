@@ -57,6 +57,25 @@ def ray_unavailable_reason() -> str | None:
     return None
 
 
+#: How long the driver waits for a TCP connection to the head before calling the address unreachable.
+CONNECT_TIMEOUT_S = 5.0
+
+
+def check_reachable(address: str | None) -> None:
+    """A one-line UsageError unless HOST:PORT (or ray://HOST:PORT) accepts a TCP connection within
+    CONNECT_TIMEOUT_S: Ray itself retries an unreachable head for minutes. None and "auto" are left to Ray."""
+    if address in (None, "auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray-address: {address!r} is not allowed; expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UsageError(f"--ray-address: {address!r} cannot be reached ({exc.strerror or exc}); is the head node "
+                         "up (`ray start --head`)?") from None
+
+
 def _run_cell_task(spec_data: dict[str, Any], settings_data: dict[str, Any]) -> tuple[dict, dict, float]:
     """The body of one Ray task: the local executor's isolated worker, on this node."""
     import ray
@@ -92,6 +111,7 @@ class RayExecutor:
 
         if self._started:
             return
+        check_reachable(self.address)
         env_vars = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
         env_vars.setdefault("HF_HUB_OFFLINE", "1")
         runtime_env = {"working_dir": str(PROJECT_ROOT), "excludes": WORKING_DIR_EXCLUDES, "env_vars": env_vars}

@@ -102,6 +102,17 @@ def test_ray_missing_is_one_line_with_the_install_hint(tmp_path, monkeypatch, ca
     assert main(["run", "-m", "bert-base-tiny", "--ray-retries", "2", "--out", str(tmp_path / "run")]) == 2
 
 
+@pytest.mark.parametrize("address, says", [("127.0.0.1:1", "cannot be reached"), ("nonsense", "HOST:PORT")])
+def test_bad_ray_address_is_one_line_not_minutes_of_retries(tmp_path, capsys, address, says):
+    pytest.importorskip("ray", reason="needs the ray extra (installed by make test)")
+    began = time.monotonic()
+    status = main(["run", "-m", "bert-base-tiny", "--executor", "ray", "--ray-address", address,
+                   "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1 and "--ray-address" in err and says in err
+    assert time.monotonic() - began < 10 and not (tmp_path / "run").exists()
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray instance with 2 CPUs, as `ray start` makes one on a cluster's head node."""
