@@ -374,11 +374,6 @@ def _point_latest(directory: Path) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from bench.plan import plan_sweep
-    from bench.render import render
-    from bench.runner import Progress, run_sweep
-    from bench.store import RunStore
-
     sweep, is_default = _build_sweep(args)
     executor = _executor(args)
     try:
@@ -537,7 +532,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_noise(args: argparse.Namespace) -> int:
     from bench.compare import NOISE_FILE, noise_floors
-    from bench.store import RunStore
 
     if len(args.run_dirs) < 2:
         raise UsageError(f"RUN_DIR: {len(args.run_dirs)} given; a noise floor needs at least 2 runs of the same code")
