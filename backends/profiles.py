@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from bench.errors import UsageError
 
-__all__ = ["Figure", "Profile", "load_profiles", "get_profile", "PROFILES_ENV", "STATUSES", "DTYPES"]
+__all__ = ["Figure", "Profile", "load_profiles", "get_profile", "PROFILES_ENV", "STATUSES", "DTYPES", "INTERCONNECT"]
 
 PROFILES_ENV = "CATCHUP_BENCH_PROFILES"
 BUILTIN = Path(__file__).with_name("profiles.toml")
@@ -27,6 +27,10 @@ STATUSES = ("OFF", "3P", "DER", "UNV", "ASSUMED", "MEASURED")
 DTYPES = ("bf16", "fp16", "fp32", "int8")  # required peaks; fp8 is optional
 FIELDS = ("memory_gb", "bandwidth_tbs", "tdp_w", "price_usd")
 KINDS = ("npu", "gpu", "cpu")
+#: Optional interconnect figures (all or none): per-chip scale-up bandwidth in GB/s per direction, chips in one
+#: scale-up domain, a collective step's latency there in us, and the same for the scale-out network. A profile
+#: without them can be projected on one chip only.
+INTERCONNECT = ("scaleup_gbs", "scaleup_domain", "scaleup_latency_us", "scaleout_gbs", "scaleout_latency_us")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,18 @@ class Profile:
     bandwidth_tbs: Figure
     tdp_w: Figure
     price_usd: Figure
+    interconnect: Mapping[str, Figure] | None = None
+
+    def has(self, dtype: str) -> bool:
+        """Whether the device has a published peak for this compute dtype (e.g. no fp8 on Ascend or A100)."""
+        return dtype in self.peak_tflops
+
+    def link(self, name: str) -> float:
+        """An interconnect figure's value; UsageError naming the profile where it has none."""
+        if not self.interconnect:
+            raise UsageError(f"profile {self.key!r} has no interconnect figures ({', '.join(INTERCONNECT)}), so "
+                             "it can be projected on one chip only; add them in $CATCHUP_BENCH_PROFILES")
+        return self.interconnect[name].value
 
     def peak_flops(self, dtype: str) -> float:
         return self.peak_tflops[dtype].value * 1e12
@@ -64,12 +80,21 @@ class Profile:
     def assumed(self) -> list[str]:
         """Fields whose figure is an assumption (status ASSUMED), so estimates using them can say so."""
         out = [f"peak_tflops.{d}" for d, f in self.peak_tflops.items() if f.status == "ASSUMED"]
+        out += [f"interconnect.{k}" for k, f in (self.interconnect or {}).items() if f.status == "ASSUMED"]
         return out + [f for f in FIELDS if getattr(self, f).status == "ASSUMED"]
+
+    def figures_with_status(self, *statuses: str) -> list[str]:
+        """Every figure of this profile whose status is one of `statuses` (e.g. "UNV", "ASSUMED")."""
+        named = [(f"peak_tflops.{d}", f) for d, f in self.peak_tflops.items()]
+        named += [(f"interconnect.{k}", f) for k, f in (self.interconnect or {}).items()]
+        named += [(f, getattr(self, f)) for f in FIELDS]
+        return [name for name, figure in named if figure.status in statuses]
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "name": self.name, "kind": self.kind,
                 "peak_tflops": {d: f.to_dict() for d, f in self.peak_tflops.items()},
-                **{f: getattr(self, f).to_dict() for f in FIELDS}}
+                **{f: getattr(self, f).to_dict() for f in FIELDS},
+                "interconnect": {k: f.to_dict() for k, f in self.interconnect.items()} if self.interconnect else None}
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -121,13 +146,25 @@ def _profile(key: str, data: Any, where: str) -> Profile:
             raise UsageError(f"{where}.peak_tflops.{dtype}: missing; every profile gives {', '.join(DTYPES)}")
     peaks = {d: _figure(v, f"{where}.peak_tflops.{d}") for d, v in peaks_data.items()}
     figures = {f: _figure(data[f], f"{where}.{f}", allow_nan=(f == "price_usd")) for f in FIELDS}
-    return Profile(key=key, name=str(data["name"]), kind=data["kind"], peak_tflops=peaks, **figures)
+    return Profile(key=key, name=str(data["name"]), kind=data["kind"], peak_tflops=peaks, **figures,
+                   interconnect=_interconnect(data.get("interconnect"), f"{where}.interconnect"))
+
+
+def _interconnect(data: Any, where: str) -> dict[str, Figure] | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise UsageError(f"{where}: not a table of figures")
+    missing = [k for k in INTERCONNECT if k not in data]
+    if missing:
+        raise UsageError(f"{where}.{missing[0]}: missing; an interconnect gives all of {', '.join(INTERCONNECT)}")
+    return {k: _figure(data[k], f"{where}.{k}") for k in INTERCONNECT}
 
 
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
-        if key == "peak_tflops" and isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
+        if key in ("peak_tflops", "interconnect") and isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
             merged[key] = {**base[key], **value}
         else:
             merged[key] = value

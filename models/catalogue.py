@@ -91,6 +91,19 @@ _LLAMA_3_1_8B = {
     "bos_token_id": 128000, "eos_token_id": 128001,
 }
 
+# huggingface.co/meta-llama/Llama-3.1-70B/blob/main/config.json (for the serving projection; runs on large GPUs)
+_LLAMA_3_1_70B = {**_LLAMA_3_1_8B, "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
+                  "num_attention_heads": 64, "num_key_value_heads": 8}
+# huggingface.co/meta-llama/Llama-3.1-405B/blob/main/config.json
+_LLAMA_3_1_405B = {**_LLAMA_3_1_8B, "hidden_size": 16384, "intermediate_size": 53248, "num_hidden_layers": 126,
+                   "num_attention_heads": 128, "num_key_value_heads": 8}
+# huggingface.co/EleutherAI/gpt-j-6b/blob/main/config.json (TensorRT-LLM's published H100/A100 figures use it)
+_GPT_J_6B = {
+    "model_type": "gptj", "vocab_size": 50400, "n_positions": 2048, "n_embd": 4096, "n_layer": 28, "n_head": 16,
+    "rotary_dim": 64, "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
+    "tie_word_embeddings": False, "bos_token_id": 50256, "eos_token_id": 50256,
+}
+
 # --- mixture of experts ----------------------------------------------------------------------------------
 
 # huggingface.co/deepseek-ai/DeepSeek-V2-Lite/blob/main/config.json
@@ -129,6 +142,10 @@ _DEEPSEEK_V3 = {
                      "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0},
     "bos_token_id": 0, "eos_token_id": 1,
 }
+
+# huggingface.co/Qwen/Qwen3-235B-A22B/blob/main/config.json
+_QWEN3_235B_A22B = {**_QWEN3_30B_A3B, "hidden_size": 4096, "intermediate_size": 12288, "moe_intermediate_size": 1536,
+                    "num_hidden_layers": 94, "num_attention_heads": 64, "num_key_value_heads": 4}
 
 _TINY_LLAMA_ROPE = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                     "original_max_position_embeddings": 1024}
@@ -192,6 +209,20 @@ _ENTRIES: list[Workload] = [
     *_entry("llama-3.1-8b", "causal-lm", "generate", _LLAMA_3_1_8B,
             "Llama 3.1 8B causal LM (GQA, llama3 RoPE scaling)", "meta-llama/Llama-3.1-8B config.json",
             published=8.03e9, tiny=_tiny(_LLAMA_3_1_8B, head_dim=16, rope_scaling=_TINY_LLAMA_ROPE, **_TINY_DECODER), default_new_tokens=32),
+    *_entry("llama-3.1-70b", "causal-lm", "generate", _LLAMA_3_1_70B,
+            "Llama 3.1 70B causal LM (GQA): for the serving projection and large GPUs",
+            "meta-llama/Llama-3.1-70B config.json", published=70.6e9,
+            tiny=_tiny(_LLAMA_3_1_70B, head_dim=16, rope_scaling=_TINY_LLAMA_ROPE, **_TINY_DECODER),
+            default_new_tokens=32),
+    *_entry("llama-3.1-405b", "causal-lm", "generate", _LLAMA_3_1_405B,
+            "Llama 3.1 405B causal LM (GQA): for the serving projection", "meta-llama/Llama-3.1-405B config.json",
+            published=405.9e9,
+            tiny=_tiny(_LLAMA_3_1_405B, head_dim=16, rope_scaling=_TINY_LLAMA_ROPE, **_TINY_DECODER),
+            default_new_tokens=32),
+    *_entry("gpt-j-6b", "causal-lm", "generate", _GPT_J_6B,
+            "GPT-J 6B causal LM (parallel attention and MLP, rotary)", "EleutherAI/gpt-j-6b config.json",
+            published=6.05e9, tiny=_tiny(_GPT_J_6B, n_embd=64, n_layer=2, n_head=4, rotary_dim=8),
+            default_new_tokens=32, max_positions_key="n_positions"),
     *_entry("deepseek-v2-lite", "causal-lm", "generate", _DEEPSEEK_V2_LITE,
             "DeepSeek-V2-Lite MoE (MLA attention, 64 routed + 2 shared experts, 6 active)",
             "deepseek-ai/DeepSeek-V2-Lite config.json", published=15.7e9, published_active=2.4e9,
@@ -207,9 +238,17 @@ _ENTRIES: list[Workload] = [
                        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
                        num_experts=8, num_experts_per_tok=2, max_position_embeddings=2048),
             default_new_tokens=32),
+    *_entry("qwen3-235b-a22b", "causal-lm", "generate", _QWEN3_235B_A22B,
+            "Qwen3-235B-A22B MoE (128 experts, 8 active, GQA): for the serving projection",
+            "Qwen/Qwen3-235B-A22B config.json", published=235e9, published_active=22e9,
+            tiny=_tiny(_QWEN3_235B_A22B, hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
+                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                       num_experts=8, num_experts_per_tok=2, max_position_embeddings=2048),
+            default_new_tokens=32),
     *_entry("deepseek-v3", "causal-lm", "generate", _DEEPSEEK_V3,
             "DeepSeek-V3 671B MoE (MLA, 256 routed + 1 shared expert, 8 active): for simulation and large GPUs",
             "deepseek-ai/DeepSeek-V3 config.json", published=671e9, published_active=37e9,
+            aliases=("deepseek-r1",),
             tiny=_tiny(_DEEPSEEK_V3, hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
                        num_hidden_layers=3, first_k_dense_replace=1, num_attention_heads=4, num_key_value_heads=4,
                        n_routed_experts=8, num_experts_per_tok=2, n_group=2, topk_group=1, kv_lora_rank=32,

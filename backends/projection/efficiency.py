@@ -1,0 +1,123 @@
+"""Efficiency factors of the serving model (efficiency.toml): per device kind, the fraction of peak each class
+of work reaches, fixed costs per layer and per step, expert-load imbalance and usable memory -- each with a
+range, a status and a source, and optionally a value fitted on the published rows marked for fitting.
+
+`Efficiency.at("low")` / `at("high")` give the pessimistic / optimistic ends of every range (low efficiency,
+high overheads and imbalance), which projections carry into their low/high figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from bench.errors import UsageError
+
+__all__ = ["Factor", "Efficiency", "load_efficiency", "FACTORS", "EFFICIENCY_FILE"]
+
+EFFICIENCY_FILE = Path(__file__).with_name("efficiency.toml")
+FACTORS = ("gemm", "attention", "memory", "collective", "layer_overhead_us", "step_overhead_ms", "moe_imbalance",
+           "memory_usable")
+#: Factors where a larger value makes a projection slower (the pessimistic end is `high`, not `low`).
+COSTS = ("layer_overhead_us", "step_overhead_ms", "moe_imbalance")
+
+
+@dataclass(frozen=True)
+class Factor:
+    value: float
+    low: float
+    high: float
+    status: str
+    source: str
+    fitted: float | None = None
+    fit_rows: tuple[str, ...] = ()
+
+    @property
+    def central(self) -> float:
+        return self.fitted if self.fitted is not None else self.value
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"value": self.value, "low": self.low, "high": self.high, "status": self.status, "source": self.source}
+        if self.fitted is not None:
+            out.update(fitted=self.fitted, fit_rows=list(self.fit_rows))
+        return out
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """One device kind's factors, resolved to single numbers for a projection (`values`), with their sources."""
+
+    kind: str
+    factors: Mapping[str, Factor]
+    values: Mapping[str, float]
+    end: str = "central"
+
+    def __getattr__(self, name: str) -> float:
+        values = self.__dict__.get("values") or {}
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
+
+    def at(self, end: str) -> "Efficiency":
+        """Every factor at the pessimistic ("low") or optimistic ("high") end of its range, or "central"."""
+        if end == "central":
+            values = {k: f.central for k, f in self.factors.items()}
+        elif end in ("low", "high"):
+            pessimistic = end == "low"
+            values = {k: (f.high if (k in COSTS) == pessimistic else f.low) for k, f in self.factors.items()}
+        else:
+            raise ValueError(end)
+        return replace(self, values=values, end=end)
+
+    def with_values(self, **values: float) -> "Efficiency":
+        return replace(self, values={**self.values, **values})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "end": self.end, "values": dict(self.values),
+                "factors": {k: f.to_dict() for k, f in self.factors.items()}}
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"efficiency file {str(path)!r}: cannot read: {exc}") from None
+
+
+def _factor(data: Any, where: str) -> Factor:
+    if not isinstance(data, Mapping):
+        raise UsageError(f"{where}: missing or not a table")
+    for key in ("value", "low", "high", "status", "source"):
+        if key not in data:
+            raise UsageError(f"{where}.{key}: missing; a factor needs value, low, high, status, source")
+    value, low, high = (data[k] for k in ("value", "low", "high"))
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (value, low, high)):
+        raise UsageError(f"{where}: value, low and high must be positive numbers; got {value!r}, {low!r}, {high!r}")
+    if not low <= value <= high:
+        raise UsageError(f"{where}: value {value} is outside its range [{low}, {high}]")
+    fitted = data.get("fitted")
+    if fitted is not None and not low <= fitted <= high:
+        raise UsageError(f"{where}.fitted: {fitted} is outside the range [{low}, {high}]")
+    return Factor(float(value), float(low), float(high), str(data["status"]), str(data["source"]),
+                  float(fitted) if fitted is not None else None, tuple(data.get("fit_rows") or ()))
+
+
+_CACHE: dict[str, dict[str, dict[str, Factor]]] = {}
+
+
+def load_efficiency(kind: str, path: Path = EFFICIENCY_FILE) -> Efficiency:
+    """The factors for a device kind ("gpu", "npu", "cpu") at their central values."""
+    key = str(path)
+    if key not in _CACHE:
+        raw = _read(path)
+        _CACHE[key] = {k: {f: _factor(table.get(f), f"{path.name}: [{k}.{f}]") for f in FACTORS}
+                       for k, table in raw.items()}
+    table = _CACHE[key]
+    if kind not in table:
+        raise UsageError(f"efficiency: no factors for device kind {kind!r}; allowed: {', '.join(table)}")
+    return Efficiency(kind, table[kind], {}).at("central")
