@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from backends.base import Availability, Capabilities, OptionSpec, PreparedCall
 from backends.runtime import NpuRuntime
-from backends.simulated import SimulatedBackend
+from backends.simulated import SERVING_OPTIONS, SimulatedBackend
 from backends.torch_backend import ATTN_OPTION, TorchBackend
 
 if TYPE_CHECKING:
@@ -102,14 +102,15 @@ class SimulatedAscendBackend(SimulatedBackend):
     summary: ClassVar[str] = (f"simulated Huawei Ascend (no usable torch_npu here): profile {DEFAULT_ASCEND_PROFILE} "
                               "unless -O profile=...")
     capabilities: ClassVar[Capabilities] = Capabilities(
-        precisions=("fp32", "bf16", "fp16", "int8"),
+        precisions=("fp32", "bf16", "fp16", "int8", "int4"),
         simulated=True,
         loadgen=False,
         options={
             "profile": OptionSpec(str, "Ascend device profile", choices=ASCEND_PROFILES,
                                   default=DEFAULT_ASCEND_PROFILE),
-            "mode": OptionSpec(str, "execution mode the overheads assume", choices=("eager", "graph"),
-                               default="eager"),
+            "mode": OptionSpec(str, "trace projection: execution mode the overheads assume",
+                               choices=("eager", "graph"), default="eager"),
+            **SERVING_OPTIONS,
         },
     )
     npu_reason: ClassVar[str] = "not probed"

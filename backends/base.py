@@ -47,6 +47,8 @@ class OptionSpec:
     def check(self, name: str, value: Any) -> None:
         if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise invalid_value(f"options.{name}", value, "a whole number")
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
         if self.kind is not int and not isinstance(value, self.kind):
             raise invalid_value(f"options.{name}", value, f"a {self.kind.__name__}")
         if self.minimum is not None and value < self.minimum:

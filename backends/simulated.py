@@ -1,4 +1,10 @@
-"""Simulated devices: a call traced on this host (or on the meta device), projected onto a device profile.
+"""Simulated devices. Two projections, chosen per cell by the option `projection`:
+
+- `serving` (the default for generate workloads): the analytical serving model (backends/projection): the model
+  on `chips` chips of the profile, batched to the TPOT/TTFT bounds, with parallelism and collectives; the cell's
+  seq_len is the prompt, new_tokens the output length. No host run; figures per chip, labelled simulated.
+- `trace` (the default for other workloads, and "what this exact eager code costs"): a call traced on this host
+  (or on the meta device), projected onto a device profile, as follows.
 
 What a simulated cell does, in its own worker:
 1. Builds the workload on the host CPU at the trace precision (fp32 for fp32 specs, bf16 otherwise), if it fits
@@ -45,6 +51,7 @@ class SimulationResult:
     work: dict[str, Any]
     output: Any = None
     accuracy_note: str | None = None
+    not_projected: str | None = None  # why there is no estimate (e.g. the model does not fit): an unavailable record
 
 
 def _cache_root() -> Path:
@@ -107,6 +114,47 @@ def host_target(calibration: dict[str, Any]):
                   memory_bandwidth_bytes_s=calibration.get("elementwise_bandwidth_bytes_s"))
 
 
+def serving_query(spec: "BenchmarkSpec", workload: "Workload", profile_key: str):
+    """The serving projection a simulated cell asks for: seq_len is the prompt, new_tokens the output length."""
+    from backends.projection.project import ServingQuery
+
+    return ServingQuery(
+        model=workload.name, profile=profile_key, chips=int(spec.option("chips", 1)), precision=spec.precision,
+        kv_precision=spec.option("kv_precision", None), input_tokens=int(spec.seq_len or 1),
+        output_tokens=int(spec.new_tokens or workload.default_new_tokens or 1),
+        tpot_slo_ms=spec.option("tpot_slo_ms", None), ttft_slo_ms=spec.option("ttft_slo_ms", None),
+        batch_size=spec.batch_size if spec.option("fixed_batch", False) else None,
+        parallel=spec.option("parallel", None), mtp_acceptance=spec.option("mtp_acceptance", None),
+        overlap=spec.option("overlap", None))
+
+
+def serving_estimate(serving: dict[str, Any], spec: "BenchmarkSpec") -> dict[str, Any]:
+    """The record's `estimate` for a serving projection: per-chip rates with low/high, and one request's latency
+    (TTFT + (output - 1) x TPOT) so latency columns have a figure; `per_chip` marks the rates as per chip."""
+    out_tokens = serving["output_tokens"]
+    ttft, tpot = serving["ttft_ms"], serving["tpot_ms"]
+    rate = serving["decode_tokens_per_s_per_chip"]
+    if ttft is None or tpot is None or not rate:
+        return {"latency_s": None, "per_chip": True, "new_tokens": out_tokens, "band": None}
+
+    def latency(h: dict[str, Any]) -> float | None:
+        if h.get("ttft_ms") is None or h.get("tpot_ms") is None:
+            return None
+        return (h["ttft_ms"] + (out_tokens - 1) * h["tpot_ms"]) / 1e3
+
+    low, high = serving.get("low") or {}, serving.get("high") or {}
+    return {
+        "latency_s": latency(serving), "ttft_s": ttft / 1e3, "tpot_s": tpot / 1e3, "new_tokens": out_tokens,
+        "per_chip": True, "chips": serving["chips"],
+        "output_tokens_per_s": rate, "output_tokens_per_s_low": low.get("decode_tokens_per_s_per_chip"),
+        "output_tokens_per_s_high": high.get("decode_tokens_per_s_per_chip"),
+        "items_per_s": rate / out_tokens,
+        "prefill_tokens_per_s": serving["prefill_tokens_per_s_per_chip"],
+        "band": {"relative": None, "low_s": latency(high), "high_s": latency(low),
+                 "from": "the efficiency factors' ranges (low = every factor at its pessimistic end)"},
+    }
+
+
 def profile_target(profile, mode: str):
     from backends.costmodel import Target, default_efficiency
 
@@ -114,18 +162,43 @@ def profile_target(profile, mode: str):
     return Target(profile.key, peaks, profile.bandwidth_bytes_s, default_efficiency(profile.kind, mode))
 
 
+#: Options of the serving projection (shared by every simulated backend).
+SERVING_OPTIONS = {
+    "projection": OptionSpec(str, "serving (analytical serving model; default for generate workloads) or trace "
+                             "(this host's eager call projected; default otherwise)", choices=("serving", "trace")),
+    "chips": OptionSpec(int, "serving: chips in the deployment", minimum=1, default=1),
+    "tpot_slo_ms": OptionSpec(float, "serving: TPOT bound in ms (decode batch searched up to it)", minimum=1e-3),
+    "ttft_slo_ms": OptionSpec(float, "serving: TTFT bound in ms", minimum=1e-3),
+    "parallel": OptionSpec(str, "serving: fixed split, e.g. tp=8,ep=32 (default: searched)"),
+    "mtp_acceptance": OptionSpec(float, "serving: multi-token prediction with this acceptance rate", minimum=0.0),
+    "overlap": OptionSpec(bool, "serving: two-micro-batch overlap on/off (default: searched)"),
+    "kv_precision": OptionSpec(str, "serving: KV-cache precision", choices=("bf16", "fp16", "fp8", "int8", "fp32")),
+    "fixed_batch": OptionSpec(bool, "serving: use --batch-size as the decode batch per replica instead of "
+                              "searching it", default=False),
+}
+
+
+def projection_of(spec: "BenchmarkSpec", workload: "Workload | None") -> str:
+    """Which projection a simulated cell uses: the option, else serving for generate workloads."""
+    chosen = spec.option("projection", None)
+    if chosen:
+        return str(chosen)
+    return "serving" if workload is not None and workload.generates else "trace"
+
+
 class SimulatedBackend(Backend):
     name: ClassVar[str] = "simulated"
     in_wildcard: ClassVar[bool] = False  # needs --profile; `ascend` (below) is the wildcard's simulated device
     summary: ClassVar[str] = "any device profile, projected from a call traced on this host (labelled simulated)"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        precisions=("fp32", "bf16", "fp16", "int8"),
+        precisions=("fp32", "bf16", "fp16", "int8", "fp8", "int4"),
         simulated=True,
         loadgen=False,
         options={
             "profile": OptionSpec(str, "device profile (bench list shows them; --profile NAME)"),
-            "mode": OptionSpec(str, "execution mode the overheads assume", choices=("eager", "graph"),
-                               default="eager"),
+            "mode": OptionSpec(str, "trace projection: execution mode the overheads assume",
+                               choices=("eager", "graph"), default="eager"),
+            **SERVING_OPTIONS,
         },
     )
 
@@ -151,6 +224,28 @@ class SimulatedBackend(Backend):
             raise UsageError(f"options.profile: missing; backend {cls.name} needs --profile NAME, one of "
                              f"{', '.join(load_profiles())}")
         get_profile(str(key))
+        if workload is None:
+            return
+        if projection_of(spec, workload) == "serving":
+            if not workload.generates:
+                raise UsageError(f"options.projection: 'serving' is not allowed for {workload.name} (not a generate "
+                                 "workload); expected trace")
+            from backends.projection.project import resolve
+            from backends.projection.serving import parse_parallel
+
+            query = serving_query(spec, workload, str(key))
+            arch, device, _ = resolve(query)
+            if query.parallel:
+                parse_parallel(query.parallel, arch, query.chips)
+            if query.chips > 1:
+                device.profile.link("scaleup_gbs")
+        else:
+            serving_only = [k for k, _ in spec.options if k in SERVING_OPTIONS and k not in ("projection",)]
+            if spec.precision in ("fp8", "int4") or serving_only:
+                what = f"precision {spec.precision}" if spec.precision in ("fp8", "int4") else \
+                    f"options.{serving_only[0]}"
+                raise UsageError(f"{what}: not allowed with the trace projection (it traces this host's eager "
+                                 "call); expected -O projection=serving on a generate workload")
 
     @classmethod
     def worker_environment(cls, spec: "BenchmarkSpec") -> dict[str, str]:
@@ -190,6 +285,45 @@ class SimulatedBackend(Backend):
     # -- simulation ------------------------------------------------------------------------------------------
 
     def simulate(self, workload: "Workload", spec: "BenchmarkSpec", settings: "MeasureSettings") -> SimulationResult:
+        if projection_of(spec, workload) == "serving":
+            return self._simulate_serving(workload, spec)
+        return self._simulate_trace(workload, spec, settings)
+
+    def _simulate_serving(self, workload: "Workload", spec: "BenchmarkSpec") -> SimulationResult:
+        """The serving model's projection (no host run, no weights)."""
+        from backends.projection.project import project
+
+        projection = project(serving_query(spec, workload, self.profile.key))
+        serving = projection.to_dict()
+        headline = projection.headline()
+        estimate = serving_estimate(serving, spec)
+        simulation = {
+            "profile": self.profile.to_dict(),
+            "projection": "serving",
+            "fits_device_memory": serving["fits"],
+            "memory_note": serving["note"],
+            "assumed_figures": serving["assumed_figures"],
+            "unverified_figures": serving["unverified_figures"],
+            "cost_model_version": f"serving-{serving['serving_model_version']}",
+            "cost_model": serving["method"],
+            "mode": "serving",
+            "efficiency": serving["efficiency"],
+            "estimate": estimate,
+            "serving": serving,
+            "host_validation": {"skipped": "the serving model is validated against published results and this "
+                                           "host by `bench simulate --validate-serving` / `--validate-host`"},
+            "traced_on": None,
+        }
+        facts = {"class": None, "parameters": projection.arch.total_params, "dtype": spec.precision,
+                 "technique": f"simulated {self.profile.key} {spec.precision} serving on "
+                              f"{serving['chips']} chip(s)"}
+        work = {"flops_per_call": None, "flops_per_call_analytic": None, "min_bytes_per_call": None,
+                "flop_counter": "not counted: analytical serving model (per-step FLOPs in simulation.serving)"}
+        missing = serving["note"] if headline["decode_tokens_per_s_per_chip"] is None else None
+        return SimulationResult(simulation, facts, work, None, "serving projection: no outputs to compare", missing)
+
+    def _simulate_trace(self, workload: "Workload", spec: "BenchmarkSpec", settings: "MeasureSettings"
+                        ) -> SimulationResult:
         import psutil
         import torch
 
@@ -239,6 +373,7 @@ class SimulatedBackend(Backend):
         devices = -(-weight_bytes // int(self.profile.memory_bytes))
         simulation = {
             "profile": self.profile.to_dict(),
+            "projection": "trace",
             "fits_device_memory": devices <= 1,
             "memory_note": (f"weights need {weight_bytes / 1e9:.1f} GB at {spec.precision}; the profile has "
                             f"{self.profile.memory_gb.value:g} GB" + ("" if devices <= 1 else
@@ -256,7 +391,8 @@ class SimulatedBackend(Backend):
             "trace": {"format": "per phase: [class, dtype, flops, bytes, count]", "phases": phases},
         }
         facts = dict(prepared.facts)
-        facts["technique"] = f"simulated {self.profile.key} {spec.precision} ({self.mode})"
+        facts["technique"] = (f"simulated {self.profile.key} {spec.precision} ({self.mode}; trace of this host's "
+                              "eager call)")
         return SimulationResult(simulation, facts, self._work(workload, spec, point), output, accuracy_note)
 
     def _validate_on_host(self, prepared, workload, spec, settings, calibration, trace_precision):

@@ -33,7 +33,11 @@ from bench.record import Record
 
 __all__ = ["Point", "CatchUp", "device_of", "technique_of", "metric_of", "catch_up", "ratio"]
 
-EXCLUDED_OPTIONS = ("profile", "threads")
+#: Options that say where or under which bound a cell ran, not which technique: left out of the technique name
+#: (serving deployment options are part of the shape instead).
+EXCLUDED_OPTIONS = ("profile", "threads", "projection", "chips", "tpot_slo_ms", "ttft_slo_ms", "parallel",
+                    "fixed_batch")
+SHAPE_OPTIONS = ("chips", "tpot_slo_ms", "ttft_slo_ms")
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ def technique_of(record: Record) -> str:
 
 def _shape(record: Record) -> tuple:
     s = record.spec
-    return (s.workload, s.batch_size, s.seq_len, s.new_tokens)
+    return (s.workload, s.batch_size, s.seq_len, s.new_tokens, *(s.option(k, None) for k in SHAPE_OPTIONS))
 
 
 def metric_of(record: Record) -> Point | None:
@@ -98,6 +102,12 @@ def metric_of(record: Record) -> Point | None:
     device, technique = device_of(record), technique_of(record)
     if record.simulated:
         est = record.estimate() or {}
+        if est.get("per_chip"):  # the serving model: output tokens/s per chip under the cell's bounds
+            rate = est.get("output_tokens_per_s")
+            if not rate:
+                return None
+            return Point(record, device, technique, rate, est.get("output_tokens_per_s_low"),
+                         est.get("output_tokens_per_s_high"), True, "output tokens/s per chip")
         latency = est.get("latency_s")
         if not latency:
             return None

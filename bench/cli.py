@@ -647,8 +647,18 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from bench.spec import Matrix
     from bench.store import RunStore, read_run_dirs
 
+    from bench import simulate_cmd
+
+    if args.validate_serving:
+        return simulate_cmd.run_serving_validation(args)
+    if args.validate_host:
+        out = Path(args.out) if args.out else DEFAULT_RESULTS_ROOT / ("validate-host-" + _timestamp())
+        return simulate_cmd.run_host_validation(args, args.from_runs, out)
+    if args.profile or (args.model and not args.validate):
+        return simulate_cmd.run_projection(args)
     if not args.validate and not args.from_runs:
-        raise UsageError("bench simulate: nothing to do; give --validate (run and tabulate) or --from RUN_DIR")
+        raise UsageError("bench simulate: nothing to do; give --model M --profile P (serving projection), "
+                         "--validate-serving, --validate-host, --validate (trace projection) or --from RUN_DIR")
     if args.from_runs:
         records = read_run_dirs(args.from_runs).records
     else:
@@ -824,18 +834,30 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.set_defaults(func=_cmd_report)
 
     p_sim = sub.add_parser(
-        "simulate", help="validate the simulation's cost model against this host (predicted vs measured)",
-        description="--validate runs the validation set (" + ", ".join(VALIDATION_MODELS) + "; b1, 128 tokens, 8 "
-        "new tokens) as simulated cells, each measured on this host and predicted by the cost model with the "
-        "host's calibrated profile, then prints predicted vs measured, the median |error|, and a fit of the "
-        "efficiency factors (kept apart from the defaults). --from tabulates existing runs instead.",
+        "simulate", help="project LLM serving on a cluster, and validate the projections (simulated figures)",
+        description="With --model M --profile P: the serving model's projection of M on --chips chips of P -- "
+        "the parallelism and batch with the most decode output tokens/s per chip within --tpot-slo, and the most "
+        "prefill input tokens/s per chip within --ttft-slo, with TPOT, TTFT, per chip / cluster / W / $, MFU, "
+        "MBU, where a step's time goes, memory per chip and low/high figures (exit 1 when nothing fits). "
+        "--validate-serving predicts the published serving results in backends/projection/published_serving.toml "
+        "(fitting only on the rows marked fit); --validate-host does the same against LMs measured here, "
+        "leave-one-model-out. --validate runs the trace projection's validation set (" + ", ".join(VALIDATION_MODELS)
+        + "; b1, 128 tokens, 8 new tokens) as simulated cells, each measured here and predicted with the host's "
+        "calibrated profile; --from tabulates existing runs instead (with --validate-host: measured runs).",
+        epilog="Example: bench simulate --model deepseek-r1 --profile ascend-910c --chips 32 --precision int8 "
+        "--input-tokens 4096 --output-tokens 1024 --tpot-slo 50 --format json",
     )
-    p_sim.add_argument("--validate", action="store_true", help="run the validation set now")
+    p_sim.add_argument("--validate", action="store_true", help="run the trace projection's validation set now")
     p_sim.add_argument("--from", dest="from_runs", nargs="+", metavar="RUN_DIR", help="tabulate these runs instead")
-    p_sim.add_argument("--model", "-m", action="append", help="validation models (default: the set above)")
-    p_sim.add_argument("--precision", "-p", action="append", help="fp32 and/or bf16 (default fp32)")
-    p_sim.add_argument("--out", "-o", help="run directory (default results/validate-<timestamp>/)")
-    p_sim.add_argument("--no-fit", action="store_true", help="skip the efficiency-factor fit")
+    p_sim.add_argument("--model", "-m", action="append", help="the model to project, or the validation models")
+    p_sim.add_argument("--precision", "-p", action="append",
+                       help="projection: bf16 (default), fp16, fp8, int8 (W8A8), int4 (weight-only), fp32; "
+                            "--validate: fp32 and/or bf16")
+    p_sim.add_argument("--out", "-o", help="run directory for --validate / --validate-host measurements")
+    p_sim.add_argument("--no-fit", action="store_true", help="--validate: skip the efficiency-factor fit")
+    from bench.simulate_cmd import add_serving_arguments
+
+    add_serving_arguments(p_sim)
     p_sim.set_defaults(func=_cmd_simulate)
 
     p_self = sub.add_parser(

@@ -188,26 +188,43 @@ def _loadgen_cell(row: dict[str, Any]) -> str:
 
 
 def _simulated_fields(record: Record) -> dict[str, Any]:
-    """A simulated record's estimate (never called a measurement: *estimate*_ms, band, not a CI)."""
+    """A simulated record's estimate (never called a measurement: *estimate*_ms, band, not a CI). Serving
+    projections add their per-chip rates, chips and chosen parallelism."""
     sim = record.simulation
-    est = sim["estimate"]
+    est = sim.get("estimate") or {}
     band = est.get("band") or {}
     validation = sim.get("host_validation") or {}
-    return {
+    serving = sim.get("serving") or {}
+
+    def ms_of(seconds: float | None) -> float | None:
+        return _ms(seconds * 1e9) if seconds is not None else None
+
+    row = {
         "profile": sim["profile"]["key"],
-        "estimate_ms": _ms(est["latency_s"] * 1e9),
-        "estimate_low_ms": _ms(band["low_s"] * 1e9) if band.get("low_s") is not None else None,
-        "estimate_high_ms": _ms(band["high_s"] * 1e9) if band.get("high_s") is not None else None,
+        "estimate_ms": ms_of(est.get("latency_s")),
+        "estimate_low_ms": ms_of(band.get("low_s")),
+        "estimate_high_ms": ms_of(band.get("high_s")),
         "items_per_s": est.get("items_per_s"),
-        "ttft_p50_ms": _ms(est["ttft_s"] * 1e9) if est.get("ttft_s") is not None else None,
-        "tpot_p50_ms": _ms(est["tpot_s"] * 1e9) if est.get("tpot_s") is not None else None,
+        "ttft_p50_ms": ms_of(est.get("ttft_s")),
+        "tpot_p50_ms": ms_of(est.get("tpot_s")),
         "output_tokens_per_s": est.get("output_tokens_per_s"),
         "host_validation_error": validation.get("error"),
-        "host_measured_ms": _ms(validation["measured_p50_s"] * 1e9) if "measured_p50_s" in validation else None,
-        "host_predicted_ms": _ms(validation["predicted_s"] * 1e9) if "predicted_s" in validation else None,
+        "host_measured_ms": ms_of(validation.get("measured_p50_s")),
+        "host_predicted_ms": ms_of(validation.get("predicted_s")),
         "assumed_figures": ",".join(sim.get("assumed_figures") or []) or None,
         "cost_model_version": sim.get("cost_model_version"),
     }
+    if serving:
+        parallel = serving.get("parallelism") or {}
+        row.update({
+            "projection": "serving", "chips": serving.get("chips"),
+            "parallelism": ",".join(f"{k}={v}" for k, v in parallel.items()) or None,
+            "batch_per_chip": serving.get("batch_per_chip"),
+            "prefill_tokens_per_s_per_chip": serving.get("prefill_tokens_per_s_per_chip"),
+            "output_tokens_per_s_low": est.get("output_tokens_per_s_low"),
+            "output_tokens_per_s_high": est.get("output_tokens_per_s_high"),
+        })
+    return row
 
 
 def _extra_intervals(record: Record, latency) -> dict[str, Any]:
@@ -263,7 +280,7 @@ _TABLE_COLUMNS: list[tuple[str, Any]] = [
     ("status", _status),
     ("LoadGen result", _loadgen_cell),
     ("n", lambda r: r.get("iterations", "")),
-    ("p50 ms [95% CI]", lambda r: _median_with_ci(r)),
+    ("p50 ms [95% CI]", lambda r: median_with_ci(r)),
     ("p90 ms", lambda r: _fmt(r.get("p90_ms"))),
     ("p99 ms", lambda r: _fmt(r.get("p99_ms"))),
     ("items/s", lambda r: _fmt(r.get("items_per_s"))),
@@ -285,10 +302,12 @@ def _accuracy_cell(row: dict[str, Any]) -> str:
     return f"{top1} / {row['cosine_similarity']:.5f}"
 
 
-def _median_with_ci(row: dict[str, Any]) -> str:
+def median_with_ci(row: dict[str, Any]) -> str:
+    """A cell's latency as every table shows it: `p50 [CI]` measured, `~estimate band [low, high]` simulated."""
     if row.get("estimate_ms") is not None:  # simulated: an estimate and its band, never a CI
-        band = (f" band [{_fmt(row['estimate_low_ms'])}, {_fmt(row['estimate_high_ms'])}]"
-                if row.get("estimate_low_ms") is not None else " (no band)")
+        low, high = row.get("estimate_low_ms"), row.get("estimate_high_ms")
+        band = (f" band [{_fmt(low) if low is not None else '-'}, {_fmt(high) if high is not None else '-'}]"
+                if low is not None or high is not None else " (no band)")
         return f"~{_fmt(row['estimate_ms'])}{band}"
     if row.get("p50_ms") is None:
         return ""

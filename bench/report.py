@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from bench.catchup import CatchUp, Ratio, catch_up, metric_of, ratio, technique_of
 from bench.record import Record
-from bench.render import summary_row
+from bench.render import median_with_ci, summary_row
 
 __all__ = ["Report", "build_report", "render_html", "render_markdown", "DEFAULT_FRONTIER", "DEFAULT_CONSTRAINED"]
 
@@ -72,8 +72,12 @@ def _ratio_text(r: Ratio | None) -> str:
 
 
 def _shape_label(shape: tuple) -> str:
-    workload, batch, seq, new = shape
-    return f"{workload} b={batch}" + (f" s={seq}" if seq else "") + (f" new={new}" if new else "")
+    """workload, batch, seq, new tokens, then the serving deployment (chips, TPOT and TTFT bounds) where set."""
+    workload, batch, seq, new, *serving = shape
+    chips, tpot, ttft = (list(serving) + [None, None, None])[:3]
+    return (f"{workload} b={batch}" + (f" s={seq}" if seq else "") + (f" new={new}" if new else "")
+            + (f" x{chips} chips" if chips else "") + (f" TPOT<={tpot:g}ms" if tpot else "")
+            + (f" TTFT<={ttft:g}ms" if ttft else ""))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -200,9 +204,7 @@ def _results_section(records: Sequence[Record]) -> Section:
         for r in sorted(members, key=lambda r: (r.spec.backend, technique_of(r), r.spec.batch_size)):
             row = summary_row(r)
             point = metric_of(r)
-            latency = (f"~{_fmt(row.get('estimate_ms'))} band [{_fmt(row.get('estimate_low_ms'))}, "
-                       f"{_fmt(row.get('estimate_high_ms'))}]" if r.simulated else
-                       f"{_fmt(row.get('p50_ms'))} [{_fmt(row.get('p50_ci_low_ms'))}, {_fmt(row.get('p50_ci_high_ms'))}]")
+            latency = median_with_ci(row)
             memory = row.get("device_peak_mib") or row.get("peak_rss_mib")
             accuracy = (f"{row['cosine_similarity']:.5f} / {_fmt(row.get('top1_agreement'))}"
                         if row.get("cosine_similarity") is not None else row.get("accuracy_skipped") or "")
@@ -267,7 +269,7 @@ def _batch_section(records: Sequence[Record]) -> Section:
         if point is None:
             continue
         key = (r.spec.workload, f"{point.device} {point.technique}")
-        items = point.value / (r.spec.new_tokens or 1) if point.unit == "output tokens/s" else point.value
+        items = point.value / (r.spec.new_tokens or 1) if point.unit.startswith("output tokens/s") else point.value
         series.setdefault(key, []).append((r.spec.batch_size, items))
         simulated[key] = point.simulated
     data = [(k[0], k[1], v, simulated[k]) for k, v in series.items()]

@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 #: Every precision name the harness knows. A backend declares the subset it supports.
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "fp8", "int4")
 
 #: How load is offered: "latency" is the harness's own timed loop; the others are MLPerf LoadGen's scenarios.
 SCENARIOS = ("latency", "single-stream", "multi-stream", "server", "offline")

@@ -130,6 +130,10 @@ def _simulated_record(backend, workload, spec, settings, environment, started):
     from models.accuracy import REFERENCE
 
     result = backend.simulate(workload, spec, settings)
+    if getattr(result, "not_projected", None):
+        return Record(spec, "unavailable", reason=result.not_projected, simulated=True, environment=environment,
+                      model=result.facts, work=result.work, simulation=result.simulation, started_at=started,
+                      finished_at=_now())
     if result.output is not None:
         accuracy = _accuracy(workload, spec, type(backend), result.output)
     else:

@@ -23,7 +23,7 @@ from models.base import FAMILIES, Workload
 
 __all__ = ["BYTES_PER_PARAMETER", "WorkloadFacts", "count_parameters", "describe", "memory_needed_bytes"]
 
-BYTES_PER_PARAMETER = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
+BYTES_PER_PARAMETER = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "fp8": 1, "int4": 0.5}
 
 #: Headroom over the weights for activations, KV cache and allocator slack, and the runtime's own footprint.
 ACTIVATION_HEADROOM = 0.15
@@ -105,7 +105,7 @@ def describe(workload: Workload, machine_memory_bytes: int | None = None) -> Wor
 
         machine_memory_bytes = psutil.virtual_memory().total
     total, active, embedding = count_parameters(workload)
-    weight_bytes = {p: total * b for p, b in BYTES_PER_PARAMETER.items()}
+    weight_bytes = {p: int(total * b) for p, b in BYTES_PER_PARAMETER.items()}
     needed = {p: memory_needed_bytes(total, p) for p in BYTES_PER_PARAMETER}
     return WorkloadFacts(
         name=workload.name, family=workload.family, task=workload.task, total_parameters=total,

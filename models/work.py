@@ -100,7 +100,7 @@ def _mlp_params_per_token(cfg: Mapping[str, Any], layer: int) -> int:
     """Weights one token multiplies through in one layer's MLP (dense, or router + shared + routed experts)."""
     hidden = _get(cfg, "hidden_size", "n_embd")
     model_type = cfg["model_type"]
-    if model_type == "gpt2":
+    if model_type in ("gpt2", "gptj"):
         return 2 * hidden * (cfg.get("n_inner") or 4 * hidden)
     if model_type in ("bert", "vit"):
         return 2 * hidden * cfg["intermediate_size"]

@@ -85,7 +85,7 @@ def test_default_suite_plans_on_this_machine():
     from bench.cli import _default_suite
 
     cells = plan_sweep(_default_suite()).cells
-    assert {c.workload for c in cells} == {"bert-base-uncased", "resnet-50", "gpt2", "qwen2.5-0.5b"}
+    assert {c.workload for c in cells} == {"bert-base-uncased", "resnet-50", "gpt2", "qwen2.5-0.5b", "deepseek-v3"}
     assert all(c.seq_len is None for c in cells if c.workload == "resnet-50")
     assert {c.backend for c in cells} <= {"cpu", "onnxruntime", "cuda", "simulated"}
     simulated = [c for c in cells if c.backend == "simulated"]

@@ -33,7 +33,9 @@ def test_builtin_profiles_carry_a_status_and_source_for_every_figure():
         for figure in figures:
             assert figure["status"] in STATUSES and figure["source"]
     assert profiles["h100"].peak_flops("bf16") == 989e12 and profiles["h100"].bandwidth_bytes_s == 3.35e12
-    assert profiles["ascend-910b2"].assumed() == ["peak_tflops.fp32"]
+    assert profiles["ascend-910b2"].assumed() == ["peak_tflops.fp32", "interconnect.scaleup_latency_us",
+                                                  "interconnect.scaleout_latency_us"]
+    assert profiles["h800"].link("scaleup_gbs") == 200 and profiles["ascend-910c"].link("scaleup_domain") == 384
 
 
 @pytest.mark.parametrize("text, message", [
@@ -111,7 +113,7 @@ def test_cost_model_is_a_roofline_with_overheads():
 def simulated_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim") / "ascend"
     done = run_cli("run", "--model", "bert-base-tiny,gpt2-tiny", "--backend", "ascend", "--seq-len", "16",
-                   "--new-tokens", "4", "--out", str(out), "-q", *QUICK)
+                   "--new-tokens", "4", "-O", "projection=trace", "--out", str(out), "-q", *QUICK)
     return done, out
 
 
@@ -149,7 +151,8 @@ def test_simulated_rows_hold_estimates_never_sample_statistics(simulated_run):
 def test_deepseek_v3_decode_is_simulated_on_the_meta_device_without_its_weights(tmp_path):
     out = tmp_path / "dsv3"
     done = run_cli("run", "--model", "deepseek-v3", "--backend", "simulated", "--profile", "ascend-910c,h100",
-                   "--precision", "bf16", "--seq-len", "64", "--new-tokens", "2", "--out", str(out), "-q")
+                   "--precision", "bf16", "--seq-len", "64", "--new-tokens", "2", "-O", "projection=trace",
+                   "--out", str(out), "-q")
     assert done.returncode == 0, done.stderr
     records = {r["spec"]["options"]["profile"]: r for r in _records(out)}
     for record in records.values():

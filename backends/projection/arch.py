@@ -49,6 +49,7 @@ class Arch:
     routing_groups: int = 0  # group-limited routing (DeepSeek-V3: experts in 8 groups, a token uses at most 4)
     routing_group_limit: int = 0
     tied_embeddings: bool = False
+    position_embeddings: int = 0  # learned absolute positions (GPT-2): a table read one row per token
 
     # -- parameters ------------------------------------------------------------------------------------------
 
@@ -101,14 +102,15 @@ class Arch:
         per_moe = self.router_params + self.shared_experts * self.expert_params
         body = (self.layers * self.attention_params + self.dense_layers * self.dense_mlp_params
                 + self.moe_layers * per_moe + self.routed_params)
-        return body + self.embedding_params + (0 if self.tied_embeddings else self.head_params)
+        return body + self.embedding_params + self.position_embeddings * self.hidden + (
+            0 if self.tied_embeddings else self.head_params)
 
     @property
     def active_params(self) -> int:
         """Parameters one token runs through (routed experts: top-k of them), without the input embedding."""
         routed_active = self.moe_layers * self.experts_per_token * self.expert_params
-        return self.total_params - self.routed_params + routed_active - self.embedding_params + (
-            self.head_params if self.tied_embeddings else 0)
+        return self.total_params - self.routed_params + routed_active - self.embedding_params - (
+            self.position_embeddings * self.hidden) + (self.head_params if self.tied_embeddings else 0)
 
     # -- KV cache and attention ------------------------------------------------------------------------------
 
@@ -156,7 +158,8 @@ def arch_of(name: str, config: Mapping[str, Any]) -> Arch:
     intermediate = int(_get(config, "intermediate_size", "n_inner", default=4 * hidden))
     common = dict(name=name, layers=layers, hidden=hidden, vocab=int(config["vocab_size"]), heads=heads,
                   head_dim=head_dim, intermediate=intermediate, gated_mlp=not gpt_style,
-                  tied_embeddings=bool(config.get("tie_word_embeddings", gpt_style)))
+                  tied_embeddings=bool(config.get("tie_word_embeddings", gpt_style)),
+                  position_embeddings=int(config.get("n_positions") or 0) if model_type == "gpt2" else 0)
     if config.get("kv_lora_rank"):
         common.update(attention="mla", kv_heads=heads, q_lora_rank=config.get("q_lora_rank"),
                       kv_lora_rank=int(config["kv_lora_rank"]), qk_nope_head_dim=int(config["qk_nope_head_dim"]),

@@ -17,10 +17,10 @@ from bench.errors import UsageError
 __all__ = ["Factor", "Efficiency", "load_efficiency", "FACTORS", "EFFICIENCY_FILE"]
 
 EFFICIENCY_FILE = Path(__file__).with_name("efficiency.toml")
-FACTORS = ("gemm", "attention", "memory", "collective", "layer_overhead_us", "step_overhead_ms", "moe_imbalance",
-           "memory_usable")
+FACTORS = ("gemm", "gemm_half_rows", "attention", "memory", "collective", "layer_overhead_us", "step_overhead_ms",
+           "moe_imbalance", "memory_usable")
 #: Factors where a larger value makes a projection slower (the pessimistic end is `high`, not `low`).
-COSTS = ("layer_overhead_us", "step_overhead_ms", "moe_imbalance")
+COSTS = ("gemm_half_rows", "layer_overhead_us", "step_overhead_ms", "moe_imbalance")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,11 @@ class Efficiency:
         else:
             raise ValueError(end)
         return replace(self, values=values, end=end)
+
+    def gemm_at(self, rows: float) -> float:
+        """GEMM efficiency for a matmul with `rows` rows (tokens): gemm x rows / (rows + gemm_half_rows) -- small
+        matmuls fill a fraction of the matrix units' tiles; at gemm_half_rows rows they reach half of `gemm`."""
+        return self.gemm * rows / (rows + self.gemm_half_rows) if rows > 0 else self.gemm
 
     def with_values(self, **values: float) -> "Efficiency":
         return replace(self, values={**self.values, **values})

@@ -283,7 +283,7 @@ def stage_step(arch: Arch, prec: Precision, par: Parallel, dev: Device, eff: Eff
 
     def gemm(params_per_chip: float, token_count: float, layers: float) -> None:
         cost.add_op(2 * params_per_chip * token_count * layers, micro * params_per_chip * w * layers,
-                    gemm_peak, eff.gemm, bw, eff.memory)
+                    gemm_peak, eff.gemm_at(token_count / micro), bw, eff.memory)
 
     # attention projections and core
     gemm(arch.attention_params / par.tp, tokens, arch.layers * share)
@@ -312,7 +312,8 @@ def stage_step(arch: Arch, prec: Precision, par: Parallel, dev: Device, eff: Eff
     # LM head (every stage carries its share: the last stage runs it)
     logits = tokens if decode else requests
     head = arch.head_params / par.tp
-    cost.add_op(2 * head * logits * share, micro * head * max(w, 2.0) * share, gemm_peak, eff.gemm, bw, eff.memory)
+    cost.add_op(2 * head * logits * share, micro * head * max(w, 2.0) * share, gemm_peak, eff.gemm_at(logits / micro),
+                bw, eff.memory)
     _communication(cost, arch, prec, par, dev, eff, tokens, share, overlap, decode)
     cost.overhead_s = eff.layer_overhead_us * 1e-6 * arch.layers * share * micro + eff.step_overhead_ms * 1e-3
     work = cost.compute_s + cost.memory_s
@@ -325,15 +326,16 @@ def _routed_experts(cost: StepCost, arch: Arch, prec: Precision, par: Parallel, 
     w = BYTES[prec.weights]
     layers = arch.moe_layers * share
     flops = 2 * tokens * arch.experts_per_token * arch.expert_params / par.tp * eff.moe_imbalance
+    group_tokens = tokens * par.ep / par.tp if par.ep > 1 else tokens
     if par.ep > 1:  # whole experts spread over ep chips; tokens of ep/tp replicas meet there
-        group_tokens = tokens * par.ep / par.tp
         local_experts = arch.experts / par.ep
         touched = local_experts * _distinct_expert_share(arch, group_tokens / micro)
         weight_bytes = touched * arch.expert_params * w * micro
     else:  # experts tensor-sliced with TP
         touched = arch.experts * _distinct_expert_share(arch, tokens / micro)
         weight_bytes = touched * arch.expert_params * w * micro / par.tp
-    cost.add_op(flops * layers, weight_bytes * layers, peak, eff.gemm, bandwidth, eff.memory)
+    rows_per_expert = group_tokens / micro * arch.experts_per_token / arch.experts
+    cost.add_op(flops * layers, weight_bytes * layers, peak, eff.gemm_at(rows_per_expert), bandwidth, eff.memory)
 
 
 def _communication(cost: StepCost, arch: Arch, prec: Precision, par: Parallel, dev: Device, eff: Efficiency,
