@@ -431,7 +431,10 @@ class SimulatedBackend(Backend):
         else:
             path = validation_summary_path(calibration["key"])
             try:
-                relative = json.loads(path.read_text())["median_abs_error"]
+                summary = json.loads(path.read_text())
+                if summary.get("version") != 2:  # an older summary's meaning differs: no band rather than a wrong one
+                    raise KeyError("version")
+                relative = summary["median_abs_error"]
                 source = f"median |error| of the last `bench simulate --validate` on this host ({path.name})"
             except (OSError, ValueError, KeyError):
                 return {"relative": None, "from": "no band: no host validation for this cell and no `bench "

@@ -34,9 +34,11 @@ from bench.spec import (
     parse_option_flags,
 )
 
-EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_STORE_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 DEFAULT_RESULTS_ROOT = Path("results")
+#: Cells a sweep may plan without --yes (a larger one is almost always a typo in a value list).
+MAX_CELLS = 2_000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -230,7 +232,9 @@ def _matrix_flags(args: argparse.Namespace) -> dict[str, Any]:
         given["backend"] = list(parse_name_list("--backend", args.backend))
     if args.precision:
         given["precision"] = list(parse_choice_list("--precision", args.precision, PRECISIONS))
-    if args.weights:
+    if args.weights is not None:
+        if not args.weights.strip():
+            raise UsageError("--weights: '' is not allowed; expected a directory with config.json and *.safetensors")
         given["weights"] = args.weights
     for key, flag in (("batch_size", "--batch-size"), ("seq_len", "--seq-len"), ("new_tokens", "--new-tokens"),
                       ("threads", "--threads")):
@@ -239,6 +243,8 @@ def _matrix_flags(args: argparse.Namespace) -> dict[str, Any]:
             given[key] = list(parse_int_list(flag, raw))
     if args.option:
         given["options"] = parse_option_flags("--option", args.option)
+        if "threads" in given and "threads" in given["options"]:
+            raise UsageError("--threads: given twice (also as -O threads=...); give it once")
     if args.scenario:
         given["scenario"] = list(parse_choice_list("--scenario", args.scenario, SCENARIOS))
     load = _load_flags(args)
@@ -352,9 +358,50 @@ def _with_flags(mapping: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any
 
 
 def _output_dir(args: argparse.Namespace) -> Path:
-    if args.out:
-        return Path(args.out)
+    if args.out is not None:
+        return checked_dir("--out", args.out)
     return DEFAULT_RESULTS_ROOT / _timestamp()
+
+
+def checked_dir(flag: str, raw: str) -> Path:
+    """A directory path given by the user: not empty, no component longer than the filesystem allows."""
+    if not raw.strip():
+        raise UsageError(f"{flag}: '' is not allowed; expected a directory path")
+    path = Path(raw)
+    too_long = next((part for part in path.parts if len(part.encode()) > 255), None)
+    if too_long is not None:
+        raise UsageError(f"{flag}: a path component of {len(too_long.encode())} bytes is not allowed; expected at "
+                         "most 255 per component")
+    return path
+
+
+def fresh_store(out: Path):
+    """A run store for a new run: refused with one line if the directory already holds records."""
+    from bench.store import RunStore
+
+    store = RunStore(out)
+    if store.exists() and store.read(warn=False).records:
+        raise UsageError(f"--out: {str(out)!r} already holds records; choose another directory")
+    store.prepare()
+    return store
+
+
+def checked_output_file(flag: str, raw: str | os.PathLike) -> Path:
+    """An output file path, checked before any work: not a run's records.jsonl, not a directory, writable."""
+    from bench.store import refuse_records_path
+
+    path = checked_dir(flag, str(raw))
+    refuse_records_path(path, flag)
+    if path.is_dir():
+        raise UsageError(f"{flag}: {str(path)!r} is a directory; expected a file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{flag}: {str(path)!r} cannot be written: {exc.strerror or exc}") from None
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{flag}: {str(path)!r} cannot be written: permission denied")
+    return path
 
 
 def _timestamp() -> str:
@@ -414,13 +461,21 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _warn_if_busy() -> None:
+    """One line on stderr when other processes already keep this host's CPUs busy (timings would suffer)."""
+    from bench.hostload import busy_host_warning
+
+    warning = busy_host_warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
 def _run_planned(args: argparse.Namespace, sweep: Sweep, executor) -> int:
     from bench.plan import plan_sweep
-    from bench.render import render
-    from bench.runner import Progress, run_sweep
     from bench.store import RunStore
 
-    plan = plan_sweep(sweep, remote_devices=executor.cluster_devices() if executor else frozenset())
+    plan = plan_sweep(sweep, remote_devices=executor.cluster_devices() if executor else frozenset(),
+                      max_cells=None if args.yes else MAX_CELLS)
     if not plan.cells and plan.left_out:
         raise UsageError(f"no cells left to run: {plan.left_out[0][1]}")
     for name, reason in plan.skipped_backends.items():
@@ -439,9 +494,28 @@ def _run_planned(args: argparse.Namespace, sweep: Sweep, executor) -> int:
             raise UsageError(f"--out: {str(out)!r} already holds {count} records; pass --resume to complete that run,"
                              " or choose another directory")
     store.prepare()
+    with store.lock():
+        return _run_locked(args, plan, sweep, executor, store, out)
+
+
+def _estimate_text(plan, settings: MeasureSettings) -> str:
+    """At most how long the plan takes: per measured cell its warm-up and timed-loop limits plus start-up."""
+    from backends.registry import backend_class
+
+    measured = sum(1 for spec in plan.runnable if not backend_class(spec.backend).capabilities.simulated)
+    simulated = len(plan.runnable) - measured
+    seconds = measured * (settings.warmup_max_time_s + settings.max_time_s + 10) + simulated * 10
+    return f"at most ~{seconds / 3600:.1f} h" if seconds >= 3600 else f"at most ~{seconds / 60:.0f} min"
+
+
+def _run_locked(args: argparse.Namespace, plan, sweep: Sweep, executor, store, out: Path) -> int:
+    from bench.render import render
+    from bench.runner import Progress, run_sweep
+
     if not args.out:
         _point_latest(out)
-    print(f"{len(plan.cells)} cells -> {out}/records.jsonl", file=sys.stderr)
+    print(f"{len(plan.cells)} cells ({_estimate_text(plan, sweep.measure)}) -> {out}/records.jsonl", file=sys.stderr)
+    _warn_if_busy()
     os.environ["BENCH_RUN_DIR"] = str(out.resolve())  # simulated cells of this run share host validations there
     progress = Progress(len(plan.cells), enabled=not args.quiet)
     try:
@@ -452,6 +526,11 @@ def _run_planned(args: argparse.Namespace, sweep: Sweep, executor) -> int:
         kept = len(store.read(warn=False).records)
         print(f"\ninterrupted: {kept} records kept in {out}; rerun with --resume to finish", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # the disk filled (ENOSPC) or the directory went away while appending
+        kept = len(store.read(warn=False).records) if store.exists() else 0
+        print(f"\nbench run: error: cannot append to {store.path}: {exc.strerror or exc}; {kept} records kept; "
+              "free space and rerun with --resume to finish", file=sys.stderr)
+        return EXIT_STORE_FAILED
     if result.skipped:
         print(f"resume: {result.skipped} cells already ok in {out}, not rerun", file=sys.stderr)
     planned = {spec.key for spec in plan.cells}
@@ -503,6 +582,14 @@ def _run_dirs(field: str, value: str) -> list[str]:
     return dirs
 
 
+def _refuse_future_schema(field: str, skipped: list[str]) -> None:
+    """A command must not silently leave out records it cannot read because they are newer than this code."""
+    unknown = [m for m in skipped if "is newer than this catchup-bench reads" in m]
+    if unknown:
+        where, _, what = unknown[0].partition(": skipped ")
+        raise UsageError(f"{field}: {where}: {what.partition(': ')[2]}")
+
+
 def _records_of(field: str, dirs: list[str]):
     from bench.store import read_run_dirs
 
@@ -510,6 +597,7 @@ def _records_of(field: str, dirs: list[str]):
         result = read_run_dirs(dirs)
     except UsageError as exc:
         raise UsageError(str(exc).replace("RUN_DIR", field, 1)) from None
+    _refuse_future_schema(field, result.skipped)
     for message in result.skipped:
         print(f"warning: {message}", file=sys.stderr)
     return result.records
@@ -527,6 +615,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         alpha=alpha, noise=read_noise(base_dirs[0]), allow_env_mismatch=args.allow_env_mismatch,
     )
     sys.stdout.write(render_comparison(comparison, args.format))
+    if not comparison.cells:  # a gate that compared nothing has not passed
+        raise UsageError("CURRENT: no cell was compared (none is ok on both sides with samples); a comparison of "
+                         "nothing is not a pass")
     return EXIT_FAILED_CELLS if comparison.regressions else EXIT_OK
 
 
@@ -537,7 +628,8 @@ def _cmd_noise(args: argparse.Namespace) -> int:
         raise UsageError(f"RUN_DIR: {len(args.run_dirs)} given; a noise floor needs at least 2 runs of the same code")
     runs = [_records_of("RUN_DIR", [d]) for d in args.run_dirs]
     floors = noise_floors(runs)
-    target = Path(args.write) if args.write else Path(args.run_dirs[0]) / NOISE_FILE
+    target = checked_output_file("--write", args.write) if args.write is not None else \
+        Path(args.run_dirs[0]) / NOISE_FILE
     try:
         target.write_text(json.dumps({"runs": args.run_dirs, "noise_floors": floors}, indent=2) + "\n")
     except OSError as exc:
@@ -556,6 +648,7 @@ def _cmd_noise(args: argparse.Namespace) -> int:
 def _cmd_selfcheck(args: argparse.Namespace) -> int:
     from bench.selfcheck import format_selfcheck, run_selfcheck
 
+    json_out = checked_output_file("--json", args.json) if args.json is not None else None  # before the run
     model = parse_name_list("--model", [args.model])[0]
     batch = parse_int_list("--batch-size", [args.batch_size])[0]
     seq = parse_int_list("--seq-len", [args.seq_len])[0]
@@ -567,8 +660,8 @@ def _cmd_selfcheck(args: argparse.Namespace) -> int:
     result = run_selfcheck(model, batch, seq, blocks=blocks, block=block, tolerance=tolerance,
                            spinning_parent=args.spinning_parent)
     print(format_selfcheck(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     return EXIT_OK if result.within_tolerance else EXIT_FAILED_CELLS
 
 
@@ -583,17 +676,12 @@ def _cmd_selfcheck(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from bench.store import read_run_dirs
 
+    out = checked_output_file("--out", args.out) if args.out is not None else None  # before any work
     result = read_run_dirs(args.run_dirs)
-    unknown = [m for m in result.skipped if "schema_version" in m]
-    if unknown:  # a report must not silently leave out records it cannot read
-        where, _, what = unknown[0].partition(": skipped ")
-        raise UsageError(f"RUN_DIR: {where}: {what.partition(': ')[2]}")
+    _refuse_future_schema("RUN_DIR", result.skipped)
     for message in result.skipped:
         print(f"warning: {message}", file=sys.stderr)
-    if not result.records:
-        raise UsageError(f"RUN_DIR: {', '.join(args.run_dirs)} holds no records")
-    out = Path(args.out) if args.out else Path(args.run_dirs[0]) / f"report.{_REPORT_SUFFIX[args.format]}"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = out or checked_output_file("--out", Path(args.run_dirs[0]) / f"report.{_REPORT_SUFFIX[args.format]}")
     if args.format in ("csv", "parquet"):
         _export_table(result.records, out, args.format)
     else:
@@ -634,6 +722,7 @@ def _export_table(records, out: Path, fmt: str) -> None:
 # bench simulate --validate
 
 #: Catalogue entries that run on a 2-core, 24 GiB machine in a few minutes: the validation set.
+VALIDATION_SUMMARY_VERSION = 2
 VALIDATION_MODELS = ("bert-base-uncased", "all-minilm-l6-v2", "resnet-50", "vit-base-patch16-224", "gpt2",
                      "qwen2.5-0.5b", "llama-3.2-1b")
 
@@ -665,26 +754,38 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         models = parse_name_list("--model", args.model) if args.model else VALIDATION_MODELS
         precisions = parse_name_list("--precision", args.precision) if args.precision else ("fp32",)
         matrix = Matrix(models=tuple(models), backends=("simulated",), precisions=tuple(precisions),
-                        batch_sizes=(1,), seq_lens=(128,), new_tokens=(8,), options=((("profile", "h100"),),))
+                        batch_sizes=(1,), seq_lens=(128,), new_tokens=(8,),
+                        options=((("profile", "h100"), ("projection", "trace")),))
         settings = MeasureSettings(ci_target=0.03, max_time_s=10.0, warmup_max_time_s=10.0)
         plan = plan_sweep(Sweep((matrix,), settings))
-        out = Path(args.out) if args.out else DEFAULT_RESULTS_ROOT / ("validate-" + _timestamp())
-        store = RunStore(out)
-        store.prepare()
-        print(f"{len(plan.cells)} cells -> {out}/records.jsonl", file=sys.stderr)
-        run_sweep(plan.runnable, settings, store, progress=Progress(len(plan.runnable)))
+        out = checked_dir("--out", args.out) if args.out is not None else \
+            DEFAULT_RESULTS_ROOT / ("validate-" + _timestamp())
+        store = fresh_store(out)
+        with store.lock():
+            print(f"{len(plan.cells)} cells -> {out}/records.jsonl", file=sys.stderr)
+            run_sweep(plan.runnable, settings, store, progress=Progress(len(plan.runnable)))
         records = store.latest(warn=False)
     rows = validation_rows(records)
     if not rows:
         raise UsageError("bench simulate: no simulated record with a host validation in these runs")
     fit = fit_host_factors(rows) if not args.no_fit else None
     print(render_validation(rows, fit), end="")
+    if args.from_runs:  # reading never writes: the stored summary comes only from a measured --validate
+        return EXIT_OK
+    models_run = sorted({r.model for r in rows})
+    if set(VALIDATION_MODELS) - set(models_run):
+        print("summary not stored: a subset of the validation set (the stored band comes from the whole set)",
+              file=sys.stderr)
+        return EXIT_OK
     host = host_profile()
-    summary = {"median_abs_error": median_abs_error([r.error for r in rows]), "cells": len(rows),
-               "host_key": host["key"], "fit": {k: v for k, v in (fit or {}).items() if k != "errors"} or None}
+    summary = {"version": VALIDATION_SUMMARY_VERSION, "median_abs_error": median_abs_error([r.error for r in rows]),
+               "cells": len(rows), "models": models_run, "host_key": host["key"],
+               "fit": {k: v for k, v in (fit or {}).items() if k != "errors"} or None}
     path = validation_summary_path(host["key"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=1))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, path)
     print(f"summary (used as the band of meta-device estimates on this host): {path}", file=sys.stderr)
     return EXIT_OK
 
@@ -731,6 +832,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="real weights: a local directory with config.json and *.safetensors (never pickle)")
     p_run.add_argument("--out", "-o", help="run directory (default: results/<timestamp>/)")
     p_run.add_argument("--resume", action="store_true", help="skip cells already ok in --out; rerun the rest")
+    p_run.add_argument("--yes", action="store_true",
+                       help="run a sweep of more than 2,000 cells (refused without it; the count and a time estimate "
+                            "are printed first)")
     p_run.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     p_run.add_argument("--executor", choices=("local", "ray"), default="local",
                        help="local: one isolated worker process per cell, one cell at a time (default); ray: each "

@@ -33,6 +33,7 @@ import time
 from typing import Any, Callable
 
 from backends.base import PreparedCall, Telemetry
+from bench.hostload import HostLoadSampler
 from bench.record import Measurement
 from bench.spec import MeasureSettings
 from bench.stats import median_halfwidth_rel
@@ -115,7 +116,9 @@ def run_timed_loop(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     telemetry = telemetry or Telemetry()
+    host_load = HostLoadSampler()
     try:
+        host_load.start()
         telemetry.start()
         loop_start = stamp()
         start = loop_start
@@ -152,6 +155,7 @@ def run_timed_loop(
             start = stamp()
     finally:
         telemetry_figures = telemetry.stop()
+        host_load_figures = host_load.stop()
         if gc_was_enabled:
             gc.enable()
     return Measurement(
@@ -167,4 +171,5 @@ def run_timed_loop(
         warmup_stable=warmup_stable,
         device_samples_ns=device_samples or None,
         telemetry=telemetry_figures,
+        host_load=host_load_figures,
     )

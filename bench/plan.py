@@ -122,6 +122,26 @@ def _check_length(workload: Workload, spec: BenchmarkSpec) -> None:
         )
 
 
+def _does_not_fit_host(workload: Workload, spec: BenchmarkSpec, cls) -> str | None:
+    """Why a CPU cell cannot fit this machine's memory (weights + estimated activations), or None."""
+    import psutil
+
+    from models.facts import BYTES_PER_PARAMETER, activation_bytes, memory_needed_bytes
+
+    precision = cls.build_precision(spec)
+    # the model card's count (no model is built at plan time); tiny variants have none and are small anyway
+    weights = memory_needed_bytes(int(workload.published_parameters or 0), precision)
+    activations = activation_bytes(workload, spec.batch_size, spec.seq_len, spec.new_tokens,
+                                   BYTES_PER_PARAMETER[precision])
+    total = psutil.virtual_memory().total
+    if weights + activations <= total:
+        return None
+    gib = 1 << 30
+    return (f"does not fit: {workload.name} at {spec.precision}, batch {spec.batch_size} needs ~"
+            f"{(weights + activations) / gib:,.1f} GiB (weights ~{weights / gib:,.1f} + activations ~"
+            f"{activations / gib:,.1f}, an estimate), this machine has {total / gib:.1f} GiB")
+
+
 def _cells_of(matrix: Matrix, probe: _Probes, plan: Plan) -> list[BenchmarkSpec]:
     workloads = [get_workload(name) for name in matrix.models]
     backends = _backends_for(matrix, probe, plan.skipped_backends)
@@ -151,6 +171,10 @@ def _cells_of(matrix: Matrix, probe: _Probes, plan: Plan) -> list[BenchmarkSpec]
                                             "(one sample per query); expected 1"))
                 continue
             availability = probe.of_spec(spec) if probe(spec.backend).available else probe(spec.backend)
+            if availability.available and not cls.capabilities.simulated and cls.capabilities.device == "cpu":
+                too_big = _does_not_fit_host(workload, spec, cls)
+                if too_big:
+                    availability = Availability(False, too_big)
             if availability.available and spec.scenario != "latency":
                 availability = probe.loadgen()
             if not availability.available:
@@ -159,9 +183,15 @@ def _cells_of(matrix: Matrix, probe: _Probes, plan: Plan) -> list[BenchmarkSpec]
     return cells
 
 
-def plan_sweep(sweep: Sweep, remote_devices: frozenset[str] | set[str] = frozenset()) -> Plan:
+def plan_sweep(sweep: Sweep, remote_devices: frozenset[str] | set[str] = frozenset(),
+               max_cells: int | None = None) -> Plan:
     """Every cell of every matrix, in order, without duplicates; raises UsageError on any bad input.
-    `remote_devices`: device kinds the executor's cluster offers beyond this machine (see `_Probes`)."""
+    `remote_devices`: device kinds the executor's cluster offers beyond this machine (see `_Probes`).
+    `max_cells`: refuse, before expanding anything, a sweep whose value lists multiply to more cells."""
+    total = sum(matrix.size() for matrix in sweep.matrices)
+    if max_cells is not None and total > max_cells:
+        raise UsageError(f"sweep: {total:,} cells is more than {max_cells:,}; narrow the value lists, or pass --yes "
+                         "to run them all")
     probe, plan = _Probes(remote_devices), Plan(cells=[])
     cells: list[BenchmarkSpec] = []
     for matrix in sweep.matrices:

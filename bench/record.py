@@ -21,6 +21,7 @@ Schema history (bump SCHEMA_VERSION on any change that an older reader would mis
 from __future__ import annotations
 
 import statistics
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
@@ -49,6 +50,8 @@ class Measurement:
     warmup_stable        True: warm-up windows settled; False: they never did before the cap; None: not judged
     device_samples_ns    device-side time of each timed call from timing events (CUDA/NPU), None without
     telemetry            power/energy/clock figures sampled over the timed loop (see backends/nvml.py), or None
+    host_load            the rest of the host during the timed loop (bench/hostload.py): other processes' CPU
+                         time and cores, steal, load average, `contended`; None where the counters are missing
     """
 
     samples_ns: list[int]
@@ -63,11 +66,14 @@ class Measurement:
     warmup_stable: bool | None = None
     device_samples_ns: list[int] | None = None
     telemetry: dict[str, Any] | None = None
+    host_load: dict[str, Any] | None = None  # bench.hostload: other processes' CPU use, steal, contended
     timer: str = "time.perf_counter_ns; device synchronize() before each stamp; gc disabled in the loop"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Measurement":
-        return cls(**data)
+        """Rebuild from JSON; keys a newer minor version added are ignored (forward compatibility)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,10 @@ class Record:
         if not m or not m.samples_ns or m.loop_wall_ns <= 0:
             return None
         return m.items_per_iteration * len(m.samples_ns) / (m.loop_wall_ns / 1e9)
+
+    def contended(self) -> bool:
+        """Whether other processes or the hypervisor took a share of the CPUs during the timed loop."""
+        return bool(((self.measurement.host_load if self.measurement else None) or {}).get("contended"))
 
     def generation(self) -> GenerationSummary | None:
         """TTFT / TPOT / ITL / output tokens per second, for generation workloads."""

@@ -78,6 +78,8 @@ def summary_row(record: Record) -> dict[str, Any]:
             "converged": record.converged(),
             "p50_ci_halfwidth_rel": latency.p50_ci_halfwidth_rel,
             "warmup_stable": record.measurement.warmup_stable,
+            "contended": record.contended(),
+            "others_cores": ((record.measurement.host_load or {}).get("others_cores")),
         })
         row.update(_extra_intervals(record, latency))
     if record.simulation:
@@ -263,7 +265,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def _status(row: dict[str, Any]) -> str:
     flags = [flag for flag, on in (("simulated", row["simulated"]), ("not converged", row.get("converged") is False),
-                                   ("drift", row.get("drifted"))) if on]
+                                   ("drift", row.get("drifted")), ("contended", row.get("contended"))) if on]
     return row["status"] + (f" ({', '.join(flags)})" if flags else "")
 
 

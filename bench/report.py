@@ -210,13 +210,15 @@ def _results_section(records: Sequence[Record]) -> Section:
                         if row.get("cosine_similarity") is not None else row.get("accuracy_skipped") or "")
             rows.append([f"{r.spec.backend} / {metric_of(r).device if point else ''}", technique_of(r),
                          str(r.spec.batch_size), _fmt(r.spec.seq_len), _fmt(r.spec.new_tokens),
-                         "simulated" if r.simulated else "measured", latency, _fmt(row.get("p90_ms")),
+                         "simulated" if r.simulated else ("measured (contended)" if r.contended() else "measured"),
+                         latency, _fmt(row.get("p90_ms")),
                          _fmt(row.get("p99_ms")), f"{_fmt(point.value)} {point.unit}" if point else "",
                          _fmt(row.get("ttft_p50_ms")), _fmt(row.get("tpot_p50_ms")),
                          _fmt(memory) if not r.simulated else "", _fmt(row.get("energy_per_item_j")), accuracy])
         tables.append(Table(workload, headers, rows))
     return Section("Results per workload", "Measured cells: median latency with its 95% distribution-free interval, "
-                   "p90/p99, throughput with the loop's wall time. Simulated cells: the estimate with its band "
+                   "p90/p99, throughput with the loop's wall time; \"contended\": other processes used more than a quarter "
+                   "of a core (or the hypervisor stole > 5%) while it measured. Simulated cells: the estimate with its band "
                    "(never a confidence interval), no percentiles.", tables)
 
 
@@ -376,20 +378,26 @@ def _bold_html(text: str) -> str:
 
 
 def render_markdown(report: Report, figures_dir: Path, link_prefix: str) -> str:
-    """GitHub Markdown; each figure is written as PNG into `figures_dir` and linked as `link_prefix/NAME`."""
-    esc = lambda text: str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = [f"# {report.title}", ""]
+    """GitHub Markdown; each figure is written as PNG into `figures_dir` and linked as `link_prefix/NAME`. Every
+    string is HTML-escaped (GitHub renders inline HTML, and record strings -- reasons, names -- are input)."""
+    def text(value: object) -> str:
+        return html.escape(str(value), quote=False)
+
+    def esc(value: object) -> str:
+        return text(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"# {text(report.title)}", ""]
     for section in report.sections:
-        lines += [f"## {section.title}", ""]
+        lines += [f"## {text(section.title)}", ""]
         if section.text:
-            lines += [section.text, ""]
+            lines += [text(section.text), ""]
         if section.figure and section.figure_name:
             figures_dir.mkdir(parents=True, exist_ok=True)
             (figures_dir / section.figure_name).write_bytes(section.figure)
             lines += [f"![{section.figure_alt}]({link_prefix}/{section.figure_name})", ""]
         for table in section.tables:
             if table.title:
-                lines += [f"### {table.title}", ""]
+                lines += [f"### {esc(table.title)}", ""]
             lines.append("| " + " | ".join(esc(h) for h in table.headers) + " |")
             lines.append("|" + "---|" * len(table.headers))
             lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table.rows]

@@ -16,7 +16,12 @@ the default). An executor that runs cells concurrently elsewhere (`bench.ray_exe
 to this process and are appended here, so the store is written in one place.
 
 A worker dies with its parent (PR_SET_PDEATHSIG on Linux): a runner killed outright (SIGKILL, a lost Ray worker)
-does not leave a model running on the machine.
+does not leave a model running on the machine. Its temporary directory (`bench-cell-*`, holding `owner.json`
+with the runner's pid and start time) is removed by the next run once that runner is gone.
+
+Safe import path: workers start with `python -P` (and PYTHONSAFEPATH=1), so the directory `bench run` was started
+in is not put on `sys.path`: a `psutil.py` lying there is not executed. The project root and any PYTHONPATH entries
+are passed as absolute paths.
 """
 
 from __future__ import annotations
@@ -46,6 +51,35 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Lines of worker output kept in a failed record's `detail`.
 LOG_TAIL_LINES = 20
+CELL_DIR_PREFIX = "bench-cell-"
+OWNER_FILE = "owner.json"
+#: `-P`: do not prepend the working directory to sys.path (Python >= 3.11; PYTHONSAFEPATH is set as well).
+SAFE_PATH_FLAG = ("-P",) if sys.version_info >= (3, 11) else ()
+
+
+def _start_time(pid: int) -> float | None:
+    from bench.store import process_start_time
+
+    return process_start_time(pid)
+
+
+def remove_stale_cell_dirs(root: str | None = None) -> list[str]:
+    """Remove `bench-cell-*` temporary directories whose runner is gone (killed before it could clean up):
+    its pid is not running, or now belongs to a process started at another time. Returns what was removed."""
+    import shutil
+
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob(CELL_DIR_PREFIX + "*"):
+        try:
+            owner = json.loads((path / OWNER_FILE).read_text())
+            pid, start = int(owner["pid"]), owner.get("start")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not ours to judge (no owner file yet, or another tool's directory)
+        now = _start_time(pid)
+        if now is None or (start is not None and abs(now - float(start)) > 1.0):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+    return removed
 
 
 class CellExecutor(Protocol):
@@ -130,7 +164,9 @@ class LocalExecutor:
 
     def worker_env(self, spec: BenchmarkSpec) -> dict[str, str]:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+        inherited = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *inherited])
+        env["PYTHONSAFEPATH"] = "1"
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TRANSFORMERS_VERBOSITY", "error")
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -140,14 +176,16 @@ class LocalExecutor:
 
     def run(self, spec: BenchmarkSpec, settings: MeasureSettings) -> Record:
         started = utc_now()
-        with tempfile.TemporaryDirectory(prefix="bench-cell-") as tmp:
+        remove_stale_cell_dirs()
+        with tempfile.TemporaryDirectory(prefix=CELL_DIR_PREFIX) as tmp:
+            Path(tmp, OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "start": _start_time(os.getpid())}))
             job, result, log = Path(tmp, "job.json"), Path(tmp, "result.json"), Path(tmp, "worker.log")
             artifacts = Path(tmp, "artifacts")
             job.write_text(json.dumps({"spec": spec.to_dict(), "settings": settings.to_dict(),
                                        "artifacts": str(artifacts)}))
             with open(log, "wb") as log_fh:
                 proc = subprocess.Popen(
-                    [self.python, "-m", "bench.worker", str(job), str(result)],
+                    [self.python, *SAFE_PATH_FLAG, "-m", "bench.worker", str(job), str(result)],
                     stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
                     env=self.worker_env(spec), start_new_session=True,
                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,

@@ -35,7 +35,7 @@ from pathlib import Path
 from backends.base import PreparedCall
 from bench.measure import run_timed_loop
 from bench.plan import plan_sweep
-from bench.runner import LocalExecutor, wait_blocking
+from bench.runner import SAFE_PATH_FLAG, LocalExecutor, wait_blocking
 from bench.spec import BenchmarkSpec, Matrix, MeasureSettings, Sweep
 
 __all__ = ["SelfCheckResult", "run_selfcheck", "loop_overhead_ns", "format_selfcheck"]
@@ -111,7 +111,7 @@ def _run_worker(spec: BenchmarkSpec, blocks: int, block: int, spin: bool, timeou
         job, result = Path(tmp, "job.json"), Path(tmp, "result.json")
         job.write_text(json.dumps({"spec": spec.to_dict(), "blocks": blocks, "block": block,
                                    "warmup": WARMUP_CALLS}))
-        proc = subprocess.Popen([sys.executable, "-m", "bench.selfcheck_worker", str(job), str(result)],
+        proc = subprocess.Popen([sys.executable, *SAFE_PATH_FLAG, "-m", "bench.selfcheck_worker", str(job), str(result)],
                                 env=LocalExecutor().worker_env(spec), stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         cpu0, wall0 = time.process_time(), time.monotonic()

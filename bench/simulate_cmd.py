@@ -236,7 +236,7 @@ def _measure_host(args: argparse.Namespace, out: Path | None) -> list:
     from bench.plan import plan_sweep
     from bench.runner import Progress, run_sweep
     from bench.spec import Matrix, MeasureSettings, Sweep, parse_name_list
-    from bench.store import RunStore
+    from bench.cli import fresh_store
 
     models = parse_name_list("--model", args.model) if args.model else VALIDATION_MODELS
     precisions = parse_name_list("--precision", args.precision) if args.precision else ("fp32", "bf16")
@@ -244,10 +244,10 @@ def _measure_host(args: argparse.Namespace, out: Path | None) -> list:
                     seq_lens=(128,), new_tokens=(16,))
     settings = MeasureSettings(ci_target=0.03, max_time_s=12.0, warmup_max_time_s=8.0)
     plan = plan_sweep(Sweep((matrix,), settings))
-    store = RunStore(out)
-    store.prepare()
-    print(f"{len(plan.runnable)} cells -> {out}/records.jsonl", file=sys.stderr)
-    run_sweep(plan.runnable, settings, store, progress=Progress(len(plan.runnable)))
+    store = fresh_store(out)
+    with store.lock():
+        print(f"{len(plan.runnable)} cells -> {out}/records.jsonl", file=sys.stderr)
+        run_sweep(plan.runnable, settings, store, progress=Progress(len(plan.runnable)))
     return store.latest(warn=False)
 
 

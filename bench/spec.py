@@ -77,9 +77,24 @@ ALL_BACKENDS = "*"
 OptionValue = str | int | float | bool
 
 
+#: Upper bounds on what one cell may ask for, so absurd input is refused at plan time instead of exhausting the
+#: machine in a worker: sequences per call, tokens per sequence, a LoadGen server rate (LoadGen schedules every
+#: query; far above what one host can issue it only allocates), latency bounds, a worker's timeout.
+MAX_BATCH_SIZE = 65_536
+MAX_TOKENS = 1 << 20
+MAX_TARGET_QPS = 100_000.0
+MAX_LATENCY_BOUND_MS = 3_600_000.0
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_SWEEP_FILE_BYTES = 1 << 20
+_INT_BOUNDS = {"batch_size": MAX_BATCH_SIZE, "seq_len": MAX_TOKENS, "new_tokens": MAX_TOKENS}
+_LOAD_BOUNDS = {"target_qps": MAX_TARGET_QPS, "latency_ms": MAX_LATENCY_BOUND_MS, "ttft_ms": MAX_LATENCY_BOUND_MS,
+                "tpot_ms": MAX_LATENCY_BOUND_MS}
+
+
 def _check_positive_int(field_name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise invalid_value(field_name, value, "a whole number >= 1")
+    limit = _INT_BOUNDS.get(field_name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (limit and value > limit):
+        raise invalid_value(field_name, value, f"a whole number from 1 to {limit:,}" if limit else "a whole number >= 1")
     return value
 
 
@@ -99,9 +114,10 @@ def _normalise_load(scenario: str, value: Any) -> tuple[tuple[str, OptionValue],
             raise UsageError(f"load.{key}: {key!r} is not a parameter of scenario {scenario}; expected {expected}")
         if key == "target_qps" and val == SEARCH_QPS:
             continue
-        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val <= 0:
+        limit = _LOAD_BOUNDS[key]
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or not 0 < val <= limit:
             extra = f' or "{SEARCH_QPS}"' if key == "target_qps" else ""
-            raise invalid_value(f"load.{key}", val, f"a number > 0{extra}")
+            raise invalid_value(f"load.{key}", val, f"a number > 0 and <= {limit:,g}{extra}")
     return pairs
 
 
@@ -346,8 +362,9 @@ class MeasureSettings:
                 raise invalid_value(name, value, "a number of seconds >= 0" if name.endswith("_s") else "a number >= 0")
         for name in ("max_time_s", "timeout_s", "warmup_max_time_s"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise invalid_value(name, value, "a number of seconds > 0")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
+                    not 0 < value <= MAX_TIMEOUT_S):
+                raise invalid_value(name, value, f"a number of seconds > 0 and <= {MAX_TIMEOUT_S:,g} (a week)")
         if self.max_iterations < self.min_iterations:
             raise invalid_value("max_iterations", self.max_iterations, f">= min_iterations ({self.min_iterations})")
         if self.ci_target >= 1:
@@ -377,6 +394,14 @@ class Matrix:
     weights: str | None = None
     scenarios: tuple[str, ...] = ("latency",)
     loads: tuple[tuple[tuple[str, OptionValue], ...], ...] = ((),)
+
+    def size(self) -> int:
+        """How many cells `cells()` would make, without making them."""
+        size = 1
+        for axis in (self.models, self.backends, self.precisions, self.batch_sizes, self.seq_lens, self.new_tokens,
+                     self.options, self.scenarios, self.loads):
+            size *= len(axis)
+        return size
 
     def cells(self) -> list[BenchmarkSpec]:
         return [
@@ -576,13 +601,21 @@ def load_sweep(path: str | Path) -> Sweep:
     """Read a sweep TOML file; any problem becomes a one-line `UsageError` naming the file and field."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:  # bounded: a device or a huge file is refused, never read to the end
+            raw = fh.read(MAX_SWEEP_FILE_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"sweep file {str(path)!r}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SWEEP_FILE_BYTES:
+        raise UsageError(f"sweep file {str(path)!r}: more than {MAX_SWEEP_FILE_BYTES // 1024} KiB is not allowed; "
+                         "expected a small TOML file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"sweep file {str(path)!r}: not UTF-8 text (byte {exc.start}); expected TOML") from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"sweep file {str(path)!r}: not valid TOML: {exc}") from None
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise UsageError(f"sweep file {str(path)!r}: not valid TOML: {str(exc)[:200]}") from None
     return sweep_from_mapping(data, where=path.name)
 
 

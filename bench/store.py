@@ -10,12 +10,19 @@ directory (`artifacts/<spec key>/...`) before the record that names them is appe
 
 When a spec appears more than once (a failed cell re-run with --resume), the last record wins in `latest()`;
 `read()` returns them all.
+
+One writer at a time: `bench run` holds `RUN_DIR/.lock` (pid and process start time) while it appends; a second
+writer is refused with one line, and a lock whose process is gone (or whose pid now belongs to a process started
+later) is stale and taken over. Only the store writes `records.jsonl`: other commands refuse an output path that
+is one (`refuse_records_path`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +31,29 @@ from typing import Iterable
 from bench.errors import UsageError
 from bench.record import Record
 
-__all__ = ["RECORDS_FILE", "RunStore", "ReadResult", "StoreWarning", "latest_per_spec", "read_run_dirs"]
+__all__ = ["RECORDS_FILE", "LOCK_FILE", "RunStore", "ReadResult", "StoreWarning", "latest_per_spec", "read_run_dirs",
+           "refuse_records_path", "process_start_time"]
 
 RECORDS_FILE = "records.jsonl"
+LOCK_FILE = ".lock"
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), or None if there is no such process."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def refuse_records_path(path: str | os.PathLike, flag: str) -> None:
+    """A one-line UsageError if `path` is (or would replace) a run's records.jsonl: only the store appends there."""
+    target = Path(path)
+    if target.name == RECORDS_FILE or (target.is_file() and target.parent.joinpath(RECORDS_FILE) == target):
+        raise UsageError(f"{flag}: {str(path)!r} is not allowed; only `bench run` writes a run's {RECORDS_FILE} "
+                         "(append-only); choose another file")
 
 
 class StoreWarning(UserWarning):
@@ -58,6 +85,46 @@ class RunStore:
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise UsageError(f"--out: {str(self.directory)!r} cannot be written: {reason}") from None
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run directory for this process while it writes; a live holder means a one-line refusal."""
+        path = self.directory / LOCK_FILE
+        me = {"pid": os.getpid(), "start": process_start_time(os.getpid()), "host": socket.gethostname()}
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._check_stale(path)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+            break
+        else:  # pragma: no cover - lost a race twice
+            raise UsageError(f"--out: {str(self.directory)!r} is being taken by another bench run; try again")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                if json.loads(path.read_text()).get("pid") == me["pid"]:
+                    path.unlink()
+
+    def _check_stale(self, path: Path) -> None:
+        """Refuse if the lock's holder is alive; remove the lock if it is stale (holder gone or pid reused)."""
+        try:
+            holder = json.loads(path.read_text())
+            pid, start = int(holder["pid"]), holder.get("start")
+        except (OSError, ValueError, KeyError, TypeError):
+            holder, pid, start = {}, None, None
+        same_host = holder.get("host") in (None, socket.gethostname())
+        alive = pid is not None and same_host and process_start_time(pid) is not None and (
+            start is None or abs(process_start_time(pid) - float(start)) < 1.0)
+        if alive or not same_host:
+            where = "" if same_host else f" on host {holder.get('host')}"
+            raise UsageError(f"--out: {str(self.directory)!r} is in use by another bench run (pid {pid}{where}); wait "
+                             f"for it to finish or choose another directory (a stale lock is {path})")
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
     def append(self, record: Record) -> None:
         """Write the record's attachments, then append the record as one line, flush and fsync."""
@@ -95,11 +162,14 @@ class RunStore:
             if not raw.strip():
                 continue
             try:
-                result.records.append(Record.from_dict(json.loads(raw)))
-            except (ValueError, KeyError, TypeError) as exc:
+                data = json.loads(raw)
+                if not isinstance(data, dict):
+                    raise ValueError(f"a JSON {type(data).__name__}, not a record object")
+                result.records.append(Record.from_dict(data))
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                 torn = number == len(lines)  # no newline after it: cut short by a crash
                 what = "truncated last line" if torn else "unreadable line"
-                message = f"{self.path}:{number}: skipped {what}: {exc}"
+                message = f"{self.path}:{number}: skipped {what}: {str(exc)[:200]}"
                 result.skipped.append(message)
                 if warn:
                     warnings.warn(message, StoreWarning, stacklevel=2)
@@ -125,13 +195,16 @@ def latest_per_spec(records: Iterable[Record]) -> list[Record]:
 def read_run_dirs(directories: Iterable[str | os.PathLike]) -> ReadResult:
     """The latest record per spec of each run directory, in the order given, and every skipped line.
 
-    A directory without records.jsonl is bad input (one-line UsageError)."""
+    A directory without records.jsonl, or without one readable record in it, is bad input (one-line UsageError)."""
     combined = ReadResult()
     for directory in directories:
         store = RunStore(directory)
         if not store.exists():
             raise UsageError(f"RUN_DIR: {str(directory)!r} holds no {RECORDS_FILE}")
         result = store.read(warn=False)
+        if not result.records:
+            detail = f" ({len(result.skipped)} unreadable lines; first: {result.skipped[0]})" if result.skipped else ""
+            raise UsageError(f"RUN_DIR: {str(directory)!r} holds no readable record{detail}")
         combined.records += latest_per_spec(result.records)
         combined.skipped += result.skipped
     return combined

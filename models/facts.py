@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 
 from models.base import FAMILIES, Workload
 
-__all__ = ["BYTES_PER_PARAMETER", "WorkloadFacts", "count_parameters", "describe", "memory_needed_bytes"]
+__all__ = ["BYTES_PER_PARAMETER", "WorkloadFacts", "count_parameters", "describe", "memory_needed_bytes",
+           "activation_bytes"]
 
 BYTES_PER_PARAMETER = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "fp8": 1, "int4": 0.5}
 
@@ -113,3 +114,26 @@ def describe(workload: Workload, machine_memory_bytes: int | None = None) -> Wor
         fits_here={p: n <= machine_memory_bytes for p, n in needed.items()},
         machine_memory_bytes=machine_memory_bytes,
     )
+
+
+def activation_bytes(workload: Workload, batch: int, seq_len: int | None, new_tokens: int | None,
+                     element_bytes: float) -> int:
+    """An estimate (upper-end, documented as such) of the memory one call needs beside its weights, from the
+    config alone: for token models a few hidden-width and two MLP-width tensors per token alive at once, the eager
+    attention score matrix (batch x heads x seq^2), the KV cache of a generation and the last position's logits;
+    for image models the input and about 24 input-sized feature maps (ResNet's early stages)."""
+    cfg = workload.config
+    if not workload.takes_tokens:
+        size = int(cfg.get("image_size") or 224)
+        return int(batch * 3 * size * size * element_bytes * 25)
+    hidden = int(cfg.get("hidden_size") or cfg.get("n_embd") or 0)
+    heads = int(cfg.get("num_attention_heads") or cfg.get("n_head") or 1)
+    layers = int(cfg.get("num_hidden_layers") or cfg.get("n_layer") or 1)
+    width = int(cfg.get("intermediate_size") or cfg.get("n_inner") or 4 * hidden)
+    seq = int(seq_len or 1)
+    tokens = batch * (seq + (new_tokens or 0))
+    live = tokens * (6 * hidden + 2 * width) * element_bytes
+    scores = batch * heads * seq * seq * element_bytes
+    kv = tokens * 2 * hidden * layers * element_bytes if workload.generates else 0
+    logits = batch * int(cfg.get("vocab_size") or 0) * 4 if workload.generates else 0
+    return int(live + scores + kv + logits)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 from bench.errors import UsageError
@@ -28,9 +29,16 @@ def check_weights_dir(workload: Workload, directory: str) -> None:
     if not config_path.is_file():
         raise UsageError(f"--weights: {directory!r} has no config.json to check the architecture against")
     try:
-        published = json.loads(config_path.read_text())
-    except ValueError as exc:
+        published = json.loads(config_path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
         raise UsageError(f"--weights: {str(config_path)!r} is not valid JSON: {exc}") from None
+    if not isinstance(published, dict):
+        raise UsageError(f"--weights: {str(config_path)!r} holds a JSON {type(published).__name__}; expected an "
+                         "object of config keys")
+    tensors = sum(_safetensors_tensor_count(p, directory) for p in sorted(path.glob("*.safetensors")))
+    if tensors == 0:
+        raise UsageError(f"--weights: {directory!r} holds no tensors in its *.safetensors files; every parameter "
+                         "must come from the checkpoint")
     for key, expected in workload.config.items():
         if key in _IGNORED_KEYS:
             continue
@@ -39,3 +47,18 @@ def check_weights_dir(workload: Workload, directory: str) -> None:
                 f"--weights: {directory!r} holds another architecture than {workload.name}: "
                 f"config.json {key} = {published[key]!r}, expected {expected!r}"
             )
+
+
+def _safetensors_tensor_count(path: Path, directory: str) -> int:
+    """Tensors named in a safetensors file's header (8-byte little-endian length, then JSON), read without torch."""
+    try:
+        with open(path, "rb") as fh:
+            size = struct.unpack("<Q", fh.read(8))[0]
+            if size > 100 << 20:
+                raise ValueError(f"header of {size} bytes")
+            header = json.loads(fh.read(size))
+    except (OSError, ValueError, struct.error) as exc:
+        raise UsageError(f"--weights: {str(path)!r} is not a safetensors file ({exc})") from None
+    if not isinstance(header, dict):
+        raise UsageError(f"--weights: {str(path)!r} is not a safetensors file (its header is not an object)")
+    return sum(1 for key in header if key != "__metadata__")

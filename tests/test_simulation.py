@@ -281,3 +281,10 @@ def test_simulate_validate_runs_the_given_models_and_prints_the_table(tmp_path):
     assert "Median |error| with the default host model" in done.stdout
     (record,) = _records(tmp_path / "v")
     assert record["simulated"] and record["simulation"]["host_validation"]["host"]["matmul_curve"]["fp32"]
+    # a subset of the validation set does not replace the stored band; reading runs never writes it
+    assert "summary not stored" in done.stderr
+    assert not list((tmp_path / "cache").rglob("validation-*.json"))
+    again = run_cli("simulate", "--from", str(tmp_path / "v"), env={"CATCHUP_BENCH_CACHE": str(tmp_path / "cache")})
+    assert again.returncode == 0 and not list((tmp_path / "cache").rglob("validation-*.json"))
+    refused = run_cli("simulate", "--validate", "--model", "bert-base-tiny", "--out", str(tmp_path / "v"))
+    assert refused.returncode == 2 and "already holds records" in refused.stderr

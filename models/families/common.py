@@ -181,10 +181,17 @@ def load_weights(auto_class: str, directory: Path, dtype: torch.dtype, device: s
     """Real weights from a local directory: safetensors only, never remote code, never the network."""
     import transformers
 
-    model = getattr(transformers, auto_class).from_pretrained(
+    model, info = getattr(transformers, auto_class).from_pretrained(
         str(directory), use_safetensors=True, trust_remote_code=False, local_files_only=True,
-        **{_dtype_keyword(): dtype}, **_attn_kwargs(attn_implementation),
+        output_loading_info=True, **{_dtype_keyword(): dtype}, **_attn_kwargs(attn_implementation),
     )
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:  # a parameter left at its random initialisation would be recorded as "real" weights
+        from bench.errors import UsageError
+
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise UsageError(f"--weights: {str(directory)!r} lacks {len(missing)} parameter(s) of the model: {shown}; "
+                         "every parameter must come from the checkpoint")
     return model.to(device).eval()
 
 
