@@ -737,6 +737,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from bench.store import RunStore, read_run_dirs
 
     from bench import simulate_cmd
+    from models.catalogue import get_workload
 
     if args.validate_serving:
         return simulate_cmd.run_serving_validation(args)
@@ -772,8 +773,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     print(render_validation(rows, fit), end="")
     if args.from_runs:  # reading never writes: the stored summary comes only from a measured --validate
         return EXIT_OK
-    models_run = sorted({r.model for r in rows})
-    if set(VALIDATION_MODELS) - set(models_run):
+    models_run = sorted({r.record.spec.workload for r in rows})
+    if {get_workload(m).name for m in VALIDATION_MODELS} - set(models_run):
         print("summary not stored: a subset of the validation set (the stored band comes from the whole set)",
               file=sys.stderr)
         return EXIT_OK

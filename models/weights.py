@@ -35,10 +35,6 @@ def check_weights_dir(workload: Workload, directory: str) -> None:
     if not isinstance(published, dict):
         raise UsageError(f"--weights: {str(config_path)!r} holds a JSON {type(published).__name__}; expected an "
                          "object of config keys")
-    tensors = sum(_safetensors_tensor_count(p, directory) for p in sorted(path.glob("*.safetensors")))
-    if tensors == 0:
-        raise UsageError(f"--weights: {directory!r} holds no tensors in its *.safetensors files; every parameter "
-                         "must come from the checkpoint")
     for key, expected in workload.config.items():
         if key in _IGNORED_KEYS:
             continue
@@ -47,6 +43,10 @@ def check_weights_dir(workload: Workload, directory: str) -> None:
                 f"--weights: {directory!r} holds another architecture than {workload.name}: "
                 f"config.json {key} = {published[key]!r}, expected {expected!r}"
             )
+    tensors = sum(_safetensors_tensor_count(p, directory) for p in sorted(path.glob("*.safetensors")))
+    if tensors == 0:
+        raise UsageError(f"--weights: {directory!r} holds no tensors in its *.safetensors files; every parameter "
+                         "must come from the checkpoint")
 
 
 def _safetensors_tensor_count(path: Path, directory: str) -> int:

@@ -133,7 +133,7 @@ def test_bad_run_directories_are_one_line_errors(tmp_path):
     empty.mkdir()
     (empty / "records.jsonl").write_text("")
     done = run_cli("report", str(empty))
-    assert done.returncode == 2 and done.stderr.strip().endswith("holds no records")
+    assert done.returncode == 2 and done.stderr.strip().endswith("holds no readable record")
     future = tmp_path / "future"
     future.mkdir()
     (future / "records.jsonl").write_text(json.dumps({"schema_version": 99, "spec": {}, "status": "ok"}) + "\n")

@@ -182,8 +182,7 @@ def test_validation_table_from_runs(simulated_run, tmp_path):
     done = run_cli("simulate", "--from", str(out), env={"CATCHUP_BENCH_CACHE": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert "| bert-base-uncased-tiny | fp32 |" in done.stdout and "Median |error|" in done.stdout
-    summary = json.loads(next((tmp_path / "simulation").glob("validation-*.json")).read_text())
-    assert summary["cells"] == 2 and summary["median_abs_error"] >= 0
+    assert not list(tmp_path.rglob("validation-*.json"))  # tabulating runs reads; it never replaces the summary
 
 
 # ---------------------------------------------------------------------------------------------------------
