@@ -97,7 +97,8 @@ class Profile:
                 "interconnect": {k: f.to_dict() for k, f in self.interconnect.items()} if self.interconnect else None}
 
 
-def _read_toml(path: Path, what: str) -> dict[str, Any]:
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file as a dict; a one-line UsageError naming the file when it cannot be read or parsed."""
     try:
         import tomllib
     except ModuleNotFoundError:  # pragma: no cover - Python 3.10
@@ -173,11 +174,11 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
 
 def load_profiles(user_file: str | None = None) -> dict[str, Profile]:
     """The built-in profiles, with the user's file (argument, else $CATCHUP_BENCH_PROFILES) merged over them."""
-    raw = _read_toml(BUILTIN, "profiles file")
+    raw = read_toml(BUILTIN, "profiles file")
     user_file = user_file if user_file is not None else os.environ.get(PROFILES_ENV)
     where_of = {key: f"profiles file {BUILTIN.name}: [{key}]" for key in raw}
     if user_file:
-        user = _read_toml(Path(user_file), "profiles file")
+        user = read_toml(Path(user_file), "profiles file")
         for key, table in user.items():
             if not isinstance(table, Mapping):
                 raise UsageError(f"profiles file {user_file!r}: [{key}]: not a table")

@@ -122,15 +122,23 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("\nDevice profiles for simulation (backends/profiles.toml; --backend simulated --profile NAME; "
           "status: OFF vendor, 3P third party, DER derived, UNV unverified, ASSUMED):")
     print(f"  {'name':<14} {'bf16 TFLOPS':>12} {'int8 TOPS':>10} {'memory GB':>10} {'TB/s':>6} {'TDP W':>6} "
-          f"{'price USD':>10}  device")
+          f"{'price USD':>10} {'scale-up GB/s x chips':>22}  device")
     for p in profiles:
         peak = p["peak_tflops"]
         price = p["price_usd"]["value"]
         print(f"  {p['key']:<14} {peak['bf16']['value']:>7g} {peak['bf16']['status']:<4} "
               f"{peak['int8']['value']:>6g} {peak['int8']['status']:<3} {p['memory_gb']['value']:>10g} "
               f"{p['bandwidth_tbs']['value']:>6g} {p['tdp_w']['value']:>6g} "
-              f"{'-' if price is None else format(price, ',.0f'):>10}  {p['name']}")
+              f"{'-' if price is None else format(price, ',.0f'):>10} {_link(p):>22}  {p['name']}")
     return EXIT_OK
+
+
+def _link(profile: dict[str, Any]) -> str:
+    """Scale-up bandwidth per direction x domain size, for `bench list` ("-" without interconnect figures)."""
+    link = profile.get("interconnect")
+    if not link:
+        return "-"
+    return f"{link['scaleup_gbs']['value']:g} x {link['scaleup_domain']['value']:g}"
 
 
 def _extras() -> dict[str, dict[str, Any]]:

@@ -84,14 +84,9 @@ class Efficiency:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"efficiency file {str(path)!r}: cannot read: {exc}") from None
+    from backends.profiles import read_toml
+
+    return read_toml(path, "efficiency file")
 
 
 def _factor(data: Any, where: str) -> Factor:

@@ -74,14 +74,9 @@ class PublishedSet:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"published results file {str(path)!r}: cannot read: {exc}") from None
+    from backends.profiles import read_toml
+
+    return read_toml(path, "published results file")
 
 
 def load_published(path: Path = PUBLISHED_FILE) -> PublishedSet:
