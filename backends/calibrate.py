@@ -37,10 +37,15 @@ def _cache_root() -> Path:
 def _key() -> tuple[str, dict[str, Any]]:
     import torch
 
-    from bench.environment import cpu_model, usable_cpu_count
+    from bench.core.environment import cpu_model, usable_cpu_count
 
-    facts = {"cpu": cpu_model(), "usable_cpus": usable_cpu_count(), "threads": torch.get_num_threads(),
-             "torch": torch.__version__, "version": CALIBRATION_VERSION}
+    facts = {
+        "cpu": cpu_model(),
+        "usable_cpus": usable_cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "version": CALIBRATION_VERSION,
+    }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16], facts
 
 
@@ -68,16 +73,11 @@ def calibrate() -> dict[str, Any]:
             a = torch.randn(n, n).to(dtype)
             b = torch.randn(n, n).to(dtype)
             with torch.inference_mode():
-                rates.append(_best_rate(lambda: torch.mm(a, b), 2.0 * n ** 3))
+                rates.append(_best_rate(lambda: torch.mm(a, b), 2.0 * n**3))
         peaks[name] = max(rates)
     curves = {name: _matmul_curve(dtype) for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
-    src = torch.ones(64 << 20)  # 256 MiB of fp32
-    dst = torch.empty_like(src)
-    bandwidth = _best_rate(lambda: dst.copy_(src), 2.0 * src.numel() * 4, warmup=1, repeats=7)
-    del src, dst
-    x, y, z = torch.ones(16 << 20), torch.ones(16 << 20), torch.empty(16 << 20)
-    elementwise = _best_rate(lambda: torch.add(x, y, out=z), 3.0 * x.numel() * 4, warmup=1, repeats=7)
-    del x, y, z
+    bandwidth = _copy_rate(64 << 20)  # 256 MiB of fp32
+    elementwise = _add_rate(16 << 20)
     x, y = torch.ones(16), torch.ones(16)
     with torch.inference_mode():
         for _ in range(200):
@@ -87,8 +87,13 @@ def calibrate() -> dict[str, Any]:
             began = time.perf_counter_ns()
             torch.add(x, y)
             times.append(time.perf_counter_ns() - began)
-    return {"peak_flops": peaks, "matmul_curve": curves, "bandwidth_bytes_s": bandwidth,
-            "elementwise_bandwidth_bytes_s": elementwise, "op_overhead_s": statistics.median(times) / 1e9}
+    return {
+        "peak_flops": peaks,
+        "matmul_curve": curves,
+        "bandwidth_bytes_s": bandwidth,
+        "elementwise_bandwidth_bytes_s": elementwise,
+        "op_overhead_s": statistics.median(times) / 1e9,
+    }
 
 
 def _matmul_curve(dtype, k: int = 4096, n: int = 4096) -> list[tuple[float, float]]:
@@ -104,6 +109,23 @@ def _matmul_curve(dtype, k: int = 4096, n: int = 4096) -> list[tuple[float, floa
             moved = (m * k + k * n + m * n) * b.element_size()
             points.append((flops / moved, _best_rate(lambda: torch.mm(a, b), flops, warmup=1, repeats=3)))
     return points
+
+
+def _copy_rate(elements: int) -> float:
+    """Bytes/s of a large fp32 copy (read + write); the buffers are freed on return."""
+    import torch
+
+    src = torch.ones(elements)
+    dst = torch.empty_like(src)
+    return _best_rate(lambda: dst.copy_(src), 2.0 * elements * 4, warmup=1, repeats=7)
+
+
+def _add_rate(elements: int) -> float:
+    """Bytes/s of a large element-wise fp32 add (two reads, one write)."""
+    import torch
+
+    x, y, z = torch.ones(elements), torch.ones(elements), torch.empty(elements)
+    return _best_rate(lambda: torch.add(x, y, out=z), 3.0 * elements * 4, warmup=1, repeats=7)
 
 
 def host_profile() -> dict[str, Any]:

@@ -117,8 +117,11 @@ def _op_time(target: Target, cls: str, dtype: str, flops: int, nbytes: int) -> t
         rate = _curve_rate(target.matmul_curve[dtype], intensity) * eff.eta_compute
         bound = "compute" if intensity >= sorted(target.matmul_curve[dtype])[-1][0] / 4 else "memory"
         return flops / rate + eff.overhead_matmul_s, bound
-    bandwidth = target.memory_bandwidth_bytes_s if cls == "memory" and target.memory_bandwidth_bytes_s \
+    bandwidth = (
+        target.memory_bandwidth_bytes_s
+        if cls == "memory" and target.memory_bandwidth_bytes_s
         else target.bandwidth_bytes_s
+    )
     memory = nbytes / (eff.eta_memory * bandwidth)
     if cls == "matmul":
         peak = target.peak_flops.get(dtype) or target.peak_flops.get("fp32")
@@ -150,13 +153,23 @@ def cost_phases(phases: list[Digest], target: Target, precision: str) -> list[di
             flops += op_flops * count
             nbytes += op_bytes * count
             kernels += count
-        out.append({"seconds": total, "flops": flops, "bytes": nbytes, "kernels": kernels,
-                    "compute_bound_s": compute_s, "memory_bound_s": memory_s, "overhead_s": overhead_s})
+        out.append(
+            {
+                "seconds": total,
+                "flops": flops,
+                "bytes": nbytes,
+                "kernels": kernels,
+                "compute_bound_s": compute_s,
+                "memory_bound_s": memory_s,
+                "overhead_s": overhead_s,
+            }
+        )
     return out
 
 
-def estimate(phases: list[Digest], target: Target, precision: str, batch_size: int,
-             generates: bool = False) -> dict[str, Any]:
+def estimate(
+    phases: list[Digest], target: Target, precision: str, batch_size: int, generates: bool = False
+) -> dict[str, Any]:
     """Latency per call (and TTFT/TPOT for generation) of a traced call on `target`."""
     costed = cost_phases(phases, target, precision)
     latency = sum(p["seconds"] for p in costed)
@@ -172,10 +185,12 @@ def estimate(phases: list[Digest], target: Target, precision: str, batch_size: i
     }
     if generates:
         decode = [p["seconds"] for p in costed[1:]]
-        result.update({
-            "ttft_s": costed[0]["seconds"],
-            "tpot_s": sum(decode) / len(decode) if decode else None,
-            "output_tokens_per_s": batch_size * len(costed) / latency if latency > 0 else None,
-            "new_tokens": len(costed),
-        })
+        result.update(
+            {
+                "ttft_s": costed[0]["seconds"],
+                "tpot_s": sum(decode) / len(decode) if decode else None,
+                "output_tokens_per_s": batch_size * len(costed) / latency if latency > 0 else None,
+                "new_tokens": len(costed),
+            }
+        )
     return result

@@ -75,14 +75,16 @@ class NvmlTelemetry(Telemetry):
         reasons = self._read("nvmlDeviceGetCurrentClocksEventReasons")
         if reasons is None:
             reasons = self._read("nvmlDeviceGetCurrentClocksThrottleReasons")
-        self.samples.append((
-            time.monotonic(),
-            power_mw / 1000 if power_mw is not None else None,
-            self._read("nvmlDeviceGetClockInfo", getattr(nvml, "NVML_CLOCK_SM", 1)),
-            self._read("nvmlDeviceGetClockInfo", getattr(nvml, "NVML_CLOCK_MEM", 2)),
-            self._read("nvmlDeviceGetTemperature", getattr(nvml, "NVML_TEMPERATURE_GPU", 0)),
-            reasons,
-        ))
+        self.samples.append(
+            (
+                time.monotonic(),
+                power_mw / 1000 if power_mw is not None else None,
+                self._read("nvmlDeviceGetClockInfo", getattr(nvml, "NVML_CLOCK_SM", 1)),
+                self._read("nvmlDeviceGetClockInfo", getattr(nvml, "NVML_CLOCK_MEM", 2)),
+                self._read("nvmlDeviceGetTemperature", getattr(nvml, "NVML_TEMPERATURE_GPU", 0)),
+                reasons,
+            )
+        )
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -118,8 +120,12 @@ class NvmlTelemetry(Telemetry):
         self._sample()
         window_s = time.monotonic() - (self._started or time.monotonic())
         energy_end = self._energy_mj()
-        result: dict[str, Any] = {"source": "nvml", "interval_s": self.interval_s, "samples": len(self.samples),
-                                  "window_s": round(window_s, 6)}
+        result: dict[str, Any] = {
+            "source": "nvml",
+            "interval_s": self.interval_s,
+            "samples": len(self.samples),
+            "window_s": round(window_s, 6),
+        }
         if self._energy_start_mj is not None and energy_end is not None:
             result["energy_j"] = (energy_end - self._energy_start_mj) / 1000
             result["energy_method"] = "total-energy counter difference"

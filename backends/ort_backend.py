@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from backends.base import Availability, Backend, Capabilities, OptionSpec, PreparedCall
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from bench.spec import BenchmarkSpec
+    from bench.core.spec import BenchmarkSpec
     from models.base import Workload
 
 __all__ = ["OrtBackend", "PROVIDERS", "export_cache_root", "EXPORT_FORMAT"]
@@ -61,8 +61,12 @@ def _versions() -> dict[str, str]:
     import torch
     import transformers
 
-    return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "onnxscript": onnxscript.__version__, "format": str(EXPORT_FORMAT)}
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "onnxscript": onnxscript.__version__,
+        "format": str(EXPORT_FORMAT),
+    }
 
 
 def _weights_identity(weights: str | None) -> Any:
@@ -77,12 +81,20 @@ def export_key(workload: "Workload", spec: "BenchmarkSpec", export_precision: st
     from models.families.common import package_weights_dir
 
     weights = spec.weights or (str(package_weights_dir(workload)) if package_weights_dir(workload) else None)
-    identity = {"workload": workload.name, "config": dict(workload.config), "weights": _weights_identity(weights),
-                "precision": export_precision, "batch_size": spec.batch_size, "seq_len": spec.seq_len,
-                "versions": _versions()}
+    identity = {
+        "workload": workload.name,
+        "config": dict(workload.config),
+        "weights": _weights_identity(weights),
+        "precision": export_precision,
+        "batch_size": spec.batch_size,
+        "seq_len": spec.seq_len,
+        "versions": _versions(),
+    }
     text = json.dumps(identity, sort_keys=True, default=str)
-    return f"{workload.name}-{export_precision}-b{spec.batch_size}-s{spec.seq_len}-" + \
-        hashlib.sha256(text.encode()).hexdigest()[:16]
+    return (
+        f"{workload.name}-{export_precision}-b{spec.batch_size}-s{spec.seq_len}-"
+        + hashlib.sha256(text.encode()).hexdigest()[:16]
+    )
 
 
 def _atomic_dir(final: Path, build) -> None:
@@ -109,8 +121,12 @@ def export_onnx(export, directory: Path) -> None:
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            export.module, tuple(export.inputs.values()), dynamo=True, input_names=list(export.inputs),
-            output_names=[export.output_name], verbose=False,
+            export.module,
+            tuple(export.inputs.values()),
+            dynamo=True,
+            input_names=list(export.inputs),
+            output_names=[export.output_name],
+            verbose=False,
         )
         program.save(str(directory / "model.onnx"), external_data=True)
 
@@ -119,13 +135,27 @@ def quantize_onnx(source: Path, directory: Path) -> None:
     """onnxruntime.quantization.quantize_dynamic: int8 weights (per-channel off, signed), into directory."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source / "model.onnx"), str(directory / "model.onnx"), weight_type=QuantType.QInt8,
-                     use_external_data_format=True)
+    quantize_dynamic(
+        str(source / "model.onnx"),
+        str(directory / "model.onnx"),
+        weight_type=QuantType.QInt8,
+        use_external_data_format=True,
+    )
 
 
 class OrtBackend(Backend):
     name: ClassVar[str] = "onnxruntime"
     summary: ClassVar[str] = "ONNX Runtime on a torch.onnx export (cached): CPU, CUDA and CANN providers, int8"
+    libraries: ClassVar[tuple[str, ...]] = (
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "onnxruntime-cann",
+        "onnx",
+        "onnxscript",
+        "torch",
+        "transformers",
+        "safetensors",
+    )
     capabilities: ClassVar[Capabilities] = Capabilities(
         precisions=("fp32", "fp16", "int8"),
         generation=False,
@@ -134,6 +164,7 @@ class OrtBackend(Backend):
             "opt_level": OptionSpec(str, "graph optimisation level", choices=OPT_LEVELS, default="all"),
             "threads": OptionSpec(int, "intra-op threads (default: all usable CPUs)", minimum=1),
         },
+        reference_neutral_options=("threads",),
     )
 
     @classmethod
@@ -143,8 +174,9 @@ class OrtBackend(Backend):
                 __import__(module)
             except Exception as exc:
                 why = "needed to run" if module == "onnxruntime" else "needed to export with torch.onnx"
-                return Availability(False, f"{module} cannot be imported ({type(exc).__name__}; {why}): "
-                                           f"pip install {package}")
+                return Availability(
+                    False, f"{module} cannot be imported ({type(exc).__name__}; {why}): pip install {package}"
+                )
         return Availability(True)
 
     @classmethod
@@ -157,29 +189,37 @@ class OrtBackend(Backend):
         provider, package, _ = PROVIDERS[str(spec.option("provider", "cpu"))]
         present = onnxruntime.get_available_providers()
         if provider not in present:
-            return Availability(False, f"{provider} is not in this onnxruntime's providers ({', '.join(present)}); "
-                                       f"it comes with {package}")
+            return Availability(
+                False,
+                f"{provider} is not in this onnxruntime's providers ({', '.join(present)}); it comes with {package}",
+            )
         return found
 
     @classmethod
     def variants(cls) -> dict[str, Availability]:
-        from bench.spec import BenchmarkSpec
+        from bench.core.spec import BenchmarkSpec
 
         if not cls.probe().available:
             return {}
-        return {f"provider={key}": cls.availability(BenchmarkSpec("-", cls.name, options={"provider": key}))
-                for key in PROVIDERS}
+        return {
+            f"provider={key}": cls.availability(BenchmarkSpec("-", cls.name, options={"provider": key}))
+            for key in PROVIDERS
+        }
 
     @classmethod
     def validate_spec(cls, spec: "BenchmarkSpec", workload: "Workload | None" = None) -> None:
         super().validate_spec(spec, workload)
         provider = spec.option("provider", "cpu")
         if spec.precision == "fp16" and provider == "cpu":
-            raise UsageError("precision: 'fp16' is not allowed on onnxruntime's cpu provider (no fp16 kernels for "
-                             "most operators); expected fp32 or int8, or provider cuda or cann")
+            raise UsageError(
+                "precision: 'fp16' is not allowed on onnxruntime's cpu provider (no fp16 kernels for "
+                "most operators); expected fp32 or int8, or provider cuda or cann"
+            )
         if spec.precision == "int8" and provider != "cpu":
-            raise UsageError(f"precision: 'int8' (dynamic quantization) is not allowed on onnxruntime's {provider} "
-                             "provider here; expected provider cpu")
+            raise UsageError(
+                f"precision: 'int8' (dynamic quantization) is not allowed on onnxruntime's {provider} "
+                "provider here; expected provider cpu"
+            )
 
     @classmethod
     def device_kind(cls, spec: "BenchmarkSpec") -> str:
@@ -191,7 +231,7 @@ class OrtBackend(Backend):
 
     @classmethod
     def threads_for(cls, spec: "BenchmarkSpec") -> int:
-        from bench.environment import usable_cpu_count
+        from bench.core.environment import usable_cpu_count
 
         return int(spec.option("threads") or usable_cpu_count())
 
@@ -232,8 +272,10 @@ class OrtBackend(Backend):
         else:
             began = time.perf_counter()
             _atomic_dir(q_dir, lambda tmp: quantize_onnx(fp_dir, tmp))
-            facts["quantization"] = (f"onnxruntime.quantization.quantize_dynamic (QInt8 weights), "
-                                     f"done in {time.perf_counter() - began:.1f} s")
+            facts["quantization"] = (
+                f"onnxruntime.quantization.quantize_dynamic (QInt8 weights), "
+                f"done in {time.perf_counter() - began:.1f} s"
+            )
         return q_dir, facts
 
     def _session(self, model_path: Path):
@@ -280,31 +322,44 @@ class OrtBackend(Backend):
             return binding.get_outputs()[0]
 
         if workload.generates:
+
             def call(stamp):
                 logits = run().numpy() if self.device_type == "cpu" else binding.copy_outputs_to_cpu()[0]
                 np.argmax(logits[:, -1, :], axis=-1)  # the first output token
                 return [stamp()]
+
             tokens = spec.batch_size
         else:
+
             def call(stamp):
                 run()
                 return None
+
             tokens = None
 
         def output():
-            return torch.from_numpy(np.array(binding.copy_outputs_to_cpu()[0] if self.device_type != "cpu"
-                                             else run().numpy()))
+            return torch.from_numpy(
+                np.array(binding.copy_outputs_to_cpu()[0] if self.device_type != "cpu" else run().numpy())
+            )
 
-        facts.update({
-            "technique": self.technique(spec),
-            "providers": session.get_providers(),
-            "opt_level": spec.option("opt_level", "all"),
-            "onnx_file_bytes": sum(f.stat().st_size for f in model_dir.iterdir()),
-        })
+        facts.update(
+            {
+                "technique": self.technique(spec),
+                "providers": session.get_providers(),
+                "opt_level": spec.option("opt_level", "all"),
+                "onnx_file_bytes": sum(f.stat().st_size for f in model_dir.iterdir()),
+            }
+        )
         if workload.generates:
             facts["decoding"] = "prefill only: first token = argmax of the last position's logits"
-        return PreparedCall(call=call, items_per_call=spec.batch_size, tokens_per_call=tokens, facts=facts,
-                            output=output, uncountable="the call runs in onnxruntime, outside torch's dispatcher")
+        return PreparedCall(
+            call=call,
+            items_per_call=spec.batch_size,
+            tokens_per_call=tokens,
+            facts=facts,
+            output=output,
+            uncountable="the call runs in onnxruntime, outside torch's dispatcher",
+        )
 
     @staticmethod
     def technique(spec: "BenchmarkSpec") -> str:
@@ -336,5 +391,10 @@ class OrtBackend(Backend):
         return info
 
     def thread_info(self) -> dict[str, Any]:
-        return {"ort_intra_op": self.threads, "ort_inter_op": 1, "ort_execution_mode": "sequential",
-                "ort_allow_spinning": False, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+        return {
+            "ort_intra_op": self.threads,
+            "ort_inter_op": 1,
+            "ort_execution_mode": "sequential",
+            "ort_allow_spinning": False,
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        }

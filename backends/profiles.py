@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
 __all__ = ["Figure", "Profile", "load_profiles", "get_profile", "PROFILES_ENV", "STATUSES", "DTYPES", "INTERCONNECT"]
 
@@ -62,8 +62,10 @@ class Profile:
     def link(self, name: str) -> float:
         """An interconnect figure's value; UsageError naming the profile where it has none."""
         if not self.interconnect:
-            raise UsageError(f"profile {self.key!r} has no interconnect figures ({', '.join(INTERCONNECT)}), so "
-                             "it can be projected on one chip only; add them in $CATCHUP_BENCH_PROFILES")
+            raise UsageError(
+                f"profile {self.key!r} has no interconnect figures ({', '.join(INTERCONNECT)}), so "
+                "it can be projected on one chip only; add them in $CATCHUP_BENCH_PROFILES"
+            )
         return self.interconnect[name].value
 
     def peak_flops(self, dtype: str) -> float:
@@ -91,10 +93,14 @@ class Profile:
         return [name for name, figure in named if figure.status in statuses]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "name": self.name, "kind": self.kind,
-                "peak_tflops": {d: f.to_dict() for d, f in self.peak_tflops.items()},
-                **{f: getattr(self, f).to_dict() for f in FIELDS},
-                "interconnect": {k: f.to_dict() for k, f in self.interconnect.items()} if self.interconnect else None}
+        return {
+            "key": self.key,
+            "name": self.name,
+            "kind": self.kind,
+            "peak_tflops": {d: f.to_dict() for d, f in self.peak_tflops.items()},
+            **{f: getattr(self, f).to_dict() for f in FIELDS},
+            "interconnect": {k: f.to_dict() for k, f in self.interconnect.items()} if self.interconnect else None,
+        }
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -121,8 +127,10 @@ def _figure(data: Any, where: str, allow_nan: bool = False) -> Figure:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UsageError(f"{where}.value: {value!r} is not allowed; expected a positive number")
     if math.isnan(value) and not allow_nan or (not math.isnan(value) and not (value > 0 and math.isfinite(value))):
-        raise UsageError(f"{where}.value: {value!r} is not allowed; expected a positive number"
-                         + (" (or nan: no sourced figure)" if allow_nan else ""))
+        raise UsageError(
+            f"{where}.value: {value!r} is not allowed; expected a positive number"
+            + (" (or nan: no sourced figure)" if allow_nan else "")
+        )
     if data["status"] not in STATUSES:
         raise UsageError(f"{where}.status: {data['status']!r} is not allowed; expected one of {', '.join(STATUSES)}")
     if not isinstance(data["source"], str) or not data["source"].strip():
@@ -135,8 +143,7 @@ def _profile(key: str, data: Any, where: str) -> Profile:
         raise UsageError(f"{where}: not a table")
     for field in ("name", "kind", "peak_tflops", *FIELDS):
         if field not in data:
-            raise UsageError(f"{where}.{field}: missing; a profile needs name, kind, peak_tflops, "
-                             f"{', '.join(FIELDS)}")
+            raise UsageError(f"{where}.{field}: missing; a profile needs name, kind, peak_tflops, {', '.join(FIELDS)}")
     if data["kind"] not in KINDS:
         raise UsageError(f"{where}.kind: {data['kind']!r} is not allowed; expected one of {', '.join(KINDS)}")
     peaks_data = data["peak_tflops"]
@@ -147,8 +154,14 @@ def _profile(key: str, data: Any, where: str) -> Profile:
             raise UsageError(f"{where}.peak_tflops.{dtype}: missing; every profile gives {', '.join(DTYPES)}")
     peaks = {d: _figure(v, f"{where}.peak_tflops.{d}") for d, v in peaks_data.items()}
     figures = {f: _figure(data[f], f"{where}.{f}", allow_nan=(f == "price_usd")) for f in FIELDS}
-    return Profile(key=key, name=str(data["name"]), kind=data["kind"], peak_tflops=peaks, **figures,
-                   interconnect=_interconnect(data.get("interconnect"), f"{where}.interconnect"))
+    return Profile(
+        key=key,
+        name=str(data["name"]),
+        kind=data["kind"],
+        peak_tflops=peaks,
+        **figures,
+        interconnect=_interconnect(data.get("interconnect"), f"{where}.interconnect"),
+    )
 
 
 def _interconnect(data: Any, where: str) -> dict[str, Figure] | None:
@@ -190,7 +203,7 @@ def load_profiles(user_file: str | None = None) -> dict[str, Profile]:
 def get_profile(key: str, field: str = "options.profile") -> Profile:
     profiles = load_profiles()
     if key not in profiles:
-        from bench.errors import invalid_value
+        from bench.core.errors import invalid_value
 
         raise invalid_value(field, key, tuple(profiles))
     return profiles[key]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from bench.errors import invalid_value
+from bench.core.errors import invalid_value
 
 if TYPE_CHECKING:
     from backends.base import Backend
@@ -24,6 +24,7 @@ BACKENDS: dict[str, str] = {
     "onnxruntime": "backends.ort_backend:OrtBackend",
     "ascend": "backends.ascend:resolve_ascend",  # the real NPU adapter, or the simulated Ascend without one
     "simulated": "backends.simulated:SimulatedBackend",
+    "openai": "backends.openai_backend:OpenAIBackend",  # a serving engine over its OpenAI-compatible HTTP API
 }
 
 

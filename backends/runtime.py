@@ -72,7 +72,7 @@ class CpuRuntime(DeviceRuntime):
         return psutil.virtual_memory().available
 
     def device_info(self) -> dict[str, Any]:
-        from bench.environment import cpu_model
+        from bench.core.environment import cpu_model
 
         return {"type": "cpu", "name": cpu_model(), "driver": None, "architecture": platform.machine()}
 
@@ -135,8 +135,11 @@ class CudaRuntime(AcceleratorRuntime):
     def driver_info(self, props: Any) -> dict[str, Any]:
         import torch
 
-        info = {"cuda_runtime": torch.version.cuda, "compute_capability": f"{props.major}.{props.minor}",
-                "driver": None}
+        info = {
+            "cuda_runtime": torch.version.cuda,
+            "compute_capability": f"{props.major}.{props.minor}",
+            "driver": None,
+        }
         try:
             import pynvml
 

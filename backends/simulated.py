@@ -29,16 +29,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from backends.base import Availability, Backend, Capabilities, OptionSpec, PreparedCall
-from bench.errors import UsageError
+from backends.base import Availability, Backend, Capabilities, OptionSpec, PreparedCall, SimulationContext
+from bench.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from bench.spec import BenchmarkSpec, MeasureSettings
+    from bench.core.spec import BenchmarkSpec, MeasureSettings
     from models.base import Workload
 
 __all__ = ["SimulatedBackend", "SimulationResult", "host_target", "validation_summary_path"]
@@ -62,23 +63,32 @@ def validation_summary_path(host_key: str) -> Path:
     return _cache_root() / f"validation-{host_key}.json"
 
 
-#: Set by `bench run` to the run directory: simulated cells of one run share host validations and traces there.
-RUN_DIR_ENV = "BENCH_RUN_DIR"
-
-
-def _run_cache_path(workload, spec, trace_precision: str, calibration: dict[str, Any]) -> Path | None:
+def _run_cache_path(
+    workload, spec, trace_precision: str, calibration: dict[str, Any], cache_dir: Path | None
+) -> Path | None:
     """Where this run keeps the host validation and trace of (workload, shape, trace precision), or None outside
-    a run. Scoped to the run directory, so every run measures its host afresh."""
+    a run. `cache_dir` comes from the worker (inside the run directory), so every run measures its host afresh."""
     import hashlib
 
     from backends.costmodel import COST_MODEL_VERSION
 
-    run_dir = os.environ.get(RUN_DIR_ENV)
-    if not run_dir:
+    if cache_dir is None:
         return None
-    identity = json.dumps([workload.name, dict(workload.config), spec.weights, spec.batch_size, spec.seq_len,
-                           spec.new_tokens, trace_precision, calibration["key"], COST_MODEL_VERSION], default=str)
-    return Path(run_dir) / ".simulation-cache" / (hashlib.sha256(identity.encode()).hexdigest()[:20] + ".json")
+    identity = json.dumps(
+        [
+            workload.name,
+            dict(workload.config),
+            spec.weights,
+            spec.batch_size,
+            spec.seq_len,
+            spec.new_tokens,
+            trace_precision,
+            calibration["key"],
+            COST_MODEL_VERSION,
+        ],
+        default=str,
+    )
+    return Path(cache_dir) / (hashlib.sha256(identity.encode()).hexdigest()[:20] + ".json")
 
 
 def _read_json(path: Path | None) -> dict[str, Any] | None:
@@ -107,11 +117,21 @@ def host_target(calibration: dict[str, Any]):
     curve = dict(calibration.get("matmul_curve") or {})
     if "bf16" in curve:
         curve.setdefault("fp16", curve["bf16"])
-    return Target("host (calibrated)", peaks, calibration["bandwidth_bytes_s"],
-                  Efficiency(1.0, 1.0, overhead, overhead, None,
-                             "calibrated host: measured matmul rate by intensity, element-wise bandwidth, overhead"),
-                  matmul_curve=curve or None,
-                  memory_bandwidth_bytes_s=calibration.get("elementwise_bandwidth_bytes_s"))
+    return Target(
+        "host (calibrated)",
+        peaks,
+        calibration["bandwidth_bytes_s"],
+        Efficiency(
+            1.0,
+            1.0,
+            overhead,
+            overhead,
+            None,
+            "calibrated host: measured matmul rate by intensity, element-wise bandwidth, overhead",
+        ),
+        matmul_curve=curve or None,
+        memory_bandwidth_bytes_s=calibration.get("elementwise_bandwidth_bytes_s"),
+    )
 
 
 def serving_query(spec: "BenchmarkSpec", workload: "Workload", profile_key: str):
@@ -119,18 +139,45 @@ def serving_query(spec: "BenchmarkSpec", workload: "Workload", profile_key: str)
     from backends.projection.project import ServingQuery
 
     return ServingQuery(
-        model=workload.name, profile=profile_key, chips=int(spec.option("chips", 1)), precision=spec.precision,
-        kv_precision=spec.option("kv_precision", None), input_tokens=int(spec.seq_len or 1),
+        model=workload.name,
+        profile=profile_key,
+        chips=int(spec.option("chips", 1)),
+        precision=spec.precision,
+        kv_precision=spec.option("kv_precision", None),
+        input_tokens=int(spec.seq_len or 1),
         output_tokens=int(spec.new_tokens or workload.default_new_tokens or 1),
-        tpot_slo_ms=spec.option("tpot_slo_ms", None), ttft_slo_ms=spec.option("ttft_slo_ms", None),
+        tpot_slo_ms=spec.option("tpot_slo_ms", None),
+        ttft_slo_ms=spec.option("ttft_slo_ms", None),
         batch_size=spec.batch_size if spec.option("fixed_batch", False) else None,
-        parallel=spec.option("parallel", None), mtp_acceptance=spec.option("mtp_acceptance", None),
-        overlap=spec.option("overlap", None))
+        parallel=spec.option("parallel", None),
+        mtp_acceptance=spec.option("mtp_acceptance", None),
+        overlap=spec.option("overlap", None),
+    )
+
+
+def log_symmetric_factor(error: float) -> float:
+    """The band factor of a model that missed by `error` (predicted / true - 1): exp(|ln(1 + error)|), so a -90%
+    miss is a factor of 10 either way, never 1 + |error| (which caps an under-prediction's band below 2x)."""
+    return math.exp(abs(math.log1p(error))) if error > -1 else math.inf
+
+
+_HELD_OUT: list[float | None] = []
+
+
+def serving_validation_error() -> float | None:
+    """The serving model's median |error| on the published results held out from its fit (computed once per
+    process from backends/projection/published_serving.toml with the committed factors)."""
+    if not _HELD_OUT:
+        from backends.projection.published import validate
+
+        _HELD_OUT.append(validate(refit=False).to_dict()["summary"].get("median_abs_error_held_out"))
+    return _HELD_OUT[0]
 
 
 def serving_estimate(serving: dict[str, Any], spec: "BenchmarkSpec") -> dict[str, Any]:
     """The record's `estimate` for a serving projection: per-chip rates with low/high, and one request's latency
-    (TTFT + (output - 1) x TPOT) so latency columns have a figure; `per_chip` marks the rates as per chip."""
+    (TTFT + (output - 1) x TPOT) so latency columns have a figure; `per_chip` marks the rates as per chip.
+    Low/high: the efficiency factors' ranges, widened log-symmetrically by the serving model's held-out error."""
     out_tokens = serving["output_tokens"]
     ttft, tpot = serving["ttft_ms"], serving["tpot_ms"]
     rate = serving["decode_tokens_per_s_per_chip"]
@@ -143,15 +190,30 @@ def serving_estimate(serving: dict[str, Any], spec: "BenchmarkSpec") -> dict[str
         return (h["ttft_ms"] + (out_tokens - 1) * h["tpot_ms"]) / 1e3
 
     low, high = serving.get("low") or {}, serving.get("high") or {}
+    error = serving_validation_error()
+    widen = log_symmetric_factor(error) if error is not None else 1.0
+    rate_low, rate_high = low.get("decode_tokens_per_s_per_chip"), high.get("decode_tokens_per_s_per_chip")
     return {
-        "latency_s": latency(serving), "ttft_s": ttft / 1e3, "tpot_s": tpot / 1e3, "new_tokens": out_tokens,
-        "per_chip": True, "chips": serving["chips"],
-        "output_tokens_per_s": rate, "output_tokens_per_s_low": low.get("decode_tokens_per_s_per_chip"),
-        "output_tokens_per_s_high": high.get("decode_tokens_per_s_per_chip"),
+        "latency_s": latency(serving),
+        "ttft_s": ttft / 1e3,
+        "tpot_s": tpot / 1e3,
+        "new_tokens": out_tokens,
+        "per_chip": True,
+        "chips": serving["chips"],
+        "output_tokens_per_s": rate,
+        "output_tokens_per_s_low": rate_low / widen if rate_low else None,
+        "output_tokens_per_s_high": rate_high * widen if rate_high else None,
+        "validation_error": error,
         "items_per_s": rate / out_tokens,
         "prefill_tokens_per_s": serving["prefill_tokens_per_s_per_chip"],
-        "band": {"relative": None, "low_s": latency(high), "high_s": latency(low),
-                 "from": "the efficiency factors' ranges (low = every factor at its pessimistic end)"},
+        "band": {
+            "relative": error,
+            "factor": widen,
+            "low_s": latency(high) / widen if latency(high) else None,
+            "high_s": latency(low) * widen if latency(low) else None,
+            "from": "the efficiency factors' ranges (low = every factor at its pessimistic end), widened "
+            "log-symmetrically by the serving model's held-out median error on published results",
+        },
     }
 
 
@@ -164,8 +226,12 @@ def profile_target(profile, mode: str):
 
 #: Options of the serving projection (shared by every simulated backend).
 SERVING_OPTIONS = {
-    "projection": OptionSpec(str, "serving (analytical serving model; default for generate workloads) or trace "
-                             "(this host's eager call projected; default otherwise)", choices=("serving", "trace")),
+    "projection": OptionSpec(
+        str,
+        "serving (analytical serving model; default for generate workloads) or trace "
+        "(this host's eager call projected; default otherwise)",
+        choices=("serving", "trace"),
+    ),
     "chips": OptionSpec(int, "serving: chips in the deployment", minimum=1, default=1),
     "tpot_slo_ms": OptionSpec(float, "serving: TPOT bound in ms (decode batch searched up to it)", minimum=1e-3),
     "ttft_slo_ms": OptionSpec(float, "serving: TTFT bound in ms", minimum=1e-3),
@@ -173,8 +239,9 @@ SERVING_OPTIONS = {
     "mtp_acceptance": OptionSpec(float, "serving: multi-token prediction with this acceptance rate", minimum=0.0),
     "overlap": OptionSpec(bool, "serving: two-micro-batch overlap on/off (default: searched)"),
     "kv_precision": OptionSpec(str, "serving: KV-cache precision", choices=("bf16", "fp16", "fp8", "int8", "fp32")),
-    "fixed_batch": OptionSpec(bool, "serving: use --batch-size as the decode batch per replica instead of "
-                              "searching it", default=False),
+    "fixed_batch": OptionSpec(
+        bool, "serving: use --batch-size as the decode batch per replica instead of searching it", default=False
+    ),
 }
 
 
@@ -188,6 +255,7 @@ def projection_of(spec: "BenchmarkSpec", workload: "Workload | None") -> str:
 
 class SimulatedBackend(Backend):
     name: ClassVar[str] = "simulated"
+    libraries: ClassVar[tuple[str, ...]] = ("torch", "transformers")
     in_wildcard: ClassVar[bool] = False  # needs --profile; `ascend` (below) is the wildcard's simulated device
     summary: ClassVar[str] = "any device profile, projected from a call traced on this host (labelled simulated)"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -196,18 +264,22 @@ class SimulatedBackend(Backend):
         loadgen=False,
         options={
             "profile": OptionSpec(str, "device profile (bench list shows them; --profile NAME)"),
-            "mode": OptionSpec(str, "trace projection: execution mode the overheads assume",
-                               choices=("eager", "graph"), default="eager"),
+            "mode": OptionSpec(
+                str,
+                "trace projection: execution mode the overheads assume",
+                choices=("eager", "graph"),
+                default="eager",
+            ),
             **SERVING_OPTIONS,
         },
     )
 
     @classmethod
     def probe(cls) -> Availability:
-        try:
-            import torch  # noqa: F401
-        except Exception as exc:
-            return Availability(False, f"torch cannot be imported (needed to trace): {exc}")
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:  # found, not imported: probing stays cheap
+            return Availability(False, "torch is not installed (needed to trace)")
         return Availability(True)
 
     @classmethod
@@ -221,15 +293,19 @@ class SimulatedBackend(Backend):
 
         key = cls.profile_key(spec)
         if key is None:
-            raise UsageError(f"options.profile: missing; backend {cls.name} needs --profile NAME, one of "
-                             f"{', '.join(load_profiles())}")
+            raise UsageError(
+                f"options.profile: missing; backend {cls.name} needs --profile NAME, one of "
+                f"{', '.join(load_profiles())}"
+            )
         get_profile(str(key))
         if workload is None:
             return
         if projection_of(spec, workload) == "serving":
             if not workload.generates:
-                raise UsageError(f"options.projection: 'serving' is not allowed for {workload.name} (not a generate "
-                                 "workload); expected trace")
+                raise UsageError(
+                    f"options.projection: 'serving' is not allowed for {workload.name} (not a generate "
+                    "workload); expected trace"
+                )
             from backends.projection.project import resolve
             from backends.projection.serving import parse_parallel
 
@@ -242,28 +318,27 @@ class SimulatedBackend(Backend):
         else:
             serving_only = [k for k, _ in spec.options if k in SERVING_OPTIONS and k not in ("projection",)]
             if spec.precision in ("fp8", "int4") or serving_only:
-                what = f"precision {spec.precision}" if spec.precision in ("fp8", "int4") else \
-                    f"options.{serving_only[0]}"
-                raise UsageError(f"{what}: not allowed with the trace projection (it traces this host's eager "
-                                 "call); expected -O projection=serving on a generate workload")
+                what = (
+                    f"precision {spec.precision}" if spec.precision in ("fp8", "int4") else f"options.{serving_only[0]}"
+                )
+                raise UsageError(
+                    f"{what}: not allowed with the trace projection (it traces this host's eager "
+                    "call); expected -O projection=serving on a generate workload"
+                )
 
     @classmethod
     def worker_environment(cls, spec: "BenchmarkSpec") -> dict[str, str]:
-        from bench.environment import usable_cpu_count
+        from bench.core.environment import usable_cpu_count
 
         threads = str(usable_cpu_count())
         return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
     def __init__(self, spec: "BenchmarkSpec") -> None:
-        import torch
-
         from backends.profiles import get_profile
-        from bench.environment import usable_cpu_count
 
         self.spec = spec
         self.profile = get_profile(str(self.profile_key(spec)))
-        self.mode = str(spec.option("mode", "eager"))
-        torch.set_num_threads(usable_cpu_count())
+        self.mode = str(spec.option("mode", "eager"))  # torch (trace path only) is imported when it is needed
 
     def prepare(self, workload: "Workload", spec: "BenchmarkSpec") -> PreparedCall:
         raise NotImplementedError("a simulated backend is run through simulate(), not timed")
@@ -274,20 +349,32 @@ class SimulatedBackend(Backend):
     def device_info(self) -> dict[str, Any]:
         from backends.runtime import CpuRuntime
 
-        return {"type": "simulated", "name": f"{self.profile.name} (simulated)", "profile": self.profile.key,
-                "driver": None, "host": CpuRuntime().device_info()}
+        return {
+            "type": "simulated",
+            "name": f"{self.profile.name} (simulated)",
+            "profile": self.profile.key,
+            "driver": None,
+            "host": CpuRuntime().device_info(),
+        }
 
     def thread_info(self) -> dict[str, Any]:
-        import torch
+        from bench.core.environment import usable_cpu_count
 
-        return {"torch_intra_op": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+        # what the trace path sets before it builds anything (the serving path runs no torch at all)
+        return {"torch_intra_op": usable_cpu_count(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
 
     # -- simulation ------------------------------------------------------------------------------------------
 
-    def simulate(self, workload: "Workload", spec: "BenchmarkSpec", settings: "MeasureSettings") -> SimulationResult:
+    def simulate(
+        self,
+        workload: "Workload",
+        spec: "BenchmarkSpec",
+        settings: "MeasureSettings",
+        context: SimulationContext | None = None,
+    ) -> SimulationResult:
         if projection_of(spec, workload) == "serving":
             return self._simulate_serving(workload, spec)
-        return self._simulate_trace(workload, spec, settings)
+        return self._simulate_trace(workload, spec, settings, context or SimulationContext())
 
     def _simulate_serving(self, workload: "Workload", spec: "BenchmarkSpec") -> SimulationResult:
         """The serving model's projection (no host run, no weights)."""
@@ -310,28 +397,40 @@ class SimulatedBackend(Backend):
             "efficiency": serving["efficiency"],
             "estimate": estimate,
             "serving": serving,
-            "host_validation": {"skipped": "the serving model is validated against published results and this "
-                                           "host by `bench simulate --validate-serving` / `--validate-host`"},
+            "host_validation": {
+                "skipped": "the serving model is validated against published results and this "
+                "host by `bench simulate --validate-serving` / `--validate-host`"
+            },
             "traced_on": None,
         }
-        facts = {"class": None, "parameters": projection.arch.total_params, "dtype": spec.precision,
-                 "technique": f"simulated {self.profile.key} {spec.precision} serving on "
-                              f"{serving['chips']} chip(s)"}
-        work = {"flops_per_call": None, "flops_per_call_analytic": None, "min_bytes_per_call": None,
-                "flop_counter": "not counted: analytical serving model (per-step FLOPs in simulation.serving)"}
+        facts = {
+            "class": None,
+            "parameters": projection.arch.total_params,
+            "dtype": spec.precision,
+            "technique": f"simulated {self.profile.key} {spec.precision} serving on {serving['chips']} chip(s)",
+        }
+        work = {
+            "flops_per_call": None,
+            "flops_per_call_analytic": None,
+            "min_bytes_per_call": None,
+            "flop_counter": "not counted: analytical serving model (per-step FLOPs in simulation.serving)",
+        }
         missing = serving["note"] if headline["decode_tokens_per_s_per_chip"] is None else None
         return SimulationResult(simulation, facts, work, None, "serving projection: no outputs to compare", missing)
 
-    def _simulate_trace(self, workload: "Workload", spec: "BenchmarkSpec", settings: "MeasureSettings"
-                        ) -> SimulationResult:
+    def _simulate_trace(
+        self, workload: "Workload", spec: "BenchmarkSpec", settings: "MeasureSettings", context: SimulationContext
+    ) -> SimulationResult:
         import psutil
         import torch
 
         from backends.calibrate import host_profile
         from backends.costmodel import COST_MODEL_VERSION, estimate
         from backends.trace import trace_call
+        from bench.core.environment import usable_cpu_count
         from models.facts import BYTES_PER_PARAMETER, count_parameters, memory_needed_bytes
 
+        torch.set_num_threads(usable_cpu_count())
         trace_precision = "fp32" if spec.precision == "fp32" else "bf16"
         total = count_parameters(workload)[0]
         needed = memory_needed_bytes(total, trace_precision)
@@ -345,26 +444,31 @@ class SimulatedBackend(Backend):
         accuracy_note = None
         if on_host:
             prepared = workload.prepare(dtype=dtype, device="cpu", spec=spec)
-            cache = _run_cache_path(workload, spec, trace_precision, calibration)
+            cache = _run_cache_path(workload, spec, trace_precision, calibration, context.cache_dir)
             cached = _read_json(cache)
             if cached:  # another cell of this run (other profile, or int8/fp16 on the same trace) measured it
                 validation, phases = cached["validation"], cached["phases"]
                 validation["reused_from_cell"] = cached["cell"]
             else:
-                validation, phases = self._validate_on_host(prepared, workload, spec, settings, calibration,
-                                                            trace_precision)
+                validation, phases = self._validate_on_host(
+                    prepared, workload, spec, settings, calibration, trace_precision, context
+                )
                 _write_json(cache, {"validation": validation, "phases": phases, "cell": spec.label})
             if trace_precision == spec.precision:
                 with torch.inference_mode():
                     output = prepared.output() if prepared.output else None
             else:
-                accuracy_note = (f"{spec.precision} numerics are not emulated: the host ran {trace_precision}, "
-                                 "so there is no deviation to report")
+                accuracy_note = (
+                    f"{spec.precision} numerics are not emulated: the host ran {trace_precision}, "
+                    "so there is no deviation to report"
+                )
         else:
             prepared = workload.prepare(dtype=dtype, device="meta", spec=spec)
             phases = trace_call(prepared)
-            validation = {"skipped": f"traced on the meta device: {workload.name} at {trace_precision} needs "
-                                     f"~{needed / 2**30:.1f} GiB, more than this host has free"}
+            validation = {
+                "skipped": f"traced on the meta device: {workload.name} at {trace_precision} needs "
+                f"~{needed / 2**30:.1f} GiB, more than this host has free"
+            }
             accuracy_note = "traced on the meta device: no outputs to compare"
         target = profile_target(self.profile, self.mode)
         point = estimate(phases, target, spec.precision, spec.batch_size, workload.generates)
@@ -375,10 +479,16 @@ class SimulatedBackend(Backend):
             "profile": self.profile.to_dict(),
             "projection": "trace",
             "fits_device_memory": devices <= 1,
-            "memory_note": (f"weights need {weight_bytes / 1e9:.1f} GB at {spec.precision}; the profile has "
-                            f"{self.profile.memory_gb.value:g} GB" + ("" if devices <= 1 else
-                            f": at least {devices} devices would be needed, and their parallelism and "
-                            "communication are not modelled (the estimate is of one device's work)")),
+            "memory_note": (
+                f"weights need {weight_bytes / 1e9:.1f} GB at {spec.precision}; the profile has "
+                f"{self.profile.memory_gb.value:g} GB"
+                + (
+                    ""
+                    if devices <= 1
+                    else f": at least {devices} devices would be needed, and their parallelism and "
+                    "communication are not modelled (the estimate is of one device's work)"
+                )
+            ),
             "assumed_figures": self.profile.assumed(),
             "cost_model_version": COST_MODEL_VERSION,
             "cost_model": "per operator max(FLOPs / (eta_c peak[dtype]), bytes / (eta_m bandwidth)) + overhead",
@@ -391,24 +501,30 @@ class SimulatedBackend(Backend):
             "trace": {"format": "per phase: [class, dtype, flops, bytes, count]", "phases": phases},
         }
         facts = dict(prepared.facts)
-        facts["technique"] = (f"simulated {self.profile.key} {spec.precision} ({self.mode}; trace of this host's "
-                              "eager call)")
+        facts["technique"] = (
+            f"simulated {self.profile.key} {spec.precision} ({self.mode}; trace of this host's eager call)"
+        )
         return SimulationResult(simulation, facts, self._work(workload, spec, point), output, accuracy_note)
 
-    def _validate_on_host(self, prepared, workload, spec, settings, calibration, trace_precision):
+    def _validate_on_host(self, prepared, workload, spec, settings, calibration, trace_precision, context):
         import torch
 
         from backends.costmodel import estimate
         from backends.trace import trace_call
-        from bench.measure import run_timed_loop
-        from bench.stats import summarize
+        from bench.core.stats import summarize
+
+        if context.time_call is None:
+            raise RuntimeError("a host validation needs the timed loop (SimulationContext.time_call)")
 
         # the validation needs a median, not the run's full precision: at most 8 s (5 s warm-up), +-3% target
-        quick = dataclasses.replace(settings, max_time_s=min(settings.max_time_s, 8.0),
-                                    warmup_max_time_s=min(settings.warmup_max_time_s, 5.0),
-                                    ci_target=max(settings.ci_target, 0.03) if settings.ci_target else 0.0)
+        quick = dataclasses.replace(
+            settings,
+            max_time_s=min(settings.max_time_s, 8.0),
+            warmup_max_time_s=min(settings.warmup_max_time_s, 5.0),
+            ci_target=max(settings.ci_target, 0.03) if settings.ci_target else 0.0,
+        )
         with torch.inference_mode():
-            measurement = run_timed_loop(prepared, lambda: None, quick)
+            measurement = context.time_call(prepared, lambda: None, quick)
         phases = trace_call(prepared)
         predicted = estimate(phases, host_target(calibration), trace_precision, spec.batch_size, workload.generates)
         summary = summarize(measurement.samples_ns)
@@ -420,8 +536,17 @@ class SimulatedBackend(Backend):
             "predicted_s": predicted["latency_s"],
             "error": predicted["latency_s"] / measured_s - 1,
             "precision": trace_precision,
-            "host": {k: calibration.get(k) for k in ("peak_flops", "matmul_curve", "bandwidth_bytes_s",
-                                                     "elementwise_bandwidth_bytes_s", "op_overhead_s", "key")},
+            "host": {
+                k: calibration.get(k)
+                for k in (
+                    "peak_flops",
+                    "matmul_curve",
+                    "bandwidth_bytes_s",
+                    "elementwise_bandwidth_bytes_s",
+                    "op_overhead_s",
+                    "key",
+                )
+            },
         }, phases
 
     @staticmethod
@@ -437,11 +562,23 @@ class SimulatedBackend(Backend):
                 relative = summary["median_abs_error"]
                 source = f"median |error| of the last `bench simulate --validate` on this host ({path.name})"
             except (OSError, ValueError, KeyError):
-                return {"relative": None, "from": "no band: no host validation for this cell and no `bench "
-                                                  "simulate --validate` result on this host"}
+                return {
+                    "relative": None,
+                    "from": "no band: no host validation for this cell and no `bench "
+                    "simulate --validate` result on this host",
+                }
         latency = point["latency_s"]
-        return {"relative": relative, "low_s": latency / (1 + relative), "high_s": latency * (1 + relative),
-                "from": source}
+        # log-symmetric: a signed error e (predicted / measured - 1) is a factor exp(|ln(1 + e)|); the stored
+        # summary holds a median |error| m with no sign, so take the wider reading 1 / (1 - m)
+        signed = validation.get("error")
+        factor = log_symmetric_factor(signed) if signed is not None else log_symmetric_factor(-min(relative, 0.999))
+        return {
+            "relative": relative,
+            "factor": factor,
+            "low_s": latency / factor,
+            "high_s": latency * factor,
+            "from": source + " (log-symmetric)",
+        }
 
     @staticmethod
     def _work(workload, spec, point) -> dict[str, Any]:
@@ -453,8 +590,10 @@ class SimulatedBackend(Backend):
         return {
             "flops_per_call": point["flops_per_call"],
             "flops_per_call_analytic": analytic_flops(workload.config, shape),
-            "min_bytes_per_call": min_bytes(workload.config, shape, total, active, embedding,
-                                            BYTES_PER_PARAMETER[spec.precision])
-            if workload.config["model_type"] != "resnet" else None,
+            "min_bytes_per_call": min_bytes(
+                workload.config, shape, total, active, embedding, BYTES_PER_PARAMETER[spec.precision]
+            )
+            if workload.config["model_type"] != "resnet"
+            else None,
             "flop_counter": "dispatch tracer (torch.utils.flop_counter formulas), one traced call",
         }

@@ -31,7 +31,7 @@ from backends.base import Availability, Backend, Capabilities, OptionSpec, Prepa
 from backends.runtime import CpuRuntime, CudaRuntime, DeviceRuntime
 
 if TYPE_CHECKING:
-    from bench.spec import BenchmarkSpec
+    from bench.core.spec import BenchmarkSpec
     from models.base import Workload
 
 __all__ = ["TorchBackend", "TorchCpuBackend", "TorchCudaBackend", "torch_dtype", "COMPILE_MODES", "ATTN_OPTION"]
@@ -88,6 +88,7 @@ class TorchBackend(Backend):
     """PyTorch on one device runtime; subclasses declare the device, precisions and options."""
 
     runtime: DeviceRuntime
+    libraries: ClassVar[tuple[str, ...]] = ("torch", "transformers", "safetensors", "torchao", "nvidia-ml-py")
 
     def __init__(self, spec: "BenchmarkSpec", runtime: DeviceRuntime) -> None:
         self.spec = spec
@@ -115,11 +116,13 @@ class TorchBackend(Backend):
     @classmethod
     def validate_spec(cls, spec: "BenchmarkSpec", workload: "Workload | None" = None) -> None:
         super().validate_spec(spec, workload)
-        from bench.errors import UsageError
+        from bench.core.errors import UsageError
 
         if spec.option("graphs") and workload is not None and workload.generates:
-            raise UsageError(f"options.graphs: CUDA graphs need a fixed-shape call; {workload.name} generates "
-                             "(its KV cache grows each step); allowed for encode and classify-image workloads")
+            raise UsageError(
+                f"options.graphs: CUDA graphs need a fixed-shape call; {workload.name} generates "
+                "(its KV cache grows each step); allowed for encode and classify-image workloads"
+            )
 
     @classmethod
     def canonical(cls, spec: "BenchmarkSpec") -> "BenchmarkSpec":
@@ -157,16 +160,22 @@ class TorchBackend(Backend):
         return transform
 
     def prepare(self, workload: "Workload", spec: "BenchmarkSpec") -> PreparedCall:
-        import torch
 
-        prepared = workload.prepare(dtype=torch_dtype(spec.precision), device=self.runtime.device, spec=spec,
-                                    attn_implementation=spec.option("attn"), transform=self._transform(spec))
+        prepared = workload.prepare(
+            dtype=torch_dtype(spec.precision),
+            device=self.runtime.device,
+            spec=spec,
+            attn_implementation=spec.option("attn"),
+            transform=self._transform(spec),
+        )
         facts = prepared.facts
         facts["technique"] = self.technique(spec)
         if spec.precision == "int8":
-            facts["quantization"] = (f"dynamic int8 ({spec.option('quantizer', 'torch.ao')}): nn.Linear weights "
-                                     "int8, activations quantized per call; other layers (embeddings, norms, "
-                                     "convolutions) stay fp32")
+            facts["quantization"] = (
+                f"dynamic int8 ({spec.option('quantizer', 'torch.ao')}): nn.Linear weights "
+                "int8, activations quantized per call; other layers (embeddings, norms, "
+                "convolutions) stay fp32"
+            )
             prepared.uncountable = "quantized kernels are not seen by FlopCounterMode"
         mode = spec.option("compile", "none")
         if mode != "none":
@@ -176,7 +185,7 @@ class TorchBackend(Backend):
 
     def _first_call(self, prepared: PreparedCall) -> float:
         """Run the first call (compilation happens here, outside timing); its duration in seconds."""
-        from bench.measure import make_stamp
+        from bench.core.calls import make_stamp
 
         with self.execution_context():
             began = time.perf_counter()
@@ -234,8 +243,7 @@ class TorchCpuBackend(TorchBackend):
             "threads": OptionSpec(int, "intra-op threads (default: all usable CPUs)", minimum=1),
             "compile": _COMPILE,
             "attn": ATTN_OPTION,
-            "quantizer": OptionSpec(str, "int8 dynamic quantization library", choices=QUANTIZERS,
-                                    default="torch.ao"),
+            "quantizer": OptionSpec(str, "int8 dynamic quantization library", choices=QUANTIZERS, default="torch.ao"),
         },
     )
 
@@ -249,7 +257,7 @@ class TorchCpuBackend(TorchBackend):
 
     @classmethod
     def threads_for(cls, spec: "BenchmarkSpec") -> int:
-        from bench.environment import usable_cpu_count
+        from bench.core.environment import usable_cpu_count
 
         return int(spec.option("threads") or usable_cpu_count())
 
@@ -311,8 +319,11 @@ class TorchCudaBackend(TorchBackend):
         telemetry=True,
         options={
             "compile": _COMPILE,
-            "attn": OptionSpec(str, "attention implementation (default: transformers' choice)",
-                               choices=("eager", "sdpa", "flash_attention_2")),
+            "attn": OptionSpec(
+                str,
+                "attention implementation (default: transformers' choice)",
+                choices=("eager", "sdpa", "flash_attention_2"),
+            ),
             "graphs": OptionSpec(bool, "capture the call in a CUDA graph (fixed-shape workloads)", default=False),
         },
     )

@@ -22,7 +22,6 @@ what the cost model reads and what a simulated record keeps.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -33,8 +32,13 @@ __all__ = ["OpTracer", "trace_call", "Digest"]
 #: (class, dtype, flops, bytes, count)
 Digest = list[tuple[str, str, int, int, int]]
 
-_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.int8: "int8",
-                torch.float64: "fp64"}
+_DTYPE_NAMES = {
+    torch.float32: "fp32",
+    torch.bfloat16: "bf16",
+    torch.float16: "fp16",
+    torch.int8: "int8",
+    torch.float64: "fp64",
+}
 _LOOKUPS = {"embedding", "index_select", "index", "gather", "embedding_bag"}
 
 

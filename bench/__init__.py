@@ -1,10 +1,43 @@
-"""catchup-bench: the harness core.
+"""catchup-bench: inference latency and throughput you can trust, and an honest catch-up estimate.
 
-The core knows nothing of any particular backend or model: it turns a spec into a record through the
-`backends` and `models` registries, stores records as versioned JSON Lines, and derives statistics from the
-raw samples they keep.
+The public API (docs/API.md) is imported lazily, so `import bench` loads no backend library:
+
+    bench.run(spec_or_sweep, out=DIR)   plan and run cells into a run directory; the records
+    bench.load(DIR)                     a pandas DataFrame, one row per cell (the CSV columns)
+    bench.records(DIR)                  the latest Record per cell
+    bench.compare(BASE, CURRENT)        the regression gate's comparison
+    bench.report(DIR, out=PATH)         the HTML or Markdown report
+
+Packages, lowest layer first: bench.core (spec, record, stats, call types), bench.measure (timed loop, LoadGen),
+bench.runs (plan, store, executors, workers), bench.analysis (compare, catch-up, techniques), bench.output
+(formatting, text, report, figures), bench.cli (one module per command). `backends` and `models` import only
+bench.core. docs/ARCHITECTURE.md draws the layers; pyproject.toml holds them as import-linter contracts.
 """
 
-__version__ = "0.1.0"
+from bench.core import __version__
+from bench.core.errors import UsageError
+from bench.core.spec import BenchmarkSpec, Matrix, MeasureSettings, Sweep
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "UsageError",
+    "BenchmarkSpec",
+    "Matrix",
+    "MeasureSettings",
+    "Sweep",
+    "run",
+    "records",
+    "load",
+    "compare",
+    "report",
+]
+
+_API = {"run", "records", "load", "compare", "report"}
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from bench import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'bench' has no attribute {name!r}")

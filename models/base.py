@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
-    from backends.base import PreparedCall
-    from bench.spec import BenchmarkSpec
+    from bench.core.calls import PreparedCall
+    from bench.core.spec import BenchmarkSpec
 
 __all__ = ["Workload", "TASKS", "FAMILIES", "WEIGHTS_SEED", "INPUTS_SEED"]
 
@@ -87,14 +87,22 @@ class Workload:
     @property
     def is_moe(self) -> bool:
         return self.published_active is not None or any(
-            k in self.config for k in ("n_routed_experts", "num_experts", "num_local_experts"))
+            k in self.config for k in ("n_routed_experts", "num_experts", "num_local_experts")
+        )
 
-    def prepare(self, dtype: Any, device: str, spec: "BenchmarkSpec", attn_implementation: str | None = None,
-                transform: Any = None) -> "PreparedCall":
+    def prepare(
+        self,
+        dtype: Any,
+        device: str,
+        spec: "BenchmarkSpec",
+        attn_implementation: str | None = None,
+        transform: Any = None,
+    ) -> "PreparedCall":
         """Build the model and inputs on `device` at `dtype` and return the call to time.
 
         `attn_implementation` is passed to transformers (None: its default); `transform(model) -> model` is the
         backend's technique (compilation, quantization), applied after the model's facts are taken."""
         family = importlib.import_module(FAMILIES[self.family])
-        return family.prepare(self, dtype=dtype, device=device, spec=spec, attn_implementation=attn_implementation,
-                              transform=transform)
+        return family.prepare(
+            self, dtype=dtype, device=device, spec=spec, attn_implementation=attn_implementation, transform=transform
+        )

@@ -21,8 +21,14 @@ from dataclasses import asdict, dataclass
 
 from models.base import FAMILIES, Workload
 
-__all__ = ["BYTES_PER_PARAMETER", "WorkloadFacts", "count_parameters", "describe", "memory_needed_bytes",
-           "activation_bytes"]
+__all__ = [
+    "BYTES_PER_PARAMETER",
+    "WorkloadFacts",
+    "count_parameters",
+    "describe",
+    "memory_needed_bytes",
+    "activation_bytes",
+]
 
 BYTES_PER_PARAMETER = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "fp8": 1, "int4": 0.5}
 
@@ -49,8 +55,11 @@ class WorkloadFacts:
 
 
 def _experts_per_token(config) -> tuple[int, int] | None:
-    routed = getattr(config, "n_routed_experts", None) or getattr(config, "num_experts", None) or getattr(
-        config, "num_local_experts", None)
+    routed = (
+        getattr(config, "n_routed_experts", None)
+        or getattr(config, "num_experts", None)
+        or getattr(config, "num_local_experts", None)
+    )
     active = getattr(config, "num_experts_per_tok", None)
     return (int(active), int(routed)) if routed and active else None
 
@@ -109,15 +118,22 @@ def describe(workload: Workload, machine_memory_bytes: int | None = None) -> Wor
     weight_bytes = {p: int(total * b) for p, b in BYTES_PER_PARAMETER.items()}
     needed = {p: memory_needed_bytes(total, p) for p in BYTES_PER_PARAMETER}
     return WorkloadFacts(
-        name=workload.name, family=workload.family, task=workload.task, total_parameters=total,
-        active_parameters=active, active_parameters_with_embedding=active + embedding, weight_bytes=weight_bytes, memory_needed_bytes=needed,
+        name=workload.name,
+        family=workload.family,
+        task=workload.task,
+        total_parameters=total,
+        active_parameters=active,
+        active_parameters_with_embedding=active + embedding,
+        weight_bytes=weight_bytes,
+        memory_needed_bytes=needed,
         fits_here={p: n <= machine_memory_bytes for p, n in needed.items()},
         machine_memory_bytes=machine_memory_bytes,
     )
 
 
-def activation_bytes(workload: Workload, batch: int, seq_len: int | None, new_tokens: int | None,
-                     element_bytes: float) -> int:
+def activation_bytes(
+    workload: Workload, batch: int, seq_len: int | None, new_tokens: int | None, element_bytes: float
+) -> int:
     """An estimate (upper-end, documented as such) of the memory one call needs beside its weights, from the
     config alone: for token models a few hidden-width and two MLP-width tensors per token alive at once, the eager
     attention score matrix (batch x heads x seq^2), the KV cache of a generation and the last position's logits;

@@ -6,14 +6,20 @@ import json
 import struct
 from pathlib import Path
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 from models.base import Workload
 
 __all__ = ["check_weights_dir"]
 
 #: Config keys that may differ between a checkpoint and the catalogue entry without changing the architecture.
-_IGNORED_KEYS = ("max_position_embeddings", "bos_token_id", "eos_token_id", "pad_token_id", "rope_scaling",
-                 "image_size")
+_IGNORED_KEYS = (
+    "max_position_embeddings",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "rope_scaling",
+    "image_size",
+)
 
 
 def check_weights_dir(workload: Workload, directory: str) -> None:
@@ -33,8 +39,10 @@ def check_weights_dir(workload: Workload, directory: str) -> None:
     except (ValueError, OSError) as exc:
         raise UsageError(f"--weights: {str(config_path)!r} is not valid JSON: {exc}") from None
     if not isinstance(published, dict):
-        raise UsageError(f"--weights: {str(config_path)!r} holds a JSON {type(published).__name__}; expected an "
-                         "object of config keys")
+        raise UsageError(
+            f"--weights: {str(config_path)!r} holds a JSON {type(published).__name__}; expected an "
+            "object of config keys"
+        )
     for key, expected in workload.config.items():
         if key in _IGNORED_KEYS:
             continue
@@ -45,8 +53,10 @@ def check_weights_dir(workload: Workload, directory: str) -> None:
             )
     tensors = sum(_safetensors_tensor_count(p, directory) for p in sorted(path.glob("*.safetensors")))
     if tensors == 0:
-        raise UsageError(f"--weights: {directory!r} holds no tensors in its *.safetensors files; every parameter "
-                         "must come from the checkpoint")
+        raise UsageError(
+            f"--weights: {directory!r} holds no tensors in its *.safetensors files; every parameter "
+            "must come from the checkpoint"
+        )
 
 
 def _safetensors_tensor_count(path: Path, directory: str) -> int:

@@ -91,7 +91,8 @@ def _attention_projection_params(cfg: Mapping[str, Any]) -> int:
         q_rank = cfg.get("q_lora_rank")
         q = hidden * q_rank + q_rank * heads * d_qk if q_rank else hidden * heads * d_qk
         kv = hidden * (cfg["kv_lora_rank"] + cfg["qk_rope_head_dim"]) + cfg["kv_lora_rank"] * heads * (
-            cfg["qk_nope_head_dim"] + d_v)
+            cfg["qk_nope_head_dim"] + d_v
+        )
         return q + kv + heads * d_v * hidden
     return hidden * heads * d_qk + 2 * hidden * kv_heads * d_qk + heads * d_v * hidden
 
@@ -165,8 +166,14 @@ def _kv_bytes_per_position(cfg: Mapping[str, Any], element_bytes: int) -> int:
     return _layers(cfg) * per_layer * element_bytes
 
 
-def min_bytes(cfg: Mapping[str, Any], shape: Shape, weight_params: int, active_params: int, embedding_params: int,
-              element_bytes: int) -> float:
+def min_bytes(
+    cfg: Mapping[str, Any],
+    shape: Shape,
+    weight_params: int,
+    active_params: int,
+    embedding_params: int,
+    element_bytes: int,
+) -> float:
     """Minimum bytes one call moves (see the module docstring).
 
     weight_params     all parameters (from the built model)

@@ -46,8 +46,9 @@ print(json.dumps({"seconds": seconds, "parameters": sum(p.numel() for p in model
 
 def build_once(model: str, method: str, precision: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
-    out = subprocess.run([sys.executable, "-c", _CHILD, model, method, precision], capture_output=True, text=True,
-                         env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, model, method, precision], capture_output=True, text=True, env=env, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -58,7 +59,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     models = args.model or ["bert-base-uncased", "qwen2.5-0.5b", "deepseek-r1-distill-qwen-1.5b"]
-    print(f"| model | parameters | default from_config + cast (s) | fast build (s) | speed-up |")
+    print("| model | parameters | default from_config + cast (s) | fast build (s) | speed-up |")
     print("|---|---|---|---|---|")
     for model in models:
         times = {}
@@ -66,8 +67,11 @@ def main() -> int:
             runs = [build_once(model, method, args.precision) for _ in range(args.repeat)]
             times[method] = statistics.median(r["seconds"] for r in runs)
             params = runs[0]["parameters"]
-        print(f"| {model} ({args.precision}) | {params / 1e6:,.0f}M | {times['default']:.2f} | {times['fast']:.2f} | "
-              f"{times['default'] / times['fast']:.1f}x |", flush=True)
+        print(
+            f"| {model} ({args.precision}) | {params / 1e6:,.0f}M | {times['default']:.2f} | {times['fast']:.2f} | "
+            f"{times['default'] / times['fast']:.1f}x |",
+            flush=True,
+        )
     return 0
 
 

@@ -24,8 +24,19 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-CELLS = ["--model", "bert-base-tiny", "--seq-len", "32", "--batch-size", "1,2,4,8", "--min-time", "1",
-         "--ci-target", "0", "-q"]
+CELLS = [
+    "--model",
+    "bert-base-tiny",
+    "--seq-len",
+    "32",
+    "--batch-size",
+    "1,2,4,8",
+    "--min-time",
+    "1",
+    "--ci-target",
+    "0",
+    "-q",
+]
 
 
 def ray_daemons() -> list[psutil.Process]:
@@ -33,8 +44,19 @@ def ray_daemons() -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["name", "cmdline"]):
         text = " ".join(proc.info["cmdline"] or []) or proc.info["name"] or ""
-        if any(key in text for key in ("raylet", "gcs_server", "ray::IDLE", "log_monitor", "monitor.py",
-                                       "dashboard", "runtime_env", "ray_client_server")):
+        if any(
+            key in text
+            for key in (
+                "raylet",
+                "gcs_server",
+                "ray::IDLE",
+                "log_monitor",
+                "monitor.py",
+                "dashboard",
+                "runtime_env",
+                "ray_client_server",
+            )
+        ):
             found.append(proc)
     return found
 
@@ -53,8 +75,13 @@ def cpu_seconds(procs: list[psutil.Process]) -> dict[int, float]:
 def run(args: list[str], out: Path) -> float:
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0")
     began = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "bench", "run", *CELLS, *args, "--out", str(out)], env=env,
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "run", *CELLS, *args, "--out", str(out)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         sys.exit(done.stderr)
     return time.monotonic() - began
@@ -77,8 +104,20 @@ def main() -> None:
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     with tempfile.TemporaryDirectory() as tmp:
         local_s = run(args.extra, Path(tmp, "local"))
-        subprocess.run([ray_bin, "start", "--head", "--num-cpus", str(args.cpus), "--include-dashboard=false",
-                        "--disable-usage-stats"], check=True, capture_output=True, env=env)
+        subprocess.run(
+            [
+                ray_bin,
+                "start",
+                "--head",
+                "--num-cpus",
+                str(args.cpus),
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+            ],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
         try:
             time.sleep(5)  # let the instance settle
             before = cpu_seconds(ray_daemons())
@@ -89,8 +128,10 @@ def main() -> None:
         daemons = sum(after[pid] - before.get(pid, 0.0) for pid in after)
         local_m, ray_m = medians(Path(tmp, "local")), medians(Path(tmp, "ray"))
     print(f"local executor: {local_s:.1f} s for {len(local_m)} cells")
-    print(f"ray executor:   {ray_s:.1f} s for {len(ray_m)} cells (instance already running); Ray's own processes "
-          f"used {daemons:.2f} s of CPU during it ({daemons / ray_s:.1%} of one core)")
+    print(
+        f"ray executor:   {ray_s:.1f} s for {len(ray_m)} cells (instance already running); Ray's own processes "
+        f"used {daemons:.2f} s of CPU during it ({daemons / ray_s:.1%} of one core)"
+    )
     print("batch  local p50 ms  ray p50 ms  ray/local")
     for batch in sorted(local_m):
         print(f"{batch:>5}  {local_m[batch]:>12.3f}  {ray_m[batch]:>10.3f}  {ray_m[batch] / local_m[batch]:>9.3f}")

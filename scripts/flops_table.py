@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def main() -> int:
     import torch
 
-    from bench.spec import BenchmarkSpec
+    from bench.core.spec import BenchmarkSpec
     from models.base import FAMILIES
     from models.catalogue import WORKLOADS
     from models.facts import describe
@@ -32,7 +32,7 @@ def main() -> int:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--max-params", type=float, default=2e9, help="count only entries up to this size")
     args = parser.parse_args()
-    print(f"| entry | shape | counted GFLOP | analytic GFLOP | counted / analytic |")
+    print("| entry | shape | counted GFLOP | analytic GFLOP | counted / analytic |")
     print("|---|---|---|---|---|")
     for name, workload in WORKLOADS.items():
         if workload.tiny_of:
@@ -51,8 +51,10 @@ def main() -> int:
             del prepared
         ratio = f"{counted / analytic:.4f}" if counted and analytic else "-"
         fmt = lambda v: f"{v / 1e9:,.2f}" if v else "-"  # noqa: E731
-        print(f"| {name} | {shape_text} | {fmt(counted) if counted else 'not built here'} | {fmt(analytic)} | {ratio} |",
-              flush=True)
+        print(
+            f"| {name} | {shape_text} | {fmt(counted) if counted else 'not built here'} | {fmt(analytic)} | {ratio} |",
+            flush=True,
+        )
     return 0
 
 

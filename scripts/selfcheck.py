@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Self-check benchmark: harness timing vs a bare perf_counter_ns loop (same as `bench selfcheck`).
 
-    PYTHONPATH=. python scripts/selfcheck.py --model bert-base --batch-size 1 --seq-len 128 --json out.json
+PYTHONPATH=. python scripts/selfcheck.py --model bert-base --batch-size 1 --seq-len 128 --json out.json
 """
 
 import sys

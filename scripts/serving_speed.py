@@ -23,15 +23,37 @@ from backends.projection.project import ServingQuery, project  # noqa: E402
 from backends.projection.published import validate  # noqa: E402
 
 QUERIES = [
-    ("deepseek-r1, 32 x ascend-910c, int8, 4096/1024, TPOT 50 ms",
-     ServingQuery("deepseek-r1", "ascend-910c", chips=32, precision="int8", input_tokens=4096, output_tokens=1024,
-                  tpot_slo_ms=50)),
-    ("deepseek-r1, 320 x h800, fp8, 4096/1024, TPOT 50 ms",
-     ServingQuery("deepseek-r1", "h800", chips=320, precision="fp8", input_tokens=4096, output_tokens=1024,
-                  tpot_slo_ms=50)),
-    ("llama-3.1-405b, 16 x h100, bf16, 2048/512, TPOT 100 ms, TTFT 2 s",
-     ServingQuery("llama-3.1-405b", "h100", chips=16, precision="bf16", input_tokens=2048, output_tokens=512,
-                  tpot_slo_ms=100, ttft_slo_ms=2000)),
+    (
+        "deepseek-r1, 32 x ascend-910c, int8, 4096/1024, TPOT 50 ms",
+        ServingQuery(
+            "deepseek-r1",
+            "ascend-910c",
+            chips=32,
+            precision="int8",
+            input_tokens=4096,
+            output_tokens=1024,
+            tpot_slo_ms=50,
+        ),
+    ),
+    (
+        "deepseek-r1, 320 x h800, fp8, 4096/1024, TPOT 50 ms",
+        ServingQuery(
+            "deepseek-r1", "h800", chips=320, precision="fp8", input_tokens=4096, output_tokens=1024, tpot_slo_ms=50
+        ),
+    ),
+    (
+        "llama-3.1-405b, 16 x h100, bf16, 2048/512, TPOT 100 ms, TTFT 2 s",
+        ServingQuery(
+            "llama-3.1-405b",
+            "h100",
+            chips=16,
+            precision="bf16",
+            input_tokens=2048,
+            output_tokens=512,
+            tpot_slo_ms=100,
+            ttft_slo_ms=2000,
+        ),
+    ),
 ]
 
 
@@ -58,8 +80,10 @@ def main() -> int:
         median, worst, peak = timed(lambda q=query: project(q), args.repeats)
         print(f"| projection: {label} | {median:.3f} | {worst:.3f} | {peak:.1f} |")
     median, worst, peak = timed(lambda: validate(), max(1, args.repeats // 2))
-    print(f"| published-results validation (fit + {len(validate().rows)} rows) | {median:.2f} | {worst:.2f} | "
-          f"{peak:.1f} |")
+    print(
+        f"| published-results validation (fit + {len(validate().rows)} rows) | {median:.2f} | {worst:.2f} | "
+        f"{peak:.1f} |"
+    )
     return 0
 
 

@@ -31,15 +31,19 @@ sys.path.insert(0, str(ROOT))
 def run(args: list[str], out: Path) -> tuple[float, dict]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bench", "run", *args, "--out", str(out), "--quiet"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "bench", "run", *args, "--out", str(out), "--quiet"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - start
     record = json.loads((out / "records.jsonl").read_text().splitlines()[-1])
     return wall, record
 
 
 def fixed_count_for(samples: list[int], target: float, trials: int = 400) -> int:
-    from bench.stats import median_halfwidth_rel
+    from bench.core.stats import median_halfwidth_rel
 
     rng = np.random.default_rng(0)
     arr = np.asarray(samples)
@@ -59,26 +63,44 @@ def main() -> int:
     parser.add_argument("--seq-len", default="128")
     parser.add_argument("--target", type=float, default=0.01)
     args = parser.parse_args()
-    cell = ["--model", args.model, "--batch-size", args.batch_size, "--seq-len", args.seq_len,
-            "--min-iterations", "10", "--min-time", "0", "--max-time", "300", "--timeout", "900"]
+    cell = [
+        "--model",
+        args.model,
+        "--batch-size",
+        args.batch_size,
+        "--seq-len",
+        args.seq_len,
+        "--min-iterations",
+        "10",
+        "--min-time",
+        "0",
+        "--max-time",
+        "300",
+        "--timeout",
+        "900",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         adaptive_wall, adaptive = run([*cell, "--ci-target", str(args.target)], Path(tmp, "adaptive"))
         samples = adaptive["measurement"]["samples_ns"]
         n_fixed = fixed_count_for(samples, args.target)
-        fixed_wall, fixed = run([*cell, "--ci-target", "0", "--min-iterations", str(n_fixed),
-                                 "--max-iterations", str(n_fixed)], Path(tmp, "fixed"))
-    from bench.stats import median_halfwidth_rel
+        fixed_wall, fixed = run(
+            [*cell, "--ci-target", "0", "--min-iterations", str(n_fixed), "--max-iterations", str(n_fixed)],
+            Path(tmp, "fixed"),
+        )
+    from bench.core.stats import median_halfwidth_rel
 
     def loop_s(record):
         return record["measurement"]["loop_wall_ns"] / 1e9
 
     print("| cell | adaptive: calls, loop s, run s, +-CI | fixed for 95% chance: calls, loop s, run s, +-CI |")
     print("|---|---|---|")
-    print(f"| {args.model} b={args.batch_size} s={args.seq_len} target +-{args.target:.0%} | "
-          f"{len(samples)}, {loop_s(adaptive):.1f}, {adaptive_wall:.1f}, "
-          f"{median_halfwidth_rel(samples):.2%} ({adaptive['measurement']['stopped_by']}) | "
-          f"{n_fixed}, {loop_s(fixed):.1f}, {fixed_wall:.1f}, "
-          f"{median_halfwidth_rel(fixed['measurement']['samples_ns']):.2%} |")
+    print(
+        f"| {args.model} b={args.batch_size} s={args.seq_len} target +-{args.target:.0%} | "
+        f"{len(samples)}, {loop_s(adaptive):.1f}, {adaptive_wall:.1f}, "
+        f"{median_halfwidth_rel(samples):.2%} ({adaptive['measurement']['stopped_by']}) | "
+        f"{n_fixed}, {loop_s(fixed):.1f}, {fixed_wall:.1f}, "
+        f"{median_halfwidth_rel(fixed['measurement']['samples_ns']):.2%} |"
+    )
     return 0
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import sys
 import types
+from pathlib import Path
 
 import pytest
-
-from conftest import QUICK, run_cli
+from conftest import QUICK, cli_here, run_cli, run_here
 
 
 def _records(out):
@@ -29,21 +29,26 @@ def technique_run(tmp_path_factory, onnx_cache):
     sweep.write_text(
         'model = "bert-base-tiny"\nbatch_size = 2\nseq_len = 16\n'
         '[[matrix]]\nmodel = "bert-base-tiny"\nbackend = "cpu"\nprecision = ["fp32", "bf16", "int8"]\n'
-        'batch_size = 2\nseq_len = 16\n'
+        "batch_size = 2\nseq_len = 16\n"
         '[[matrix]]\nmodel = "bert-base-tiny"\nbackend = "onnxruntime"\nprecision = ["fp32", "int8"]\n'
         'batch_size = 2\nseq_len = 16\noptions = {opt_level = ["all"]}\n'
     )
     out = tmp_path_factory.mktemp("run") / "techniques"
-    done = run_cli("run", str(sweep), "--out", str(out), "-q", *QUICK, env={"CATCHUP_BENCH_CACHE": onnx_cache})
-    return done, out
+    records = run_here(sweep.read_text(), out, cache=Path(onnx_cache))
+    assert all(r.status == "ok" for r in records), [r.reason for r in records if r.status != "ok"]
+    return out
 
 
 def test_every_technique_runs_with_its_deviation_recorded(technique_run):
-    done, out = technique_run
-    assert done.returncode == 0, done.stderr
+    out = technique_run
     records = {(r["spec"]["backend"], r["spec"]["precision"]): r for r in _records(out)}
-    assert set(records) == {("cpu", "fp32"), ("cpu", "bf16"), ("cpu", "int8"), ("onnxruntime", "fp32"),
-                            ("onnxruntime", "int8")}
+    assert set(records) == {
+        ("cpu", "fp32"),
+        ("cpu", "bf16"),
+        ("cpu", "int8"),
+        ("onnxruntime", "fp32"),
+        ("onnxruntime", "int8"),
+    }
     assert all(r["status"] == "ok" for r in records.values())
     # opt_level=all is the default: it is dropped from the spec, so that cell has one identity
     assert records[("onnxruntime", "fp32")]["spec"]["options"] == {}
@@ -54,8 +59,10 @@ def test_every_technique_runs_with_its_deviation_recorded(technique_run):
         assert accuracy["cosine_similarity"] > 0.99, (key, accuracy)
     # ONNX Runtime fp32 computes the same function: far closer to the reference than bf16 or int8
     assert records[("onnxruntime", "fp32")]["accuracy"]["max_abs_error"] < 1e-3
-    assert records[("cpu", "bf16")]["accuracy"]["max_abs_error"] > records[("onnxruntime", "fp32")]["accuracy"][
-        "max_abs_error"]
+    assert (
+        records[("cpu", "bf16")]["accuracy"]["max_abs_error"]
+        > records[("onnxruntime", "fp32")]["accuracy"]["max_abs_error"]
+    )
     assert "dynamic int8" in records[("cpu", "int8")]["model"]["quantization"]
     assert "quantize_dynamic" in records[("onnxruntime", "int8")]["model"]["quantization"]
     assert records[("onnxruntime", "int8")]["model"]["providers"] == ["CPUExecutionProvider"]
@@ -64,7 +71,7 @@ def test_every_technique_runs_with_its_deviation_recorded(technique_run):
 
 
 def test_uncountable_calls_say_so_and_keep_the_analytic_flops(technique_run):
-    _, out = technique_run
+    out = technique_run
     for record in _records(out):
         work = record["work"]
         if (record["spec"]["backend"], record["spec"]["precision"]) in (("cpu", "fp32"), ("cpu", "bf16")):
@@ -74,44 +81,98 @@ def test_uncountable_calls_say_so_and_keep_the_analytic_flops(technique_run):
             assert work["flops_per_call_analytic"] > 0
 
 
+@pytest.mark.slow
 def test_onnx_export_is_cached_and_reused(technique_run, onnx_cache, tmp_path):
-    _, first = technique_run
-    exported = {r["spec"]["precision"]: r["model"]["export"] for r in _records(first)
-                if r["spec"]["backend"] == "onnxruntime"}
+    first = technique_run
+    exported = {
+        r["spec"]["precision"]: r["model"]["export"] for r in _records(first) if r["spec"]["backend"] == "onnxruntime"
+    }
     assert exported["fp32"].startswith("exported in") or exported["int8"].startswith("exported in")
     out = tmp_path / "again"
-    done = run_cli("run", "--model", "bert-base-tiny", "--backend", "onnxruntime", "--precision", "fp32,int8",
-                   "--batch-size", "2", "--seq-len", "16", "--out", str(out), "-q", *QUICK,
-                   env={"CATCHUP_BENCH_CACHE": onnx_cache})
+    done = run_cli(
+        "run",
+        "--model",
+        "bert-base-tiny",
+        "--backend",
+        "onnxruntime",
+        "--precision",
+        "fp32,int8",
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "16",
+        "--out",
+        str(out),
+        "-q",
+        *QUICK,
+        env={"CATCHUP_BENCH_CACHE": onnx_cache},
+    )
     assert done.returncode == 0, done.stderr
     again = {r["spec"]["precision"]: r["model"] for r in _records(out)}
     assert again["fp32"]["export"] == "cached" and again["int8"]["export"] == "cached"
     assert again["int8"]["quantization"].endswith("cached")
 
 
+@pytest.mark.slow
 def test_decoder_prefill_on_onnxruntime_records_time_to_first_token(tmp_path, onnx_cache):
     out = tmp_path / "prefill"
-    done = run_cli("run", "--model", "gpt2-tiny", "--backend", "onnxruntime", "--seq-len", "16", "--new-tokens", "1",
-                   "--out", str(out), "-q", *QUICK, env={"CATCHUP_BENCH_CACHE": onnx_cache})
+    done = run_cli(
+        "run",
+        "--model",
+        "gpt2-tiny",
+        "--backend",
+        "onnxruntime",
+        "--seq-len",
+        "16",
+        "--new-tokens",
+        "1",
+        "--out",
+        str(out),
+        "-q",
+        *QUICK,
+        env={"CATCHUP_BENCH_CACHE": onnx_cache},
+    )
     assert done.returncode == 0, done.stderr
     (record,) = _records(out)
     assert record["status"] == "ok"
     marks = record["measurement"]["token_marks_ns"]
     assert all(len(m) == 1 for m in marks)
     assert record["accuracy"]["top1_agreement"] == 1.0  # same function as the fp32 reference
-    refused = run_cli("run", "--model", "gpt2-tiny", "--backend", "onnxruntime", "--new-tokens", "4",
-                      "--out", str(tmp_path / "refused"))
+    refused = run_cli(
+        "run",
+        "--model",
+        "gpt2-tiny",
+        "--backend",
+        "onnxruntime",
+        "--new-tokens",
+        "4",
+        "--out",
+        str(tmp_path / "refused"),
+    )
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
         "bench run: error: new_tokens: 4 is not allowed for gpt2-tiny on backend onnxruntime, which runs decoders' "
-        "prefill only; expected --new-tokens 1 (time to first token)"]
+        "prefill only; expected --new-tokens 1 (time to first token)"
+    ]
 
 
+@pytest.mark.slow
 def test_compile_option_on_cpu(tmp_path):
     """torch.compile (inductor) on the CPU: the first call compiles in prepare, outside timing."""
     out = tmp_path / "compiled"
-    done = run_cli("run", "--model", "bert-base-tiny", "--seq-len", "16", "-O", "compile=none,default",
-                   "--out", str(out), "-q", *QUICK)
+    done = run_cli(
+        "run",
+        "--model",
+        "bert-base-tiny",
+        "--seq-len",
+        "16",
+        "-O",
+        "compile=none,default",
+        "--out",
+        str(out),
+        "-q",
+        *QUICK,
+    )
     assert done.returncode == 0, done.stderr
     records = {r["spec"]["options"].get("compile", "none"): r for r in _records(out)}
     assert set(records) == {"none", "default"}
@@ -129,14 +190,15 @@ def test_missing_provider_is_an_unavailable_record_and_list_gives_the_same_reaso
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has the CUDA provider")
     out = tmp_path / "no-cuda-ep"
-    done = run_cli("run", "--model", "bert-base-tiny", "--backend", "onnxruntime", "-O", "provider=cuda",
-                   "--out", str(out), "-q")
+    done = run_cli(
+        "run", "--model", "bert-base-tiny", "--backend", "onnxruntime", "-O", "provider=cuda", "--out", str(out), "-q"
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("bench run: error: backend: nothing requested can run")
     (record,) = _records(out)
     assert record["status"] == "unavailable"
     assert "onnxruntime-gpu" in record["reason"]
-    listed = json.loads(run_cli("list", "--format", "json").stdout)
+    listed = json.loads(cli_here("list", "--format", "json")[1])
     ort = next(b for b in listed["backends"] if b["name"] == "onnxruntime")
     assert ort["variants"]["provider=cuda"] == {"available": False, "reason": record["reason"]}
 
@@ -148,27 +210,41 @@ def test_missing_cuda_is_an_unavailable_record_beside_cells_that_run(tmp_path):
     if reason is None:
         pytest.skip("a CUDA device is present")
     out = tmp_path / "mixed"
-    done = run_cli("run", "--model", "bert-base-tiny", "--backend", "cpu,cuda", "--seq-len", "8", "--out", str(out),
-                   "-q", *QUICK)
+    done = run_cli(
+        "run", "--model", "bert-base-tiny", "--backend", "cpu,cuda", "--seq-len", "8", "--out", str(out), "-q", *QUICK
+    )
     assert done.returncode == 0, done.stderr
     statuses = {r["spec"]["backend"]: (r["status"], r["reason"]) for r in _records(out)}
     assert statuses == {"cpu": ("ok", None), "cuda": ("unavailable", reason)}
     assert f"note: 1 cell(s) unavailable here, recorded as such: {reason}" in done.stderr
 
 
-@pytest.mark.parametrize("flag, message", [
-    (["-O", "bogus=1"], "options.bogus: 'bogus' is not an option of backend cpu; allowed: threads, compile, attn, "
-                        "quantizer"),
-    (["-O", "compile=fast"], "options.compile: 'fast' is not allowed; expected one of none, default, "
-                             "reduce-overhead, max-autotune"),
-    (["-O", "compile"], "--option: 'compile' is not allowed; expected KEY=VALUE[,VALUE...]"),
-    (["--backend", "onnxruntime", "-O", "provider=tpu"], "options.provider: 'tpu' is not allowed; expected one of "
-                                                         "cpu, cuda, cann"),
-    (["--backend", "onnxruntime", "--precision", "fp16"], "precision: 'fp16' is not allowed on onnxruntime's cpu "
-                                                          "provider"),
-    (["--backend", "cuda", "--precision", "int8"], "precision (backend cuda): 'int8' is not allowed; expected one "
-                                                   "of fp32, bf16, fp16"),
-])
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        (
+            ["-O", "bogus=1"],
+            "options.bogus: 'bogus' is not an option of backend cpu; allowed: threads, compile, attn, quantizer",
+        ),
+        (
+            ["-O", "compile=fast"],
+            "options.compile: 'fast' is not allowed; expected one of none, default, reduce-overhead, max-autotune",
+        ),
+        (["-O", "compile"], "--option: 'compile' is not allowed; expected KEY=VALUE[,VALUE...]"),
+        (
+            ["--backend", "onnxruntime", "-O", "provider=tpu"],
+            "options.provider: 'tpu' is not allowed; expected one of cpu, cuda, cann",
+        ),
+        (
+            ["--backend", "onnxruntime", "--precision", "fp16"],
+            "precision: 'fp16' is not allowed on onnxruntime's cpu provider",
+        ),
+        (
+            ["--backend", "cuda", "--precision", "int8"],
+            "precision (backend cuda): 'int8' is not allowed; expected one of fp32, bf16, fp16",
+        ),
+    ],
+)
 def test_bad_technique_input_is_one_line(tmp_path, flag, message):
     done = run_cli("run", "--model", "bert-base-tiny", *flag, "--out", str(tmp_path / "x"))
     assert done.returncode == 2
@@ -178,9 +254,9 @@ def test_bad_technique_input_is_one_line(tmp_path, flag, message):
 
 
 def test_cuda_graphs_are_refused_for_generation_before_anything_runs():
-    from bench.errors import UsageError
-    from bench.plan import plan_sweep
-    from bench.spec import Matrix, Sweep
+    from bench.core.errors import UsageError
+    from bench.core.spec import Matrix, Sweep
+    from bench.runs.plan import plan_sweep
 
     with pytest.raises(UsageError, match="options.graphs: CUDA graphs need a fixed-shape call; gpt2-tiny generates"):
         plan_sweep(Sweep((Matrix(models=("gpt2-tiny",), backends=("cuda",), options=((("graphs", True),),)),)))
@@ -248,8 +324,10 @@ def test_nvml_telemetry_without_nvidia_ml_py_says_why(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml -> ImportError
     telemetry = NvmlTelemetry()
     telemetry.start()
-    assert telemetry.stop() == {"source": "nvml", "unavailable": "nvidia-ml-py is not installed (pip install "
-                                "nvidia-ml-py): no power or energy figures"}
+    assert telemetry.stop() == {
+        "source": "nvml",
+        "unavailable": "nvidia-ml-py is not installed (pip install nvidia-ml-py): no power or energy figures",
+    }
 
 
 class StandInEventTimer:
@@ -270,9 +348,9 @@ class StandInEventTimer:
 
 def test_device_timer_gives_one_device_sample_per_call_and_telemetry_spans_the_timed_loop():
     from backends.base import PreparedCall, Telemetry
-    from bench.measure import run_timed_loop
-    from bench.record import Record
-    from bench.spec import BenchmarkSpec, MeasureSettings
+    from bench.core.record import Record
+    from bench.core.spec import BenchmarkSpec, MeasureSettings
+    from bench.measure.loop import run_timed_loop
 
     now = [0]
 
@@ -289,10 +367,17 @@ def test_device_timer_gives_one_device_sample_per_call_and_telemetry_spans_the_t
         def stop(self):
             return {"energy_j": 2.0, "window_ns": now[0] - self.at_start}
 
-    settings = MeasureSettings(warmup_iterations=1, warmup_time_s=0, warmup_window=0, min_iterations=10,
-                               min_time_s=0, ci_target=0)
-    m = run_timed_loop(PreparedCall(call=call, items_per_call=4), lambda: None, settings, clock=clock,
-                       device_timer=StandInEventTimer(clock), telemetry=CountingTelemetry())
+    settings = MeasureSettings(
+        warmup_iterations=1, warmup_time_s=0, warmup_window=0, min_iterations=10, min_time_s=0, ci_target=0
+    )
+    m = run_timed_loop(
+        PreparedCall(call=call, items_per_call=4),
+        lambda: None,
+        settings,
+        clock=clock,
+        device_timer=StandInEventTimer(clock),
+        telemetry=CountingTelemetry(),
+    )
     assert len(m.device_samples_ns) == len(m.samples_ns) == 10
     assert all(d == 700_000 for d in m.device_samples_ns)
     assert m.telemetry["window_ns"] == 10_000_000  # the 10 timed calls, not the warm-up call
@@ -302,9 +387,12 @@ def test_device_timer_gives_one_device_sample_per_call_and_telemetry_spans_the_t
 
 
 def test_gains_view_equals_the_ratio_of_recorded_medians(technique_run):
-    import statistics
+    from bench.core.stats import median as statistics_median
 
-    _, out = technique_run
+    class statistics:  # noqa: N801 - the one median (nearest rank) every output uses
+        median = staticmethod(statistics_median)
+
+    out = technique_run
     done = run_cli("show", str(out), "--format", "gains")
     assert done.returncode == 0, done.stderr
     records = {(r["spec"]["backend"], r["spec"]["precision"]): r for r in _records(out)}
@@ -319,3 +407,23 @@ def test_gains_view_equals_the_ratio_of_recorded_medians(technique_run):
         low, high = (float(x) for x in interval.strip("[]").split(","))
         assert low <= float(speedup) <= high
     assert "reference" in next(c for c in rows if c[3].strip() == "cpu fp32")[6]
+
+
+def test_a_cells_p50_is_one_number_in_show_compare_gains_and_the_report(technique_run, tmp_path):
+    from bench.core.stats import median
+    from bench.output.format import number
+
+    out = technique_run
+    record = next(r for r in _records(out) if (r["spec"]["backend"], r["spec"]["precision"]) == ("cpu", "bf16"))
+    p50 = number(median(record["measurement"]["samples_ns"]) / 1e6)
+    label = "bert-base-uncased-tiny cpu bf16"
+    show = run_cli("show", str(out), "--format", "md").stdout
+    row = next(line for line in show.splitlines() if "| cpu | bf16 |" in line)
+    assert f"| {p50} [" in row
+    gains = run_cli("show", str(out), "--format", "gains").stdout
+    assert f"| {p50} |" in next(line for line in gains.splitlines() if "| cpu bf16 |" in line)
+    compared = run_cli("compare", str(out), str(out), "--format", "md").stdout
+    assert f"| {p50} | {p50} |" in next(line for line in compared.splitlines() if label in line)
+    report = tmp_path / "r.md"
+    assert run_cli("report", str(out), "--format", "md", "--out", str(report)).returncode == 0
+    assert f"{p50} [" in report.read_text()

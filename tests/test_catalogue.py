@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 from models.catalogue import WORKLOADS, get_workload
 from models.facts import count_parameters, describe
 from models.weights import check_weights_dir

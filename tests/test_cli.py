@@ -6,17 +6,29 @@ import json
 import shutil
 
 import pytest
+from conftest import QUICK, cli_here, run_cli, run_here
 
-from bench.record import SCHEMA_VERSION
-from conftest import QUICK, run_cli
+from bench.core.record import SCHEMA_VERSION
 
 
 @pytest.fixture(scope="module")
 def encoder_run(tmp_path_factory):
     """The acceptance command: two batch sizes of the tiny BERT on the CPU backend."""
     out = tmp_path_factory.mktemp("enc") / "run"
-    proc = run_cli("run", "--model", "bert-base-tiny", "--backend", "cpu", "--batch-size", "1,4", "--seq-len", "32",
-                   "--out", str(out), *QUICK)
+    proc = run_cli(
+        "run",
+        "--model",
+        "bert-base-tiny",
+        "--backend",
+        "cpu",
+        "--batch-size",
+        "1,4",
+        "--seq-len",
+        "32",
+        "--out",
+        str(out),
+        *QUICK,
+    )
     return out, proc
 
 
@@ -54,42 +66,64 @@ def test_show_in_every_format(encoder_run):
 
 def test_generation_records_carry_ttft_tpot_and_tokens_per_second(tmp_path):
     out = tmp_path / "gen"
-    proc = run_cli("run", "-m", "gpt2-tiny", "--seq-len", "16", "--new-tokens", "4", "--out", str(out), *QUICK)
-    assert proc.returncode == 0, proc.stderr
+    run_here('[[matrix]]\nmodel = "gpt2-tiny"\nseq_len = 16\nnew_tokens = 4\n', out)  # the cell, in this process
     [row] = json.loads(run_cli("show", str(out), "--format", "json").stdout)
     assert row["new_tokens"] == 4
     assert 0 < row["ttft_p50_ms"] < row["p50_ms"]
     assert row["tpot_p50_ms"] > 0 and row["output_tokens_per_s"] > 0
-    assert "TTFT ms" in proc.stdout and "tok/s" in proc.stdout
+    table = run_cli("show", str(out)).stdout
+    assert "TTFT ms" in table and "tok/s" in table
 
 
 def test_a_crashing_worker_leaves_a_failed_record_and_the_sweep_goes_on(tmp_path):
     out = tmp_path / "crash"
-    proc = run_cli("run", "-m", "bert-base-tiny,gpt2-tiny", "--seq-len", "16", "--out", str(out), *QUICK,
-                   env={"BENCH_FAULT_INJECT": "segfault@bert-base-uncased-tiny"})
+    proc = run_cli(
+        "run",
+        "-m",
+        "bert-base-tiny,gpt2-tiny",
+        "--seq-len",
+        "16",
+        "--out",
+        str(out),
+        *QUICK,
+        env={"BENCH_FAULT_INJECT": "segfault@bert-base-uncased-tiny"},
+    )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     records = read_lines(out)
     assert [r["status"] for r in records] == ["failed", "ok"]
     assert "SIGSEGV" in records[0]["reason"]
-    # --resume reruns only what is not ok, and nothing is duplicated or lost
-    again = run_cli("run", "-m", "bert-base-tiny,gpt2-tiny", "--seq-len", "16", "--out", str(out), "--resume", *QUICK)
-    assert again.returncode == 0, again.stderr
-    assert "1 cells already ok" in again.stderr
+    # resume reruns only what is not ok, and nothing is duplicated or lost (the resume itself in this process)
+    again = run_here('[[matrix]]\nmodel = ["bert-base-tiny", "gpt2-tiny"]\nseq_len = 16\n', out, resume=True)
+    assert [r.spec.workload for r in again] == ["bert-base-uncased-tiny"]
     records = read_lines(out)
     assert [(r["spec"]["workload"], r["status"]) for r in records] == [
-        ("bert-base-uncased-tiny", "failed"), ("gpt2-tiny", "ok"), ("bert-base-uncased-tiny", "ok")]
-    rows = json.loads(run_cli("show", str(out), "--format", "json").stdout)
+        ("bert-base-uncased-tiny", "failed"),
+        ("gpt2-tiny", "ok"),
+        ("bert-base-uncased-tiny", "ok"),
+    ]
+    rows = json.loads(cli_here("show", str(out), "--format", "json")[1])
     assert sorted(r["status"] for r in rows) == ["ok", "ok"]
 
 
 def test_a_worker_past_its_timeout_is_killed_and_recorded(tmp_path):
     out = tmp_path / "hang"
-    proc = run_cli("run", "-m", "bert-base-tiny", "--seq-len", "8", "--out", str(out), *QUICK, "--timeout", "20",
-                   env={"BENCH_FAULT_INJECT": "hang@bert-base-uncased-tiny"})
+    proc = run_cli(
+        "run",
+        "-m",
+        "bert-base-tiny",
+        "--seq-len",
+        "8",
+        "--out",
+        str(out),
+        *QUICK,
+        "--timeout",
+        "3",
+        env={"BENCH_FAULT_INJECT": "hang@bert-base-uncased-tiny"},
+    )
     assert proc.returncode == 1
     [record] = read_lines(out)
-    assert record["status"] == "failed" and "timed out after 20 s" in record["reason"]
+    assert record["status"] == "failed" and "timed out after 3 s" in record["reason"]
 
 
 BAD_INPUTS = [
@@ -151,8 +185,21 @@ def test_resume_of_a_finished_run_runs_nothing(encoder_run, tmp_path):
     source, _ = encoder_run
     out = tmp_path / "done"
     shutil.copytree(source, out)
-    proc = run_cli("run", "--model", "bert-base-tiny", "--backend", "cpu", "--batch-size", "1,4", "--seq-len", "32",
-                   "--out", str(out), "--resume", *QUICK)
+    proc = run_cli(
+        "run",
+        "--model",
+        "bert-base-tiny",
+        "--backend",
+        "cpu",
+        "--batch-size",
+        "1,4",
+        "--seq-len",
+        "32",
+        "--out",
+        str(out),
+        "--resume",
+        *QUICK,
+    )
     assert proc.returncode == 0 and "2 cells already ok" in proc.stderr
     assert len(read_lines(out)) == 2
 
@@ -171,25 +218,31 @@ def test_torn_last_line_is_reported_and_skipped_by_show(encoder_run, tmp_path):
 
 def test_sweep_file_with_command_line_override(tmp_path):
     sweep = tmp_path / "s.toml"
-    sweep.write_text('[measure]\nmin_iterations = 6\nmin_time_s = 0.1\nwarmup_time_s = 0\n\n'
-                     '[[matrix]]\nmodel = ["bert-base-tiny"]\nbatch_size = [1]\nseq_len = [8]\nthreads = [1]\n')
-    out = tmp_path / "out"
-    proc = run_cli("run", str(sweep), "--batch-size", "2", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
-    [record] = read_lines(out)
-    assert record["spec"]["batch_size"] == 2 and record["spec"]["options"] == {"threads": 1}
-    assert record["environment"]["threads"]["torch_intra_op"] == 1
-    assert record["measurement"]["settings"]["min_iterations"] == 6
+    sweep.write_text(
+        "[measure]\nmin_iterations = 6\nmin_time_s = 0.1\nwarmup_time_s = 0\n\n"
+        '[[matrix]]\nmodel = ["bert-base-tiny"]\nbatch_size = [1]\nseq_len = [8]\nthreads = [1]\n'
+    )
+    from bench.cli import build_parser
+    from bench.cli.run_cmd import _build_sweep
+    from bench.runs.plan import plan_sweep
+
+    # what `bench run SWEEP --batch-size 2` plans (the run itself is the encoder_run fixture's business)
+    args = build_parser().parse_args(["run", str(sweep), "--batch-size", "2", "--out", str(tmp_path / "out")])
+    sweep_planned, is_default = _build_sweep(args)
+    [cell] = plan_sweep(sweep_planned).cells
+    assert not is_default and cell.batch_size == 2 and cell.options == (("threads", 1),) and cell.seq_len == 8
+    assert sweep_planned.measure.min_iterations == 6 and sweep_planned.measure.min_time_s == 0.1
 
 
-def test_list_shows_workloads_and_backends():
-    data = json.loads(run_cli("list", "--format", "json").stdout)
+def test_list_shows_workloads_and_backends(capsys):
+    data = json.loads(cli_here("list", "--format", "json")[1])
     names = {w["name"] for w in data["workloads"]}
     assert {"bert-base-uncased", "bert-base-uncased-tiny", "gpt2", "gpt2-tiny"} <= names
     cpu = next(b for b in data["backends"] if b["name"] == "cpu")
     assert cpu["available"] is True and cpu["precisions"] == ["fp32", "bf16", "int8"]
-    table = run_cli("list")
-    assert table.returncode == 0 and "alias bert-base" in table.stdout
+    from bench.cli import main  # the table from the same command, in this process (the CLI path ran above)
+
+    assert main(["list"]) == 0 and "alias bert-base" in capsys.readouterr().out
 
 
 def test_help_and_no_arguments():
@@ -200,10 +253,24 @@ def test_help_and_no_arguments():
     assert run_cli().returncode == 2
 
 
+@pytest.mark.slow
 def test_selfcheck_compares_harness_and_bare_loop_in_one_worker(tmp_path):
     report = tmp_path / "selfcheck.json"
-    proc = run_cli("selfcheck", "--model", "bert-base-tiny", "--seq-len", "16", "--blocks", "4", "--block", "2",
-                   "--tolerance", "10", "--json", str(report))
+    proc = run_cli(
+        "selfcheck",
+        "--model",
+        "bert-base-tiny",
+        "--seq-len",
+        "16",
+        "--blocks",
+        "4",
+        "--block",
+        "2",
+        "--tolerance",
+        "10",
+        "--json",
+        str(report),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "ratio harness/bare" in proc.stdout and "parent CPU while waiting" in proc.stdout
     data = json.loads(report.read_text())

@@ -5,22 +5,34 @@ import shutil
 
 import numpy as np
 import pytest
-
-from bench.compare import compare_records, holm, noise_floors
-from bench.errors import UsageError
-from bench.record import Measurement, Record
-from bench.spec import BenchmarkSpec
 from conftest import run_cli
+
+from bench.analysis.compare import compare_records, holm, noise_floors
+from bench.core.errors import UsageError
+from bench.core.record import Measurement, Record
+from bench.core.spec import BenchmarkSpec
 
 
 def record(samples, batch=1, env=None, simulated=False, status="ok"):
     spec = BenchmarkSpec("gpt2-tiny", "cpu", "fp32", batch, 16, 8)
     if status != "ok":
         return Record(spec, status, reason="x")
-    m = Measurement(samples_ns=[int(s) for s in samples], loop_wall_ns=int(sum(samples)), items_per_iteration=batch,
-                    warmup_iterations=0, warmup_ns=0, stopped_by="min_reached", settings={})
-    return Record(spec, "ok", measurement=m, simulated=simulated,
-                  environment=env or {"cpu": {"model": "x"}, "threads": {"torch_intra_op": 2}})
+    m = Measurement(
+        samples_ns=[int(s) for s in samples],
+        loop_wall_ns=int(sum(samples)),
+        items_per_iteration=batch,
+        warmup_iterations=0,
+        warmup_ns=0,
+        stopped_by="min_reached",
+        settings={},
+    )
+    return Record(
+        spec,
+        "ok",
+        measurement=m,
+        simulated=simulated,
+        environment=env or {"cpu": {"model": "x"}, "threads": {"torch_intra_op": 2}},
+    )
 
 
 def lognormal(rng, n, scale=1.0, sigma=0.1):
@@ -79,8 +91,9 @@ def test_environment_mismatch_is_refused_unless_allowed():
     other = {"cpu": {"model": "x"}, "threads": {"torch_intra_op": 1}}
     with pytest.raises(UsageError, match=r"different environments \(threads\).*--allow-env-mismatch"):
         compare_records([record(lognormal(rng, 50))], [record(lognormal(rng, 50), env=other)])
-    result = compare_records([record(lognormal(rng, 50))], [record(lognormal(rng, 50), env=other)],
-                             allow_env_mismatch=True)
+    result = compare_records(
+        [record(lognormal(rng, 50))], [record(lognormal(rng, 50), env=other)], allow_env_mismatch=True
+    )
     assert result.environment_differences == ["threads"] and len(result.cells) == 1
 
 
@@ -94,22 +107,45 @@ def test_simulated_only_against_simulated_and_failed_cells_are_listed():
 
 # --- end to end -------------------------------------------------------------------------------------------
 
-RUN = ["run", "--model", "bert-base", "--seq-len", "64", "--warmup-iterations", "2", "--warmup-time", "0",
-       "--warmup-window", "0", "--min-iterations", "15", "--min-time", "0", "--ci-target", "0"]
+RUN = [
+    "run",
+    "--model",
+    "bert-base",
+    "--seq-len",
+    "64",
+    "--warmup-iterations",
+    "2",
+    "--warmup-time",
+    "0",
+    "--warmup-window",
+    "0",
+    "--min-iterations",
+    "15",
+    "--min-time",
+    "0",
+    "--ci-target",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
 def three_runs(tmp_path_factory):
-    """Two runs of the same cell (A/A), and the same cell with one CPU instead of two (a real slowdown)."""
+    """Two runs of the same cell (A/A), each in its own `bench run` as a CI job would make them."""
     root = tmp_path_factory.mktemp("cmp")
     for name in ("a", "b"):
         proc = run_cli(*RUN, "--out", str(root / name))
         assert proc.returncode == 0, proc.stderr[-1500:]
+    return root
+
+
+@pytest.fixture(scope="module")
+def one_cpu_run(three_runs):
+    """The same cell with one CPU instead of two: a real slowdown (and a different environment)."""
     if shutil.which("taskset") is None:
         pytest.skip("taskset is not installed")
-    slow = run_cli(*RUN, "--out", str(root / "one-cpu"), prefix=["taskset", "-c", "0"])
+    slow = run_cli(*RUN, "--out", str(three_runs / "one-cpu"), prefix=["taskset", "-c", "0"])
     assert slow.returncode == 0, slow.stderr[-1500:]
-    return root
+    return three_runs / "one-cpu"
 
 
 def test_cli_aa_comparison_passes(three_runs):
@@ -118,20 +154,29 @@ def test_cli_aa_comparison_passes(three_runs):
     assert "REGRESSION" not in proc.stdout and "0 regression(s) in 1 compared cell(s)" in proc.stdout
 
 
-def test_cli_environment_mismatch_is_one_line_exit_2(three_runs):
-    proc = run_cli("compare", str(three_runs / "a"), str(three_runs / "one-cpu"))
+def test_cli_environment_mismatch_is_one_line_exit_2(three_runs, tmp_path):
+    other = tmp_path / "other-machine"  # run b as if measured elsewhere: another fingerprint (another CPU count)
+    other.mkdir()
+    lines = []
+    for line in (three_runs / "b" / "records.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        record["environment"]["cpu"]["usable_cores"] = 1
+        record["environment"]["fingerprint"] = "0" * 16
+        lines.append(json.dumps(record))
+    (other / "records.jsonl").write_text("\n".join(lines) + "\n")
+    proc = run_cli("compare", str(three_runs / "a"), str(other))
     assert proc.returncode == 2
     assert "different environments" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_cli_fewer_threads_is_a_regression_with_exit_1(three_runs):
-    proc = run_cli("compare", str(three_runs / "a"), str(three_runs / "one-cpu"), "--allow-env-mismatch",
-                   "--format", "json")
+@pytest.mark.slow
+def test_cli_fewer_threads_is_a_regression_with_exit_1(three_runs, one_cpu_run):
+    proc = run_cli("compare", str(three_runs / "a"), str(one_cpu_run), "--allow-env-mismatch", "--format", "json")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     data = json.loads(proc.stdout)
     [cell] = data["cells"]
     assert cell["verdict"] == "regression" and cell["ratio"] > 1.25
-    md = run_cli("compare", str(three_runs / "a"), str(three_runs / "one-cpu"), "--allow-env-mismatch", "-f", "md")
+    md = run_cli("compare", str(three_runs / "a"), str(one_cpu_run), "--allow-env-mismatch", "-f", "md")
     assert md.stdout.startswith("| cell |") and "REGRESSION" in md.stdout
 
 

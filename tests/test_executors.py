@@ -15,9 +15,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import QUICK, ROOT, run_cli
 
 from bench.cli import main
-from conftest import QUICK, ROOT, run_cli
 
 CELLS = ["--model", "bert-base-tiny", "--seq-len", "8", "--batch-size", "1,2", *QUICK]
 
@@ -30,13 +30,13 @@ def _bench_workers() -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if "bench.worker" in cmdline:
+        if "bench.runs.worker" in cmdline:
             found.append(proc)
     return found
 
 
 def _ray_worker_of(worker: psutil.Process) -> psutil.Process | None:
-    """The Ray worker process running this bench.worker's cell, or None (e.g. already orphaned)."""
+    """The Ray worker process running this bench.runs.worker's cell, or None (e.g. already orphaned)."""
     try:
         parent = worker.parent()
         text = " ".join(parent.cmdline()) if parent else ""
@@ -58,8 +58,14 @@ def _wait_for(condition, timeout: float = 120.0, every: float = 0.2):
 def _start_cli(*args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), RAY_USAGE_STATS_ENABLED="0")
     env.pop("BENCH_FAULT_INJECT", None)
-    return subprocess.Popen([sys.executable, "-m", "bench", "run", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _exactly_once_ok(records: list[dict], keys: set[str]) -> None:
@@ -81,6 +87,7 @@ def local_run(tmp_path_factory):
     return out, proc.returncode, stderr, workers_gone, kept, resumed
 
 
+@pytest.mark.slow
 def test_local_runner_killed_mid_sweep_resumes_exactly_once(local_run):
     out, returncode, stderr, workers_gone, kept, resumed = local_run
     assert returncode == 130 and "interrupted: 1 records kept" in stderr and "--resume" in stderr
@@ -105,8 +112,9 @@ def test_ray_missing_is_one_line_with_the_install_hint(tmp_path, monkeypatch, ca
 def test_bad_ray_address_is_one_line_not_minutes_of_retries(tmp_path, capsys, address, says):
     pytest.importorskip("ray", reason="needs the ray extra (installed by make test)")
     began = time.monotonic()
-    status = main(["run", "-m", "bert-base-tiny", "--executor", "ray", "--ray-address", address,
-                   "--out", str(tmp_path / "run")])
+    status = main(
+        ["run", "-m", "bert-base-tiny", "--executor", "ray", "--ray-address", address, "--out", str(tmp_path / "run")]
+    )
     err = capsys.readouterr().err.strip()
     assert status == 2 and len(err.splitlines()) == 1 and "--ray-address" in err and says in err
     assert time.monotonic() - began < 10 and not (tmp_path / "run").exists()
@@ -118,17 +126,32 @@ def ray_cluster():
     pytest.importorskip("ray", reason="needs the ray extra (installed by make test)")
     ray_bin = str(Path(sys.executable).with_name("ray"))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    started = subprocess.run([ray_bin, "start", "--head", "--num-cpus", "2", "--include-dashboard=false",
-                              "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=120)
+    started = subprocess.run(
+        [ray_bin, "start", "--head", "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert started.returncode == 0, started.stderr
     yield "auto"
     subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
 
 
+@pytest.mark.slow
 def test_ray_executor_gives_the_same_records_as_local(ray_cluster, local_run, tmp_path):
     local, remote = local_run[0], tmp_path / "ray"
-    proc = run_cli("run", *CELLS, "--out", str(remote), "--executor", "ray", "--ray-address", ray_cluster,
-                   env={"RAY_USAGE_STATS_ENABLED": "0"})
+    proc = run_cli(
+        "run",
+        *CELLS,
+        "--out",
+        str(remote),
+        "--executor",
+        "ray",
+        "--ray-address",
+        ray_cluster,
+        env={"RAY_USAGE_STATS_ENABLED": "0"},
+    )
     assert proc.returncode == 0, proc.stderr
     by_executor = {name: {r["spec_key"]: r for r in _records(out)} for name, out in (("local", local), ("ray", remote))}
     assert by_executor["local"].keys() == by_executor["ray"].keys() and len(by_executor["ray"]) == 2
@@ -141,10 +164,12 @@ def test_ray_executor_gives_the_same_records_as_local(ray_cluster, local_run, tm
         assert len(record["measurement"]["samples_ns"]) >= 8
 
 
+@pytest.mark.slow
 def test_killed_ray_worker_is_recorded_failed_and_resume_fills_it(ray_cluster, tmp_path):
     out = tmp_path / "run"
-    proc = _start_cli(*CELLS, "--out", str(out), "--executor", "ray", "--ray-address", ray_cluster,
-                      "--ray-retries", "0")
+    proc = _start_cli(
+        *CELLS, "--out", str(out), "--executor", "ray", "--ray-address", ray_cluster, "--ray-retries", "0"
+    )
     worker = _wait_for(lambda: [w for w in _bench_workers() if _ray_worker_of(w)])[0]
     _ray_worker_of(worker).kill()  # the Ray worker process running the task dies mid-cell
     _, stderr = proc.communicate(timeout=300)
@@ -162,11 +187,13 @@ def test_killed_ray_worker_is_recorded_failed_and_resume_fills_it(ray_cluster, t
     _exactly_once_ok(records, {r["spec_key"] for r in records})
 
 
+@pytest.mark.slow
 def test_ray_retries_a_lost_cell_a_bounded_number_of_times(ray_cluster, tmp_path):
     out = tmp_path / "run"
     one_cell = [arg if arg != "1,2" else "1" for arg in CELLS]
-    proc = _start_cli(*one_cell, "--out", str(out), "--executor", "ray", "--ray-address", ray_cluster,
-                      "--ray-retries", "1")
+    proc = _start_cli(
+        *one_cell, "--out", str(out), "--executor", "ray", "--ray-address", ray_cluster, "--ray-retries", "1"
+    )
     killed: list[int] = []
 
     def next_attempt() -> psutil.Process | None:

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.errors import UsageError
-from bench.record import SCHEMA_VERSION, Record
-from bench.spec import BenchmarkSpec, sweep_from_mapping
-from bench.store import LOCK_FILE, RunStore, process_start_time, read_run_dirs
+from bench.core.errors import UsageError
+from bench.core.record import SCHEMA_VERSION, Record
+from bench.core.spec import BenchmarkSpec, sweep_from_mapping
+from bench.runs.store import LOCK_FILE, RunStore, process_start_time, read_run_dirs
 from tests.conftest import ROOT, run_cli
 
 #: A cell that needs no measurement (the serving model): a quick, real run through the worker.
@@ -40,6 +40,7 @@ def dead_pid() -> int:
 
 # -- data integrity ------------------------------------------------------------------------------------------------
 
+
 def test_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
@@ -56,8 +57,10 @@ def test_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
 def test_no_other_command_writes_records_jsonl(tmp_path):
     out = fast_run(tmp_path)
     before = (out / "records.jsonl").read_bytes()
-    for args in (["report", str(out), "--out", str(out / "records.jsonl"), "--format", "md"],
-                 ["noise", str(out), str(out), "--write", str(out / "records.jsonl")]):
+    for args in (
+        ["report", str(out), "--out", str(out / "records.jsonl"), "--format", "md"],
+        ["noise", str(out), str(out), "--write", str(out / "records.jsonl")],
+    ):
         done = run_cli(*args)
         assert done.returncode == 2 and "only `bench run` writes" in done.stderr, done.stderr
     assert (out / "records.jsonl").read_bytes() == before
@@ -73,8 +76,9 @@ def _checkpoint(tmp_path, name, config):
 
     path = tmp_path / name
     path.mkdir()
-    (path / "config.json").write_text(json.dumps(config if config is not None else None) if not isinstance(
-        config, str) else config)
+    (path / "config.json").write_text(
+        json.dumps(config if config is not None else None) if not isinstance(config, str) else config
+    )
     _safetensors(path / "model.safetensors", {})
     return get_workload("bert-base-tiny"), str(path)
 
@@ -106,8 +110,20 @@ def test_weights_missing_parameters_are_named_not_recorded_as_real(tmp_path):
     (path / "config.json").write_text(json.dumps(dict(get_config())))
     save_file({"embeddings.word_embeddings.weight": torch.zeros(30522, 128)}, str(path / "model.safetensors"))
     out = tmp_path / "run"
-    done = run_cli("run", "--model", "bert-base-tiny", "--weights", str(path), "--out", str(out), "-q",
-                   "--max-time", "1", "--min-time", "0.1")
+    done = run_cli(
+        "run",
+        "--model",
+        "bert-base-tiny",
+        "--weights",
+        str(path),
+        "--out",
+        str(out),
+        "-q",
+        "--max-time",
+        "1",
+        "--min-time",
+        "0.1",
+    )
     (record,) = RunStore(out).read().records
     assert done.returncode == 1 and record.status == "failed"
     assert "lacks" in record.reason and "parameter(s) of the model" in record.reason
@@ -115,13 +131,25 @@ def test_weights_missing_parameters_are_named_not_recorded_as_real(tmp_path):
 
 # -- resource exhaustion -----------------------------------------------------------------------------------------
 
+
 def test_absurd_sizes_are_refused_before_anything_runs(tmp_path):
     cases = [
         (["--target-qps", "1e308", "--scenario", "server"], "load.target_qps"),
         (["--timeout", "1e10"], "--timeout"),
         (["--batch-size", "100000"], "batch_size"),
-        (["--batch-size", "1,2,3,4,5,6,7,8,9,10", "--seq-len", ",".join(str(i) for i in range(1, 22)),
-          "--precision", "fp32,bf16", "--threads", "1,2,3,4,5"], "2,100 cells is more than 2,000"),
+        (
+            [
+                "--batch-size",
+                "1,2,3,4,5,6,7,8,9,10",
+                "--seq-len",
+                ",".join(str(i) for i in range(1, 22)),
+                "--precision",
+                "fp32,bf16",
+                "--threads",
+                "1,2,3,4,5",
+            ],
+            "2,100 cells is more than 2,000",
+        ),
         (["--out", ""], "--out: '' is not allowed"),
         (["--out", str(tmp_path / ("x" * 300))], "a path component of 300 bytes"),
         (["--weights", ""], "--weights: '' is not allowed"),
@@ -154,12 +182,19 @@ def test_sweep_files_that_are_not_small_utf8_toml_are_one_line_errors(tmp_path):
 
 # -- security ------------------------------------------------------------------------------------------------------
 
+
 def test_a_module_in_the_working_directory_is_not_imported_by_the_worker(tmp_path):
     marker = tmp_path / "imported"
     (tmp_path / "psutil.py").write_text(f"open({str(marker)!r}, 'w').write('hijacked')\nraise ImportError\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-P", "-m", "bench", "run", *FAST, "--out", str(tmp_path / "run")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "bench", "run", *FAST, "--out", str(tmp_path / "run")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert not marker.exists()
     (record,) = RunStore(tmp_path / "run").read().records
@@ -167,7 +202,7 @@ def test_a_module_in_the_working_directory_is_not_imported_by_the_worker(tmp_pat
 
 
 def test_markdown_report_escapes_html_from_records(tmp_path):
-    from bench.report import build_report, render_markdown
+    from bench.output.report import build_report, render_markdown
 
     spec = BenchmarkSpec("gpt2-tiny", "cpu", "fp32")
     bad = Record(spec, "failed", reason="<script>alert(1)</script>", started_at="x", finished_at="x")
@@ -176,6 +211,7 @@ def test_markdown_report_escapes_html_from_records(tmp_path):
 
 
 # -- readers never trace back --------------------------------------------------------------------------------------
+
 
 def _good_line(tmp_path) -> bytes:
     out = fast_run(tmp_path, "good")
@@ -218,7 +254,8 @@ _GOOD: dict = {}
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=20)
+    max_leaves=20,
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -230,9 +267,29 @@ def test_arbitrary_json_values_are_skipped_or_read_never_raised(tmp_path_factory
 
 
 @settings(max_examples=150, deadline=None)
-@given(data=st.dictionaries(st.sampled_from(["model", "backend", "precision", "batch_size", "seq_len", "new_tokens",
-                                             "options", "measure", "matrix", "scenario", "load", "weights", "x"]),
-                            json_values, max_size=5))
+@given(
+    data=st.dictionaries(
+        st.sampled_from(
+            [
+                "model",
+                "backend",
+                "precision",
+                "batch_size",
+                "seq_len",
+                "new_tokens",
+                "options",
+                "measure",
+                "matrix",
+                "scenario",
+                "load",
+                "weights",
+                "x",
+            ]
+        ),
+        json_values,
+        max_size=5,
+    )
+)
 def test_sweep_parser_raises_only_one_line_usage_errors(data):
     try:
         sweep_from_mapping(data, where="fuzz")
@@ -241,6 +298,7 @@ def test_sweep_parser_raises_only_one_line_usage_errors(data):
 
 
 # -- one-line errors and honest exits ----------------------------------------------------------------------------
+
 
 def test_report_and_selfcheck_outputs_are_checked_before_any_work(tmp_path):
     out = fast_run(tmp_path)
@@ -269,7 +327,8 @@ def test_compare_fails_when_nothing_was_compared_and_refuses_newer_records(tmp_p
 
 
 def test_a_full_disk_keeps_what_was_written_and_says_resume(tmp_path, monkeypatch, capsys):
-    from bench import cli, store
+    from bench import cli
+    from bench.runs import store
 
     real_append, calls = store.RunStore.append, []
 
@@ -281,8 +340,20 @@ def test_a_full_disk_keeps_what_was_written_and_says_resume(tmp_path, monkeypatc
 
     monkeypatch.setattr(store.RunStore, "append", append_then_fill_the_disk)
     out = tmp_path / "full"
-    rc = cli.main(["run", "--model", "gpt2-tiny,qwen2.5-0.5b-tiny", "--backend", "simulated", "--profile", "h100",
-                   "-q", "--out", str(out)])
+    rc = cli.main(
+        [
+            "run",
+            "--model",
+            "gpt2-tiny,qwen2.5-0.5b-tiny",
+            "--backend",
+            "simulated",
+            "--profile",
+            "h100",
+            "-q",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 3 and "No space left on device" in err and "--resume" in err and "1 records kept" in err
     assert len(RunStore(out).read().records) == 1 and not (out / LOCK_FILE).exists()
@@ -290,8 +361,9 @@ def test_a_full_disk_keeps_what_was_written_and_says_resume(tmp_path, monkeypatc
 
 # -- leftovers and a busy host -----------------------------------------------------------------------------------
 
+
 def test_stale_cell_directories_are_removed_live_ones_kept(tmp_path):
-    from bench.runner import CELL_DIR_PREFIX, OWNER_FILE, remove_stale_cell_dirs
+    from bench.runs.runner import CELL_DIR_PREFIX, OWNER_FILE, remove_stale_cell_dirs
 
     stale, live, foreign = (tmp_path / f"{CELL_DIR_PREFIX}{n}" for n in ("stale", "live", "foreign"))
     for path in (stale, live, foreign):
@@ -303,8 +375,8 @@ def test_stale_cell_directories_are_removed_live_ones_kept(tmp_path):
 
 
 def test_a_busy_host_is_seen_and_flagged(tmp_path):
-    from bench.hostload import HostLoadSampler, busy_host_warning
-    from bench.render import summary_row
+    from bench.core.hostload import HostLoadSampler, busy_host_warning
+    from bench.output.render import summary_row
 
     spin = [sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 2.5: pass"]
     sampler = HostLoadSampler()
@@ -319,8 +391,16 @@ def test_a_busy_host_is_seen_and_flagged(tmp_path):
     out = fast_run(tmp_path)
     data = json.loads((out / "records.jsonl").read_text().splitlines()[0])
     data["simulated"], data["simulation"] = False, None
-    data["measurement"] = {"samples_ns": [1_000_000] * 20, "loop_wall_ns": 20_000_000, "items_per_iteration": 1,
-                           "warmup_iterations": 1, "warmup_ns": 1, "stopped_by": "min_reached", "settings": {},
-                           "host_load": load, "a_field_from_a_newer_minor_version": 1}
+    data["measurement"] = {
+        "samples_ns": [1_000_000] * 20,
+        "loop_wall_ns": 20_000_000,
+        "items_per_iteration": 1,
+        "warmup_iterations": 1,
+        "warmup_ns": 1,
+        "stopped_by": "min_reached",
+        "settings": {},
+        "host_load": load,
+        "a_field_from_a_newer_minor_version": 1,
+    }
     row = summary_row(Record.from_dict(data))
     assert row["contended"] is True

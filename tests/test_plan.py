@@ -3,9 +3,9 @@ import pytest
 from backends import registry
 from backends.base import Availability, Capabilities
 from backends.torch_backend import TorchCpuBackend
-from bench.errors import UsageError
-from bench.plan import plan_sweep
-from bench.spec import Matrix, Sweep
+from bench.core.errors import UsageError
+from bench.core.spec import Matrix, Sweep
+from bench.runs.plan import plan_sweep
 
 
 def plan(**kw):
@@ -71,7 +71,8 @@ def test_wildcard_keeps_available_backends_and_says_why_others_are_left_out(regi
     assert result.skipped_backends["stand-in-npu"] == "no stand-in device present"
     assert not result.unavailable
     assert {(spec.backend, reason.split(",")[0]) for spec, reason in result.left_out} == {
-        ("onnxruntime", "new_tokens: 8 is not allowed for gpt2-tiny on backend onnxruntime")}
+        ("onnxruntime", "new_tokens: 8 is not allowed for gpt2-tiny on backend onnxruntime")
+    }
 
 
 def test_explicit_unavailable_backend_plans_unavailable_cells_with_the_reason(registry_with_missing_device):
@@ -82,7 +83,7 @@ def test_explicit_unavailable_backend_plans_unavailable_cells_with_the_reason(re
 
 
 def test_default_suite_plans_on_this_machine():
-    from bench.cli import _default_suite
+    from bench.cli.run_cmd import _default_suite
 
     cells = plan_sweep(_default_suite()).cells
     assert {c.workload for c in cells} == {"bert-base-uncased", "resnet-50", "gpt2", "qwen2.5-0.5b", "deepseek-v3"}

@@ -3,18 +3,26 @@ import warnings
 
 import pytest
 
-from bench.record import SCHEMA_VERSION, Measurement, Record
-from bench.spec import BenchmarkSpec
-from bench.store import RunStore, StoreWarning
+from bench.core.record import SCHEMA_VERSION, Measurement, Record
+from bench.core.spec import BenchmarkSpec
+from bench.runs.store import RunStore, StoreWarning
 
 
 def make_record(batch=1, status="ok", samples=(1000, 1100, 1200, 900, 1000, 1050), marks=None, tokens=None):
     spec = BenchmarkSpec("gpt2-tiny", "cpu", "fp32", batch, 16, 3 if marks else None)
     if status != "ok":
         return Record(spec, status, reason="because")
-    m = Measurement(samples_ns=list(samples), loop_wall_ns=sum(samples) + 100, items_per_iteration=batch,
-                    warmup_iterations=2, warmup_ns=5000, stopped_by="min_reached", settings={},
-                    token_marks_ns=marks, tokens_per_iteration=tokens)
+    m = Measurement(
+        samples_ns=list(samples),
+        loop_wall_ns=sum(samples) + 100,
+        items_per_iteration=batch,
+        warmup_iterations=2,
+        warmup_ns=5000,
+        stopped_by="min_reached",
+        settings={},
+        token_marks_ns=marks,
+        tokens_per_iteration=tokens,
+    )
     return Record(spec, "ok", measurement=m, environment={"fingerprint": "abc"})
 
 
@@ -78,7 +86,7 @@ def test_newer_schema_is_refused_not_misread(tmp_path):
 
 
 def test_record_requires_reason_when_not_ok():
-    from bench.errors import UsageError
+    from bench.core.errors import UsageError
 
     with pytest.raises(UsageError, match="reason"):
         Record(BenchmarkSpec("gpt2", "cpu"), "failed")

@@ -7,8 +7,7 @@ import json
 import re
 
 import pytest
-
-from conftest import QUICK, run_cli
+from conftest import run_cli, run_here
 
 
 @pytest.fixture(scope="module")
@@ -18,19 +17,18 @@ def mixed_run(tmp_path_factory):
     sweep = root / "sweep.toml"
     sweep.write_text(
         '[[matrix]]\nmodel = "bert-base-tiny"\nbackend = "cpu"\nprecision = ["fp32", "bf16", "int8"]\n'
-        'batch_size = [1, 2]\nseq_len = 16\n'
+        "batch_size = [1, 2]\nseq_len = 16\n"
         '[[matrix]]\nmodel = "bert-base-tiny"\nbackend = "simulated"\nprecision = ["bf16", "int8"]\n'
         'batch_size = [1, 2]\nseq_len = 16\noptions = {profile = ["h100", "ascend-910b2"]}\n'
     )
     out = root / "run"
-    done = run_cli("run", str(sweep), "--out", str(out), "-q", *QUICK,
-                   env={"CATCHUP_BENCH_CACHE": str(root / "cache")})
-    assert done.returncode == 0, done.stderr
+    records = run_here(sweep.read_text(), out, cache=root / "cache")
+    assert all(r.status == "ok" for r in records), [r.reason for r in records if r.status != "ok"]
     return out
 
 
 def _records(out):
-    from bench.store import read_run_dirs
+    from bench.runs.store import read_run_dirs
 
     return read_run_dirs([out]).records
 
@@ -41,8 +39,15 @@ def test_html_report_has_every_section_and_no_external_reference(mixed_run, tmp_
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == f"report: {out}"
     text = out.read_text()
-    for title in ("Environments", "Catch-up estimate", "Results per workload", "Latency distributions",
-                  "Throughput against batch size", "Roofline", "Failed and unavailable cells"):
+    for title in (
+        "Environments",
+        "Catch-up estimate",
+        "Results per workload",
+        "Latency distributions",
+        "Throughput against batch size",
+        "Roofline",
+        "Failed and unavailable cells",
+    ):
         assert f"<h2>{title}</h2>" in text
     assert text.count("src='data:image/png;base64,") >= 4
     assert not re.search(r"""(src|href)\s*=\s*['"](?!data:)""", text)
@@ -51,14 +56,20 @@ def test_html_report_has_every_section_and_no_external_reference(mixed_run, tmp_
 
 
 def test_catch_up_ratios_equal_those_computed_from_the_records(mixed_run):
-    from bench.report import build_report
+    from bench.output.report import build_report
 
     records = _records(mixed_run)
     report = build_report(records, frontier="h100", constrained="ascend-910b2", reference="bf16")
 
     def throughput(profile, precision, batch):
-        r = next(r for r in records if r.simulated and r.spec.options == (("profile", profile),)
-                 and r.spec.precision == precision and r.spec.batch_size == batch)
+        r = next(
+            r
+            for r in records
+            if r.simulated
+            and r.spec.options == (("profile", profile),)
+            and r.spec.precision == precision
+            and r.spec.batch_size == batch
+        )
         return batch / r.simulation["estimate"]["latency_s"]
 
     for c in report.catch_ups:
@@ -68,8 +79,9 @@ def test_catch_up_ratios_equal_those_computed_from_the_records(mixed_run):
         assert c.hardware_gap().value == pytest.approx(gap)
         assert c.catch_up_ratio().value == pytest.approx(best / throughput("h100", "bf16", batch))
         gains = {p.technique: g.value for p, g in c.gains()}
-        assert gains["int8"] == pytest.approx(throughput("ascend-910b2", "int8", batch) / throughput(
-            "ascend-910b2", "bf16", batch))
+        assert gains["int8"] == pytest.approx(
+            throughput("ascend-910b2", "int8", batch) / throughput("ascend-910b2", "bf16", batch)
+        )
         per_watt = c.per(c.tdp_w)["hardware_gap"].value
         assert per_watt == pytest.approx(gap * 400 / 700)  # TDPs: ascend-910b2 400 W, h100 700 W
         assert c.per(c.price_usd)["catch_up_ratio"] is None  # no sourced price for either profile
@@ -77,7 +89,7 @@ def test_catch_up_ratios_equal_those_computed_from_the_records(mixed_run):
 
 
 def test_measured_device_can_be_the_constrained_side(mixed_run):
-    from bench.report import build_report
+    from bench.output.report import build_report
 
     records = _records(mixed_run)
     report = build_report(records, frontier="h100", constrained="cpu", reference="bf16")
@@ -128,7 +140,8 @@ def test_bad_run_directories_are_one_line_errors(tmp_path):
     missing = run_cli("report", str(tmp_path / "nope"))
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [
-        f"bench report: error: RUN_DIR: {str(tmp_path / 'nope')!r} holds no records.jsonl"]
+        f"bench report: error: RUN_DIR: {str(tmp_path / 'nope')!r} holds no records.jsonl"
+    ]
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "records.jsonl").write_text("")

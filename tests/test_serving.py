@@ -2,7 +2,6 @@
 edges, the search's bounds, the published-results split, the CLI and sweeps. No weights are allocated."""
 
 import json
-import math
 
 import pytest
 
@@ -11,12 +10,21 @@ from backends.projection.arch import arch_of
 from backends.projection.efficiency import load_efficiency
 from backends.projection.interconnect import Links, all_reduce_s, all_to_all_s, expert_all_to_all_s, p2p_s
 from backends.projection.project import ServingQuery, project
-from backends.projection.published import (PublishedSet, committed_fit, fit, load_published, validate)
-from backends.projection.serving import (Device, Options, Parallel, Precision, candidates, decode_point,
-                                         kv_bytes_per_request_chip, parse_parallel, prefill_point, search_decode,
-                                         search_prefill, weight_bytes_per_chip)
+from backends.projection.published import PublishedSet, committed_fit, fit, load_published, validate
+from backends.projection.serving import (
+    Device,
+    Options,
+    Parallel,
+    Precision,
+    candidates,
+    decode_point,
+    kv_bytes_per_request_chip,
+    parse_parallel,
+    search_decode,
+    weight_bytes_per_chip,
+)
 from bench.cli import main
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 from models.catalogue import WORKLOADS, get_workload
 from models.facts import count_parameters
 
@@ -27,6 +35,7 @@ def arch(name):
 
 
 # -- per-token work, by hand ---------------------------------------------------------------------------------------
+
 
 def test_mla_deepseek_v3_by_hand():
     a = arch("deepseek-r1")
@@ -83,9 +92,11 @@ def test_decode_flops_per_token_are_twice_the_active_parameters_plus_attention()
 
 # -- collectives ---------------------------------------------------------------------------------------------------
 
+
 def links():
-    return Links(scaleup_bytes_s=400e9, scaleup_latency_s=3e-6, domain=8, scaleout_bytes_s=40e9,
-                 scaleout_latency_s=10e-6)
+    return Links(
+        scaleup_bytes_s=400e9, scaleup_latency_s=3e-6, domain=8, scaleout_bytes_s=40e9, scaleout_latency_s=10e-6
+    )
 
 
 def test_ring_all_reduce_is_the_closed_form():
@@ -114,6 +125,7 @@ def test_all_to_all_and_point_to_point():
 
 # -- memory --------------------------------------------------------------------------------------------------------
 
+
 def test_405b_on_one_h100_does_not_fit_and_says_why():
     proj = project(ServingQuery("llama-3.1-405b", "h100", chips=1, precision="bf16"))
     assert not proj.fits and proj.decode is None and proj.prefill is None
@@ -135,18 +147,44 @@ def test_largest_batch_is_the_memory_edge():
 
 # -- the search --------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model,profile,chips,precision", [
-    ("deepseek-r1", "ascend-910c", 32, "int8"), ("deepseek-r1", "h20", 16, "fp8"),
-    ("llama-3.1-70b", "h100", 8, "fp8"), ("qwen3-235b-a22b", "ascend-910b2", 16, "int8"),
-])
+
+@pytest.mark.parametrize(
+    "model,profile,chips,precision",
+    [
+        ("deepseek-r1", "ascend-910c", 32, "int8"),
+        ("deepseek-r1", "h20", 16, "fp8"),
+        ("llama-3.1-70b", "h100", 8, "fp8"),
+        ("qwen3-235b-a22b", "ascend-910b2", 16, "int8"),
+    ],
+)
 @pytest.mark.parametrize("tpot,ttft", [(20.0, 500.0), (50.0, 2000.0), (100.0, None)])
 def test_the_search_never_breaks_a_bound(model, profile, chips, precision, tpot, ttft):
-    proj = project(ServingQuery(model, profile, chips=chips, precision=precision, input_tokens=2048,
-                                output_tokens=512, tpot_slo_ms=tpot, ttft_slo_ms=ttft), bands=False)
+    proj = project(
+        ServingQuery(
+            model,
+            profile,
+            chips=chips,
+            precision=precision,
+            input_tokens=2048,
+            output_tokens=512,
+            tpot_slo_ms=tpot,
+            ttft_slo_ms=ttft,
+        ),
+        bands=False,
+    )
     if proj.decode:
         assert proj.decode.tpot_s * 1e3 <= tpot and proj.decode.fits
-        bigger = decode_point(proj.arch, proj.precision, proj.decode.parallel, proj.device, proj.efficiency,
-                              proj.decode.options, proj.decode.batch + 1, 2048, 512)
+        bigger = decode_point(
+            proj.arch,
+            proj.precision,
+            proj.decode.parallel,
+            proj.device,
+            proj.efficiency,
+            proj.decode.options,
+            proj.decode.batch + 1,
+            2048,
+            512,
+        )
         assert bigger.tpot_s * 1e3 > tpot or not bigger.fits  # the largest batch within the bound
     if proj.prefill and ttft:
         assert proj.prefill.ttft_s * 1e3 <= ttft and proj.prefill.fits
@@ -158,8 +196,12 @@ def test_candidates_and_parallel_parsing():
     assert all(p.chips == 32 for p in splits)
     assert Parallel(tp=1, pp=1, ep=32, dp=32) in splits and Parallel(tp=8, pp=1, ep=1, dp=4) in splits
     assert parse_parallel("tp=8,ep=32", a, 32) == Parallel(tp=8, pp=1, ep=32, dp=4)
-    for bad, match in (("tp=3", "does not divide"), ("ep=5", "parallel.ep"), ("xx=2", "expected KEY=N"),
-                       ("tp=0", "parallel.tp")):
+    for bad, match in (
+        ("tp=3", "does not divide"),
+        ("ep=5", "parallel.ep"),
+        ("xx=2", "expected KEY=N"),
+        ("tp=0", "parallel.tp"),
+    ):
         with pytest.raises(UsageError, match=match):
             parse_parallel(bad, a, 32)
     with pytest.raises(UsageError, match="no experts"):
@@ -167,8 +209,9 @@ def test_candidates_and_parallel_parsing():
 
 
 def test_mtp_raises_tokens_per_step_and_overlap_is_reported():
-    base = ServingQuery("deepseek-r1", "h800", chips=32, precision="fp8", input_tokens=4096, output_tokens=1024,
-                        tpot_slo_ms=50)
+    base = ServingQuery(
+        "deepseek-r1", "h800", chips=32, precision="fp8", input_tokens=4096, output_tokens=1024, tpot_slo_ms=50
+    )
     plain = project(base, bands=False)
     mtp = project(ServingQuery(**{**base.__dict__, "mtp_acceptance": 0.85}), bands=False)
     assert mtp.decode.tokens_per_s_per_chip > plain.decode.tokens_per_s_per_chip
@@ -176,9 +219,14 @@ def test_mtp_raises_tokens_per_step_and_overlap_is_reported():
 
 
 def test_bad_queries_are_one_line_errors():
-    for kwargs, match in ((dict(chips=0), "chips"), (dict(chips=10**6), "chips"), (dict(tpot_slo_ms=-1), "tpot"),
-                          (dict(precision="fp4"), "precision"), (dict(mtp_acceptance=2.0), "mtp_acceptance"),
-                          (dict(input_tokens=0), "input_tokens")):
+    for kwargs, match in (
+        (dict(chips=0), "chips"),
+        (dict(chips=10**6), "chips"),
+        (dict(tpot_slo_ms=-1), "tpot"),
+        (dict(precision="fp4"), "precision"),
+        (dict(mtp_acceptance=2.0), "mtp_acceptance"),
+        (dict(input_tokens=0), "input_tokens"),
+    ):
         with pytest.raises(UsageError, match=match):
             ServingQuery("deepseek-r1", "h100", **kwargs)
     with pytest.raises(UsageError, match="no published fp8 peak"):
@@ -189,11 +237,13 @@ def test_bad_queries_are_one_line_errors():
 
 # -- published results --------------------------------------------------------------------------------------------
 
+
 def test_fitting_never_reads_held_out_rows():
     published = load_published()
     assert published.for_fitting() and published.held_out()
-    poisoned = PublishedSet(tuple(r if r.use == "fit" else r.__class__(**{**r.__dict__, "figure": r.figure * 1000})
-                                  for r in published.rows))
+    poisoned = PublishedSet(
+        tuple(r if r.use == "fit" else r.__class__(**{**r.__dict__, "figure": r.figure * 1000}) for r in published.rows)
+    )
     assert fit(poisoned.for_fitting()) == fit(published.for_fitting())
     with pytest.raises(ValueError, match="held-out"):
         fit(published.held_out())
@@ -212,22 +262,56 @@ def test_held_out_errors_meet_the_target():
 
 # -- CLI and sweeps ----------------------------------------------------------------------------------------------
 
-REQUIRED = ("decode_tokens_per_s_per_chip", "prefill_tokens_per_s_per_chip", "tpot_ms", "ttft_ms", "batch_per_chip",
-            "chips", "parallelism", "fits", "breakdown", "low", "high")
+REQUIRED = (
+    "decode_tokens_per_s_per_chip",
+    "prefill_tokens_per_s_per_chip",
+    "tpot_ms",
+    "ttft_ms",
+    "batch_per_chip",
+    "chips",
+    "parallelism",
+    "fits",
+    "breakdown",
+    "low",
+    "high",
+)
 
 
-@pytest.mark.parametrize("profile,precision", [("ascend-910c", "int8"), ("h100", "fp8"), ("h800", "fp8"),
-                                               ("h20", "fp8")])
+@pytest.mark.parametrize(
+    "profile,precision", [("ascend-910c", "int8"), ("h100", "fp8"), ("h800", "fp8"), ("h20", "fp8")]
+)
 def test_simulate_cli_answers_with_the_documented_fields(profile, precision, capsys):
-    rc = main(["simulate", "--model", "deepseek-r1", "--profile", profile, "--chips", "32", "--precision", precision,
-               "--input-tokens", "4096", "--output-tokens", "1024", "--tpot-slo", "50", "--format", "json"])
+    rc = main(
+        [
+            "simulate",
+            "--model",
+            "deepseek-r1",
+            "--profile",
+            profile,
+            "--chips",
+            "32",
+            "--precision",
+            precision,
+            "--input-tokens",
+            "4096",
+            "--output-tokens",
+            "1024",
+            "--tpot-slo",
+            "50",
+            "--format",
+            "json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["simulated"] is True and out["fits"] is True
     for key in REQUIRED:
         assert key in out, key
     assert out["tpot_ms"] <= 50 and out["chips"] == 32
-    assert out["low"]["decode_tokens_per_s_per_chip"] <= out["decode_tokens_per_s_per_chip"] \
+    assert (
+        out["low"]["decode_tokens_per_s_per_chip"]
+        <= out["decode_tokens_per_s_per_chip"]
         <= out["high"]["decode_tokens_per_s_per_chip"]
+    )
     assert set(out["breakdown"]) >= {"compute_ms", "memory_ms", "communication_ms", "overhead_ms"}
 
 
@@ -243,11 +327,32 @@ def test_simulate_cli_table_and_errors(capsys):
 
 def test_sweep_cells_use_the_serving_model(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["run", "--model", "deepseek-r1,llama-3.1-405b", "--backend", "simulated", "--profile", "h100",
-               "--precision", "fp8", "--seq-len", "4096", "--new-tokens", "1024", "-O", "chips=32",
-               "-O", "tpot_slo_ms=50", "--out", str(out), "--quiet"])
+    rc = main(
+        [
+            "run",
+            "--model",
+            "deepseek-r1,llama-3.1-405b",
+            "--backend",
+            "simulated",
+            "--profile",
+            "h100",
+            "--precision",
+            "fp8",
+            "--seq-len",
+            "4096",
+            "--new-tokens",
+            "1024",
+            "-O",
+            "chips=32",
+            "-O",
+            "tpot_slo_ms=50",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
-    from bench.store import read_run_dirs
+    from bench.runs.store import read_run_dirs
 
     records = {r.spec.workload: r for r in read_run_dirs([str(out)]).records}
     r = records["deepseek-v3"]
@@ -256,7 +361,7 @@ def test_sweep_cells_use_the_serving_model(tmp_path, capsys):
     assert serving["chips"] == 32 and serving["tpot_ms"] <= 50
     assert r.estimate()["per_chip"] and r.estimate()["output_tokens_per_s"] == serving["decode_tokens_per_s_per_chip"]
     assert records["llama-3.1-405b"].status == "ok"  # 812 GB at fp8 is 406 GB: fits 32 H100s
-    from bench.catchup import metric_of
+    from bench.analysis.catchup import metric_of
 
     point = metric_of(r)
     assert point.simulated and point.unit == "output tokens/s per chip" and point.low <= point.value <= point.high

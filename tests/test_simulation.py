@@ -8,8 +8,7 @@ import sys
 import types
 
 import pytest
-
-from conftest import QUICK, run_cli
+from conftest import run_cli, run_here
 
 
 def _records(out):
@@ -24,34 +23,67 @@ def test_builtin_profiles_carry_a_status_and_source_for_every_figure():
     from backends.profiles import STATUSES, load_profiles
 
     profiles = load_profiles(user_file="")
-    assert {"ascend-910b2", "ascend-910b3", "ascend-910b4", "ascend-910c", "ascend-310p", "h100", "h200", "h20",
-            "a100", "l40s"} <= set(profiles)
+    assert {
+        "ascend-910b2",
+        "ascend-910b3",
+        "ascend-910b4",
+        "ascend-910c",
+        "ascend-310p",
+        "h100",
+        "h200",
+        "h20",
+        "a100",
+        "l40s",
+    } <= set(profiles)
     for profile in profiles.values():
         data = profile.to_dict()
-        figures = list(data["peak_tflops"].values()) + [data[f] for f in ("memory_gb", "bandwidth_tbs", "tdp_w",
-                                                                          "price_usd")]
+        figures = list(data["peak_tflops"].values()) + [
+            data[f] for f in ("memory_gb", "bandwidth_tbs", "tdp_w", "price_usd")
+        ]
         for figure in figures:
             assert figure["status"] in STATUSES and figure["source"]
     assert profiles["h100"].peak_flops("bf16") == 989e12 and profiles["h100"].bandwidth_bytes_s == 3.35e12
-    assert profiles["ascend-910b2"].assumed() == ["peak_tflops.fp32", "interconnect.scaleup_latency_us",
-                                                  "interconnect.scaleout_latency_us"]
+    assert profiles["ascend-910b2"].assumed() == [
+        "peak_tflops.fp32",
+        "interconnect.scaleup_latency_us",
+        "interconnect.scaleout_latency_us",
+    ]
     assert profiles["h800"].link("scaleup_gbs") == 200 and profiles["ascend-910c"].link("scaleup_domain") == 384
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[h100]\nbandwidth_tbs = { value = -1, status = "OFF", source = "x" }\n',
-     "[h100].bandwidth_tbs.value: -1 is not allowed; expected a positive number"),
-    ('[mine]\nname = "x"\nkind = "gpu"\nmemory_gb = { value = 1, status = "OFF", source = "x" }\n',
-     "[mine].peak_tflops: missing"),
-    ('[h100]\ntdp_w = { value = 700, status = "GUESS", source = "x" }\n',
-     "[h100].tdp_w.status: 'GUESS' is not allowed; expected one of OFF, 3P, DER, UNV, ASSUMED, MEASURED"),
-    ("[h100\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            '[h100]\nbandwidth_tbs = { value = -1, status = "OFF", source = "x" }\n',
+            "[h100].bandwidth_tbs.value: -1 is not allowed; expected a positive number",
+        ),
+        (
+            '[mine]\nname = "x"\nkind = "gpu"\nmemory_gb = { value = 1, status = "OFF", source = "x" }\n',
+            "[mine].peak_tflops: missing",
+        ),
+        (
+            '[h100]\ntdp_w = { value = 700, status = "GUESS", source = "x" }\n',
+            "[h100].tdp_w.status: 'GUESS' is not allowed; expected one of OFF, 3P, DER, UNV, ASSUMED, MEASURED",
+        ),
+        ("[h100\n", "not valid TOML"),
+    ],
+)
 def test_a_bad_profile_file_is_refused_with_one_line_naming_it(tmp_path, text, message):
     bad = tmp_path / "profiles.toml"
     bad.write_text(text)
-    done = run_cli("run", "--model", "bert-base-tiny", "--backend", "simulated", "--profile", "h100",
-                   "--out", str(tmp_path / "x"), env={"CATCHUP_BENCH_PROFILES": str(bad)})
+    done = run_cli(
+        "run",
+        "--model",
+        "bert-base-tiny",
+        "--backend",
+        "simulated",
+        "--profile",
+        "h100",
+        "--out",
+        str(tmp_path / "x"),
+        env={"CATCHUP_BENCH_PROFILES": str(bad)},
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and str(bad) in lines[0], lines
@@ -76,7 +108,7 @@ def test_tracer_counts_the_same_flops_as_the_counter_and_splits_generation_into_
     import torch
 
     from backends.trace import trace_call
-    from bench.spec import BenchmarkSpec
+    from bench.core.spec import BenchmarkSpec
     from models.catalogue import get_workload
     from models.work import count_flops
 
@@ -93,10 +125,14 @@ def test_cost_model_is_a_roofline_with_overheads():
     from backends.costmodel import Efficiency, Target, estimate
 
     target = Target("t", {"bf16": 100e12, "fp32": 10e12, "int8": 200e12}, 1e12, Efficiency(0.5, 0.8, 2e-6, 3e-6))
-    phases = [[("matmul", "bf16", 10**12, 10**6, 1),  # compute-bound: 1e12 / (0.5 x 100e12) = 20 ms
-               ("matmul", "bf16", 10**6, 8 * 10**9, 1),  # memory-bound: 8e9 / (0.8 x 1e12) = 10 ms
-               ("memory", "bf16", 0, 8 * 10**8, 2),  # 2 x 1 ms
-               ("view", "bf16", 0, 0, 5)]]
+    phases = [
+        [
+            ("matmul", "bf16", 10**12, 10**6, 1),  # compute-bound: 1e12 / (0.5 x 100e12) = 20 ms
+            ("matmul", "bf16", 10**6, 8 * 10**9, 1),  # memory-bound: 8e9 / (0.8 x 1e12) = 10 ms
+            ("memory", "bf16", 0, 8 * 10**8, 2),  # 2 x 1 ms
+            ("view", "bf16", 0, 0, 5),
+        ]
+    ]
     point = estimate(phases, target, "bf16", batch_size=4)
     assert point["latency_s"] == pytest.approx(0.020 + 0.010 + 0.002 + 2 * 2e-6 + 2 * 3e-6)
     assert point["compute_bound_s"] == pytest.approx(0.020) and point["memory_bound_s"] == pytest.approx(0.012)
@@ -111,10 +147,15 @@ def test_cost_model_is_a_roofline_with_overheads():
 
 @pytest.fixture(scope="module")
 def simulated_run(tmp_path_factory):
+    """Ascend without an NPU: the trace projection of two tiny models, run in this process; `done` is what
+    `bench show` prints of them, as a user reads it."""
     out = tmp_path_factory.mktemp("sim") / "ascend"
-    done = run_cli("run", "--model", "bert-base-tiny,gpt2-tiny", "--backend", "ascend", "--seq-len", "16",
-                   "--new-tokens", "4", "-O", "projection=trace", "--out", str(out), "-q", *QUICK)
-    return done, out
+    run_here(
+        '[[matrix]]\nmodel = ["bert-base-tiny", "gpt2-tiny"]\nbackend = "ascend"\nseq_len = 16\nnew_tokens = 4\n'
+        'options = { projection = ["trace"] }\n',
+        out,
+    )
+    return run_cli("show", str(out)), out
 
 
 def test_ascend_without_an_npu_is_simulated_and_says_so_everywhere(simulated_run):
@@ -148,11 +189,29 @@ def test_simulated_rows_hold_estimates_never_sample_statistics(simulated_run):
     assert all(r.get("iterations") is None and r["profile"] == "ascend-910b2" for r in rows)
 
 
+@pytest.mark.slow
 def test_deepseek_v3_decode_is_simulated_on_the_meta_device_without_its_weights(tmp_path):
     out = tmp_path / "dsv3"
-    done = run_cli("run", "--model", "deepseek-v3", "--backend", "simulated", "--profile", "ascend-910c,h100",
-                   "--precision", "bf16", "--seq-len", "64", "--new-tokens", "2", "-O", "projection=trace",
-                   "--out", str(out), "-q")
+    done = run_cli(
+        "run",
+        "--model",
+        "deepseek-v3",
+        "--backend",
+        "simulated",
+        "--profile",
+        "ascend-910c,h100",
+        "--precision",
+        "bf16",
+        "--seq-len",
+        "64",
+        "--new-tokens",
+        "2",
+        "-O",
+        "projection=trace",
+        "--out",
+        str(out),
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     records = {r["spec"]["options"]["profile"]: r for r in _records(out)}
     for record in records.values():
@@ -163,17 +222,28 @@ def test_deepseek_v3_decode_is_simulated_on_the_meta_device_without_its_weights(
         assert sim["fits_device_memory"] is False  # 671B parameters do not fit one device
     # same trace, two profiles: decode is memory-bound, so the ratio follows bandwidth x efficiency (+ overheads)
     assert records["h100"]["work"]["flops_per_call"] == records["ascend-910c"]["work"]["flops_per_call"]
-    assert records["h100"]["simulation"]["estimate"]["tpot_s"] < records["ascend-910c"]["simulation"]["estimate"][
-        "tpot_s"]
+    assert (
+        records["h100"]["simulation"]["estimate"]["tpot_s"] < records["ascend-910c"]["simulation"]["estimate"]["tpot_s"]
+    )
 
 
 def test_simulated_backend_needs_a_known_profile(tmp_path):
     done = run_cli("run", "--model", "bert-base-tiny", "--backend", "simulated", "--out", str(tmp_path / "x"))
     assert done.returncode == 2
-    assert done.stderr.strip().startswith("bench run: error: options.profile: missing; backend simulated needs "
-                                          "--profile NAME, one of ascend-910b2")
-    done = run_cli("run", "--model", "bert-base-tiny", "--backend", "simulated", "--profile", "tpu-v9",
-                   "--out", str(tmp_path / "y"))
+    assert done.stderr.strip().startswith(
+        "bench run: error: options.profile: missing; backend simulated needs --profile NAME, one of ascend-910b2"
+    )
+    done = run_cli(
+        "run",
+        "--model",
+        "bert-base-tiny",
+        "--backend",
+        "simulated",
+        "--profile",
+        "tpu-v9",
+        "--out",
+        str(tmp_path / "y"),
+    )
     assert done.returncode == 2 and "options.profile: 'tpu-v9' is not allowed; expected one of" in done.stderr
 
 
@@ -200,8 +270,10 @@ def _stand_in_torch_npu(monkeypatch, *, available: bool = True):
     npu = types.SimpleNamespace(is_available=lambda: available, device_count=lambda: 1 if available else 0)
     monkeypatch.setitem(sys.modules, "torch_npu", module)
     monkeypatch.setattr(torch, "npu", npu, raising=False)
-    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: module.__spec__ if name == "torch_npu"
-                        else importlib.machinery.PathFinder.find_spec(name))
+    monkeypatch.setattr(
+        "importlib.util.find_spec",
+        lambda name, *a: module.__spec__ if name == "torch_npu" else importlib.machinery.PathFinder.find_spec(name),
+    )
 
 
 def test_npu_probe_reasons_with_stand_ins(monkeypatch, tmp_path):
@@ -214,11 +286,13 @@ def test_npu_probe_reasons_with_stand_ins(monkeypatch, tmp_path):
     # a stand-in torch_npu package whose import fails as it does when CANN is not installed or not sourced
     (tmp_path / "torch_npu").mkdir()
     (tmp_path / "torch_npu" / "__init__.py").write_text(
-        'raise OSError("libhccl.so: cannot open shared object file: No such file or directory")\n')
+        'raise OSError("libhccl.so: cannot open shared object file: No such file or directory")\n'
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "torch_npu", raising=False)
-    assert ascend.npu_unavailable_reason() == ("torch_npu cannot be imported: OSError: libhccl.so: cannot open "
-                                               "shared object file: No such file or directory")
+    assert ascend.npu_unavailable_reason() == (
+        "torch_npu cannot be imported: OSError: libhccl.so: cannot open shared object file: No such file or directory"
+    )
     monkeypatch.undo()
 
     _stand_in_torch_npu(monkeypatch, available=False)
@@ -252,10 +326,15 @@ def test_npu_runtime_uses_the_torch_npu_api(monkeypatch):
             return 1.5  # ms
 
     npu = types.SimpleNamespace(
-        set_device=lambda i: calls.append(f"set_device {i}"), synchronize=lambda: calls.append("synchronize"),
-        Event=StandInEvent, reset_peak_memory_stats=lambda: calls.append("reset"),
-        max_memory_allocated=lambda: 123, max_memory_reserved=lambda: 456, mem_get_info=lambda: (7, 9),
-        get_device_name=lambda i: "Ascend910B2", device_count=lambda: 8,
+        set_device=lambda i: calls.append(f"set_device {i}"),
+        synchronize=lambda: calls.append("synchronize"),
+        Event=StandInEvent,
+        reset_peak_memory_stats=lambda: calls.append("reset"),
+        max_memory_allocated=lambda: 123,
+        max_memory_reserved=lambda: 456,
+        mem_get_info=lambda: (7, 9),
+        get_device_name=lambda i: "Ascend910B2",
+        device_count=lambda: 8,
         get_device_properties=lambda i: types.SimpleNamespace(total_memory=64 << 30),
     )
     monkeypatch.setattr(torch, "npu", npu, raising=False)
@@ -272,9 +351,18 @@ def test_npu_runtime_uses_the_torch_npu_api(monkeypatch):
     assert calls[:2] == ["set_device 0", "synchronize"]
 
 
+@pytest.mark.slow
 def test_simulate_validate_runs_the_given_models_and_prints_the_table(tmp_path):
-    done = run_cli("simulate", "--validate", "--model", "bert-base-tiny", "--no-fit", "--out", str(tmp_path / "v"),
-                   env={"CATCHUP_BENCH_CACHE": str(tmp_path / "cache")})
+    done = run_cli(
+        "simulate",
+        "--validate",
+        "--model",
+        "bert-base-tiny",
+        "--no-fit",
+        "--out",
+        str(tmp_path / "v"),
+        env={"CATCHUP_BENCH_CACHE": str(tmp_path / "cache")},
+    )
     assert done.returncode == 0, done.stderr
     assert "| bert-base-uncased-tiny | fp32 | 1 | 128 |" in done.stdout
     assert "Median |error| with the default host model" in done.stdout

@@ -1,7 +1,7 @@
 import pytest
 
-from bench.errors import UsageError
-from bench.spec import BenchmarkSpec, Matrix, MeasureSettings, load_sweep, parse_int_list, parse_name_list
+from bench.core.errors import UsageError
+from bench.core.spec import BenchmarkSpec, Matrix, MeasureSettings, load_sweep, parse_int_list, parse_name_list
 
 
 def test_spec_is_frozen_hashable_and_keyed_by_content():

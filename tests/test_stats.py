@@ -3,7 +3,7 @@ import random
 import numpy as np
 import pytest
 
-from bench.stats import nearest_rank, quantile_interval, summarize
+from bench.core.stats import nearest_rank, quantile_interval, summarize
 
 
 def test_nearest_rank_is_an_observed_value():
@@ -54,7 +54,7 @@ def test_summarize():
 
 
 def test_early_stopping_matches_mlperf_figures():
-    from bench.stats import early_stopping_min_count, early_stopping_upper_bound
+    from bench.core.stats import early_stopping_min_count, early_stopping_upper_bound
 
     # stats.md / LoadGen: p90 needs 64 queries, p99 662, p99.9 6636; at N=1024 the p90 estimate is x(945)
     assert [early_stopping_min_count(q) for q in (0.9, 0.99, 0.999)] == [64, 662, 6636]
@@ -63,17 +63,16 @@ def test_early_stopping_matches_mlperf_figures():
 
 
 def test_early_stopping_bound_holds_with_99_percent_confidence():
-    from bench.stats import early_stopping_upper_bound
+    from bench.core.stats import early_stopping_upper_bound
 
     rng = np.random.default_rng(11)
     true_p90 = np.exp(0.5 * 1.2815515655446004)  # lognormal(0, 0.5)
-    misses = sum(early_stopping_upper_bound(sorted(rng.lognormal(0, 0.5, 300)), 0.9)[0] < true_p90
-                 for _ in range(1000))
+    misses = sum(early_stopping_upper_bound(sorted(rng.lognormal(0, 0.5, 300)), 0.9)[0] < true_p90 for _ in range(1000))
     assert misses / 1000 <= 0.02  # nominal 1%
 
 
 def test_throughput_interval_covers_the_true_rate():
-    from bench.stats import throughput_interval
+    from bench.core.stats import throughput_interval
 
     rng = np.random.default_rng(12)
     covered = 0
@@ -85,7 +84,7 @@ def test_throughput_interval_covers_the_true_rate():
 
 
 def test_drift_flags_a_slowing_run_only():
-    from bench.stats import drift
+    from bench.core.stats import drift
 
     rng = np.random.default_rng(13)
     steady = rng.lognormal(0, 0.05, 300)

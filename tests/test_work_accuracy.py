@@ -5,8 +5,8 @@ import importlib
 import pytest
 import torch
 
-from bench.spec import BenchmarkSpec, MeasureSettings
-from bench.worker import run_cell
+from bench.core.spec import BenchmarkSpec, MeasureSettings
+from bench.runs.worker import run_cell
 from models.accuracy import deviation
 from models.base import FAMILIES
 from models.catalogue import WORKLOADS, get_workload
@@ -14,14 +14,16 @@ from models.facts import count_parameters
 from models.work import Shape, analytic_flops, count_flops, min_bytes
 
 TRANSFORMER_TINIES = [w.name for w in WORKLOADS.values() if w.tiny_of and w.config["model_type"] != "resnet"]
-QUICK = MeasureSettings(warmup_iterations=1, warmup_time_s=0, warmup_window=0, min_iterations=3, min_time_s=0,
-                        ci_target=0)
+QUICK = MeasureSettings(
+    warmup_iterations=1, warmup_time_s=0, warmup_window=0, min_iterations=3, min_time_s=0, ci_target=0
+)
 
 
 def counted_flops(name, batch, seq, new, dtype=torch.float32):
     workload = get_workload(name)
-    spec = BenchmarkSpec(name, "cpu", "fp32", batch, seq if workload.takes_tokens else None,
-                         new if workload.generates else None)
+    spec = BenchmarkSpec(
+        name, "cpu", "fp32", batch, seq if workload.takes_tokens else None, new if workload.generates else None
+    )
     family = importlib.import_module(FAMILIES[workload.family])
     prepared = family.prepare(workload, dtype=dtype, device="cpu", spec=spec)
     with torch.inference_mode():
@@ -60,7 +62,9 @@ def test_minimum_bytes_grow_with_generated_tokens_and_context():
 def test_deviation_metrics():
     ref = torch.tensor([[1.0, 2.0, 3.0], [3.0, 1.0, 0.0]])
     same = deviation(ref.clone(), ref, logits=True)
-    assert same["max_abs_error"] == 0 and same["cosine_similarity"] == pytest.approx(1.0) and same["top1_agreement"] == 1
+    assert (
+        same["max_abs_error"] == 0 and same["cosine_similarity"] == pytest.approx(1.0) and same["top1_agreement"] == 1
+    )
     flipped = deviation(torch.tensor([[1.0, 2.0, 3.0], [0.0, 1.0, 3.0]]), ref, logits=True)
     assert flipped["top1_agreement"] == 0.5 and flipped["max_abs_error"] == 3.0
     assert deviation(ref, ref, logits=False)["top1_agreement"] is None
@@ -85,7 +89,7 @@ def test_accuracy_reference_is_skipped_with_a_reason_when_it_cannot_fit(monkeypa
     import psutil
 
     from backends.torch_backend import TorchCpuBackend
-    from bench.worker import _accuracy
+    from bench.runs.worker import _accuracy
 
     Memory = collections.namedtuple("Memory", "available total")
     monkeypatch.setattr(psutil, "virtual_memory", lambda: Memory(available=1 << 20, total=1 << 30))

@@ -6,13 +6,14 @@ import time
 
 import pytest
 
-from bench.record import Record
-from bench.runner import _death_reason, wait_blocking
-from bench.spec import BenchmarkSpec, MeasureSettings
-from bench.worker import FAULT_ENV, run_cell
+from bench.core.record import Record
+from bench.core.spec import BenchmarkSpec, MeasureSettings
+from bench.runs.runner import _death_reason, wait_blocking
+from bench.runs.worker import FAULT_ENV, run_cell
 
-QUICK = MeasureSettings(warmup_iterations=1, warmup_time_s=0, warmup_window=0, min_iterations=6, min_time_s=0.05,
-                        ci_target=0)
+QUICK = MeasureSettings(
+    warmup_iterations=1, warmup_time_s=0, warmup_window=0, min_iterations=6, min_time_s=0.05, ci_target=0
+)
 
 
 def test_encoder_cell_records_samples_environment_and_memory():

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
 __all__ = ["Arch", "arch_of"]
 
@@ -63,7 +63,11 @@ class Arch:
         h = self.hidden
         if self.attention == "mla":
             qk = self.qk_nope_head_dim + self.qk_rope_head_dim
-            q = h * self.heads * qk if not self.q_lora_rank else h * self.q_lora_rank + self.q_lora_rank * self.heads * qk
+            q = (
+                h * self.heads * qk
+                if not self.q_lora_rank
+                else h * self.q_lora_rank + self.q_lora_rank * self.heads * qk
+            )
             kv_down = h * (self.kv_lora_rank + self.qk_rope_head_dim)
             kv_up = self.kv_lora_rank * self.heads * (self.qk_nope_head_dim + self.v_head_dim)
             return q + kv_down + kv_up + self.heads * self.v_head_dim * h
@@ -100,17 +104,31 @@ class Arch:
     @property
     def total_params(self) -> int:
         per_moe = self.router_params + self.shared_experts * self.expert_params
-        body = (self.layers * self.attention_params + self.dense_layers * self.dense_mlp_params
-                + self.moe_layers * per_moe + self.routed_params)
-        return body + self.embedding_params + self.position_embeddings * self.hidden + (
-            0 if self.tied_embeddings else self.head_params)
+        body = (
+            self.layers * self.attention_params
+            + self.dense_layers * self.dense_mlp_params
+            + self.moe_layers * per_moe
+            + self.routed_params
+        )
+        return (
+            body
+            + self.embedding_params
+            + self.position_embeddings * self.hidden
+            + (0 if self.tied_embeddings else self.head_params)
+        )
 
     @property
     def active_params(self) -> int:
         """Parameters one token runs through (routed experts: top-k of them), without the input embedding."""
         routed_active = self.moe_layers * self.experts_per_token * self.expert_params
-        return self.total_params - self.routed_params + routed_active - self.embedding_params - (
-            self.position_embeddings * self.hidden) + (self.head_params if self.tied_embeddings else 0)
+        return (
+            self.total_params
+            - self.routed_params
+            + routed_active
+            - self.embedding_params
+            - (self.position_embeddings * self.hidden)
+            + (self.head_params if self.tied_embeddings else 0)
+        )
 
     # -- KV cache and attention ------------------------------------------------------------------------------
 
@@ -149,21 +167,37 @@ def arch_of(name: str, config: Mapping[str, Any]) -> Arch:
     layers = _get(config, "num_hidden_layers", "n_layer")
     heads = _get(config, "num_attention_heads", "n_head")
     if hidden is None or layers is None or heads is None or "vocab_size" not in config:
-        raise UsageError(f"model: {name!r} is not a decoder language model the serving model describes "
-                         f"(model_type {model_type!r}); expected a generate workload")
+        raise UsageError(
+            f"model: {name!r} is not a decoder language model the serving model describes "
+            f"(model_type {model_type!r}); expected a generate workload"
+        )
     hidden, layers, heads = int(hidden), int(layers), int(heads)
     kv_heads = int(_get(config, "num_key_value_heads", default=heads))
     head_dim = int(_get(config, "head_dim", default=hidden // heads))
     gpt_style = model_type in ("gpt2", "gptj", "gpt_neox")
     intermediate = int(_get(config, "intermediate_size", "n_inner", default=4 * hidden))
-    common = dict(name=name, layers=layers, hidden=hidden, vocab=int(config["vocab_size"]), heads=heads,
-                  head_dim=head_dim, intermediate=intermediate, gated_mlp=not gpt_style,
-                  tied_embeddings=bool(config.get("tie_word_embeddings", gpt_style)),
-                  position_embeddings=int(config.get("n_positions") or 0) if model_type == "gpt2" else 0)
+    common = dict(
+        name=name,
+        layers=layers,
+        hidden=hidden,
+        vocab=int(config["vocab_size"]),
+        heads=heads,
+        head_dim=head_dim,
+        intermediate=intermediate,
+        gated_mlp=not gpt_style,
+        tied_embeddings=bool(config.get("tie_word_embeddings", gpt_style)),
+        position_embeddings=int(config.get("n_positions") or 0) if model_type == "gpt2" else 0,
+    )
     if config.get("kv_lora_rank"):
-        common.update(attention="mla", kv_heads=heads, q_lora_rank=config.get("q_lora_rank"),
-                      kv_lora_rank=int(config["kv_lora_rank"]), qk_nope_head_dim=int(config["qk_nope_head_dim"]),
-                      qk_rope_head_dim=int(config["qk_rope_head_dim"]), v_head_dim=int(config["v_head_dim"]))
+        common.update(
+            attention="mla",
+            kv_heads=heads,
+            q_lora_rank=config.get("q_lora_rank"),
+            kv_lora_rank=int(config["kv_lora_rank"]),
+            qk_nope_head_dim=int(config["qk_nope_head_dim"]),
+            qk_rope_head_dim=int(config["qk_rope_head_dim"]),
+            v_head_dim=int(config["v_head_dim"]),
+        )
     else:
         common.update(attention="gqa" if kv_heads < heads else "mha", kv_heads=kv_heads)
     experts = _get(config, "n_routed_experts", "num_experts", "num_local_experts")
@@ -181,8 +215,12 @@ def _moe_fields(config: Mapping[str, Any], layers: int, experts: int, intermedia
         step = int(config.get("decoder_sparse_step") or 1)
         dense_only = set(config.get("mlp_only_layers") or ())
         moe_layers = sum(1 for i in range(layers) if i not in dense_only and (i + 1) % step == 0)
-    return dict(moe_layers=moe_layers, experts=experts, experts_per_token=int(config["num_experts_per_tok"]),
-                shared_experts=int(config.get("n_shared_experts") or 0),
-                routing_groups=int(config.get("n_group") or 0) if int(config.get("topk_group") or 0) > 0 else 0,
-                routing_group_limit=int(config.get("topk_group") or 0) if int(config.get("n_group") or 0) > 1 else 0,
-                expert_intermediate=int(_get(config, "moe_intermediate_size", default=intermediate)))
+    return dict(
+        moe_layers=moe_layers,
+        experts=experts,
+        experts_per_token=int(config["num_experts_per_tok"]),
+        shared_experts=int(config.get("n_shared_experts") or 0),
+        routing_groups=int(config.get("n_group") or 0) if int(config.get("topk_group") or 0) > 0 else 0,
+        routing_group_limit=int(config.get("topk_group") or 0) if int(config.get("n_group") or 0) > 1 else 0,
+        expert_intermediate=int(_get(config, "moe_intermediate_size", default=intermediate)),
+    )

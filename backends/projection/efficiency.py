@@ -12,13 +12,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
 __all__ = ["Factor", "Efficiency", "load_efficiency", "FACTORS", "EFFICIENCY_FILE"]
 
 EFFICIENCY_FILE = Path(__file__).with_name("efficiency.toml")
-FACTORS = ("gemm", "gemm_half_rows", "attention", "memory", "collective", "layer_overhead_us", "step_overhead_ms",
-           "moe_imbalance", "memory_usable")
+FACTORS = (
+    "gemm",
+    "gemm_half_rows",
+    "attention",
+    "memory",
+    "collective",
+    "layer_overhead_us",
+    "step_overhead_ms",
+    "moe_imbalance",
+    "memory_usable",
+)
 #: Factors where a larger value makes a projection slower (the pessimistic end is `high`, not `low`).
 COSTS = ("gemm_half_rows", "layer_overhead_us", "step_overhead_ms", "moe_imbalance")
 
@@ -79,8 +88,12 @@ class Efficiency:
         return replace(self, values={**self.values, **values})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "end": self.end, "values": dict(self.values),
-                "factors": {k: f.to_dict() for k, f in self.factors.items()}}
+        return {
+            "kind": self.kind,
+            "end": self.end,
+            "values": dict(self.values),
+            "factors": {k: f.to_dict() for k, f in self.factors.items()},
+        }
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -103,8 +116,15 @@ def _factor(data: Any, where: str) -> Factor:
     fitted = data.get("fitted")
     if fitted is not None and not low <= fitted <= high:
         raise UsageError(f"{where}.fitted: {fitted} is outside the range [{low}, {high}]")
-    return Factor(float(value), float(low), float(high), str(data["status"]), str(data["source"]),
-                  float(fitted) if fitted is not None else None, tuple(data.get("fit_rows") or ()))
+    return Factor(
+        float(value),
+        float(low),
+        float(high),
+        str(data["status"]),
+        str(data["source"]),
+        float(fitted) if fitted is not None else None,
+        tuple(data.get("fit_rows") or ()),
+    )
 
 
 _CACHE: dict[str, dict[str, dict[str, Factor]]] = {}
@@ -115,8 +135,9 @@ def load_efficiency(kind: str, path: Path = EFFICIENCY_FILE) -> Efficiency:
     key = str(path)
     if key not in _CACHE:
         raw = _read(path)
-        _CACHE[key] = {k: {f: _factor(table.get(f), f"{path.name}: [{k}.{f}]") for f in FACTORS}
-                       for k, table in raw.items()}
+        _CACHE[key] = {
+            k: {f: _factor(table.get(f), f"{path.name}: [{k}.{f}]") for f in FACTORS} for k, table in raw.items()
+        }
     table = _CACHE[key]
     if kind not in table:
         raise UsageError(f"efficiency: no factors for device kind {kind!r}; allowed: {', '.join(table)}")

@@ -20,8 +20,17 @@ from typing import Any, Iterable, Sequence
 from backends.projection.efficiency import Efficiency, load_efficiency
 from backends.projection.serving import Device, Options, Parallel, Precision, decode_point, prefill_point
 
-__all__ = ["HostRow", "rows_from_records", "host_device", "predict_row", "fit_host", "leave_one_model_out",
-           "HOST_FITTED", "VALIDATION_MODELS", "summarize"]
+__all__ = [
+    "HostRow",
+    "rows_from_records",
+    "host_device",
+    "predict_row",
+    "fit_host",
+    "leave_one_model_out",
+    "HOST_FITTED",
+    "VALIDATION_MODELS",
+    "summarize",
+]
 
 #: The factors fitted per fold (the others keep the table's values: one host has no collectives or imbalance).
 HOST_FITTED = ("gemm", "gemm_half_rows", "attention", "memory", "layer_overhead_us", "step_overhead_ms")
@@ -51,8 +60,17 @@ def rows_from_records(records: Iterable[Any]) -> list[HostRow]:
         generation = r.generation()
         if not generation or (r.spec.new_tokens or 0) < 2:
             continue
-        rows.append(HostRow(r.spec.workload, r.spec.precision, r.spec.batch_size, r.spec.seq_len,
-                            r.spec.new_tokens, generation.ttft.p50 / 1e9, generation.tpot.p50 / 1e9))
+        rows.append(
+            HostRow(
+                r.spec.workload,
+                r.spec.precision,
+                r.spec.batch_size,
+                r.spec.seq_len,
+                r.spec.new_tokens,
+                generation.ttft.p50 / 1e9,
+                generation.tpot.p50 / 1e9,
+            )
+        )
     return rows
 
 
@@ -96,8 +114,9 @@ def fit_host(rows: Sequence[HostRow], device: Device, base: Efficiency | None = 
         values = {k: math.exp(v) for k, v in zip(HOST_FITTED, x)}
         return _loss(rows, device, base.with_values(**values))
 
-    result = minimize(objective, start, method="Nelder-Mead", bounds=bounds,
-                      options={"maxiter": 600, "xatol": 1e-3, "fatol": 1e-6})
+    result = minimize(
+        objective, start, method="Nelder-Mead", bounds=bounds, options={"maxiter": 600, "xatol": 1e-3, "fatol": 1e-6}
+    )
     return base.with_values(**{k: math.exp(v) for k, v in zip(HOST_FITTED, result.x)})
 
 
@@ -115,23 +134,38 @@ def leave_one_model_out(rows: Sequence[HostRow], device: Device) -> list[dict[st
     return out
 
 
-def _predicted(rows: Sequence[HostRow], model: str, precision: str, device: Device, eff: Efficiency,
-               models: Sequence[str]) -> list[dict[str, Any]]:
+def _predicted(
+    rows: Sequence[HostRow], model: str, precision: str, device: Device, eff: Efficiency, models: Sequence[str]
+) -> list[dict[str, Any]]:
     out = []
     for row in (r for r in rows if r.model == model and r.precision == precision):
-            ttft, tpot = predict_row(row, device, eff)
-            out.append({"model": row.model, "precision": row.precision, "batch": row.batch, "seq_len": row.seq_len,
-                        "new_tokens": row.new_tokens, "ttft_measured_s": row.ttft_s, "ttft_predicted_s": ttft,
-                        "ttft_error": ttft / row.ttft_s - 1, "tpot_measured_s": row.tpot_s,
-                        "tpot_predicted_s": tpot, "tpot_error": tpot / row.tpot_s - 1,
-                        "fitted_on": [m for m in models if m != model],
-                        "factors": {k: eff.values[k] for k in HOST_FITTED}})
+        ttft, tpot = predict_row(row, device, eff)
+        out.append(
+            {
+                "model": row.model,
+                "precision": row.precision,
+                "batch": row.batch,
+                "seq_len": row.seq_len,
+                "new_tokens": row.new_tokens,
+                "ttft_measured_s": row.ttft_s,
+                "ttft_predicted_s": ttft,
+                "ttft_error": ttft / row.ttft_s - 1,
+                "tpot_measured_s": row.tpot_s,
+                "tpot_predicted_s": tpot,
+                "tpot_error": tpot / row.tpot_s - 1,
+                "fitted_on": [m for m in models if m != model],
+                "factors": {k: eff.values[k] for k in HOST_FITTED},
+            }
+        )
     return out
 
 
 def summarize(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     errors = [abs(r[k]) for r in results for k in ("ttft_error", "tpot_error")]
-    return {"predictions": len(errors), "median_abs_error": statistics.median(errors) if errors else None,
-            "max_abs_error": max(errors) if errors else None,
-            "median_abs_error_ttft": statistics.median(abs(r["ttft_error"]) for r in results) if results else None,
-            "median_abs_error_tpot": statistics.median(abs(r["tpot_error"]) for r in results) if results else None}
+    return {
+        "predictions": len(errors),
+        "median_abs_error": statistics.median(errors) if errors else None,
+        "max_abs_error": max(errors) if errors else None,
+        "median_abs_error_ttft": statistics.median(abs(r["ttft_error"]) for r in results) if results else None,
+        "median_abs_error_tpot": statistics.median(abs(r["tpot_error"]) for r in results) if results else None,
+    }

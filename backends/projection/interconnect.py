@@ -29,10 +29,13 @@ class Links:
 
     @classmethod
     def of(cls, profile, collective_efficiency: float) -> "Links":
-        return cls(profile.link("scaleup_gbs") * 1e9 * collective_efficiency,
-                   profile.link("scaleup_latency_us") * 1e-6, int(profile.link("scaleup_domain")),
-                   profile.link("scaleout_gbs") * 1e9 * collective_efficiency,
-                   profile.link("scaleout_latency_us") * 1e-6)
+        return cls(
+            profile.link("scaleup_gbs") * 1e9 * collective_efficiency,
+            profile.link("scaleup_latency_us") * 1e-6,
+            int(profile.link("scaleup_domain")),
+            profile.link("scaleout_gbs") * 1e9 * collective_efficiency,
+            profile.link("scaleout_latency_us") * 1e-6,
+        )
 
     def ring(self, ranks: int) -> tuple[float, float]:
         """(bandwidth, latency) of a ring over `ranks` chips."""
@@ -61,8 +64,15 @@ def all_to_all_s(links: Links, ranks: int, message_bytes: float) -> float:
     return max(inside, outside) + links.scaleout_latency_s
 
 
-def expert_all_to_all_s(links: Links, ranks: int, tokens: float, copies: int, token_bytes: float,
-                        dedup_by_domain: bool, domain_limit: int = 0) -> float:
+def expert_all_to_all_s(
+    links: Links,
+    ranks: int,
+    tokens: float,
+    copies: int,
+    token_bytes: float,
+    dedup_by_domain: bool,
+    domain_limit: int = 0,
+) -> float:
     """One expert-parallel dispatch (or combine) from one rank: each of its `tokens` tokens goes to `copies`
     experts spread evenly over `ranks` ranks.
 

@@ -14,10 +14,20 @@ from typing import Any
 
 from backends.projection.arch import Arch, arch_of
 from backends.projection.efficiency import Efficiency, load_efficiency
-from backends.projection.serving import (SERVING_MODEL_VERSION, DecodePoint, Device, Options, Parallel, Precision,
-                                         PrefillPoint, parse_parallel, search_decode, search_prefill,
-                                         weight_bytes_per_chip)
-from bench.errors import UsageError
+from backends.projection.serving import (
+    SERVING_MODEL_VERSION,
+    DecodePoint,
+    Device,
+    Options,
+    Parallel,
+    Precision,
+    PrefillPoint,
+    parse_parallel,
+    search_decode,
+    search_prefill,
+    weight_bytes_per_chip,
+)
+from bench.core.errors import UsageError
 
 __all__ = ["ServingQuery", "Projection", "project", "MAX_CHIPS"]
 
@@ -52,8 +62,9 @@ class ServingQuery:
             _whole("batch_size", self.batch_size, 1, 1 << 16)
         for name in ("tpot_slo_ms", "ttft_slo_ms"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value) or value <= 0):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
+            ):
                 raise UsageError(f"{name}: {value!r} is not allowed; expected a positive number of milliseconds")
         if self.mtp_acceptance is not None and not (0 <= self.mtp_acceptance <= 1):
             raise UsageError(f"mtp_acceptance: {self.mtp_acceptance!r} is not allowed; expected a rate in [0, 1]")
@@ -96,9 +107,17 @@ class Projection:
         q, d, p = self.query, self.decode, self.prefill
         out: dict[str, Any] = {
             "simulated": True,
-            "model": q.model, "architecture": self.arch.name, "profile": self.device.key, "chips": q.chips,
-            "precision": self.precision.to_dict(), "input_tokens": q.input_tokens, "output_tokens": q.output_tokens,
-            "tpot_slo_ms": q.tpot_slo_ms, "ttft_slo_ms": q.ttft_slo_ms, "fits": self.fits, "note": self.note,
+            "model": q.model,
+            "architecture": self.arch.name,
+            "profile": self.device.key,
+            "chips": q.chips,
+            "precision": self.precision.to_dict(),
+            "input_tokens": q.input_tokens,
+            "output_tokens": q.output_tokens,
+            "tpot_slo_ms": q.tpot_slo_ms,
+            "ttft_slo_ms": q.ttft_slo_ms,
+            "fits": self.fits,
+            "note": self.note,
             **self.headline(),
             "batch_per_chip": d.batch_per_chip if d else None,
             "parallelism": d.parallel.to_dict() if d else None,
@@ -107,10 +126,12 @@ class Projection:
             "prefill": _prefill_dict(p, self.device, q.chips) if p else None,
             "mtp_acceptance": q.mtp_acceptance,
             "overlap": None,
-            "low": self.low, "high": self.high,
+            "low": self.low,
+            "high": self.high,
             "per_watt": _per(self.headline(), self.device.tdp_w),
             "per_1000_usd": _per(self.headline(), self.device.price_usd / 1e3 if self.device.price_usd else None),
-            "assumed_figures": self.assumed, "unverified_figures": self.unverified,
+            "assumed_figures": self.assumed,
+            "unverified_figures": self.unverified,
             "efficiency": self.efficiency.to_dict(),
             "serving_model_version": SERVING_MODEL_VERSION,
             "method": "analytical serving model (backends/projection/serving.py); simulated, not measured",
@@ -132,17 +153,36 @@ def _utilisation(step, seconds: float) -> tuple[float, float]:
 
 def _decode_dict(d: DecodePoint, dev: Device, chips: int) -> dict[str, Any]:
     mfu, mbu = _utilisation(d.step, d.step.time_s)
-    return {"parallelism": d.parallel.to_dict(), "overlap": d.options.overlap, "batch_per_replica": d.batch, "batch_per_chip": d.batch_per_chip,
-            "tpot_ms": d.tpot_s * 1e3, "step_ms": d.step.time_s * 1e3,
-            "tokens_per_s_per_chip": d.tokens_per_s_per_chip, "tokens_per_s_cluster": d.tokens_per_s_per_chip * chips,
-            "mfu": mfu, "mbu": mbu, "breakdown": d.step.breakdown(), "memory": d.memory.to_dict()}
+    return {
+        "parallelism": d.parallel.to_dict(),
+        "overlap": d.options.overlap,
+        "batch_per_replica": d.batch,
+        "batch_per_chip": d.batch_per_chip,
+        "tpot_ms": d.tpot_s * 1e3,
+        "step_ms": d.step.time_s * 1e3,
+        "tokens_per_s_per_chip": d.tokens_per_s_per_chip,
+        "tokens_per_s_cluster": d.tokens_per_s_per_chip * chips,
+        "mfu": mfu,
+        "mbu": mbu,
+        "breakdown": d.step.breakdown(),
+        "memory": d.memory.to_dict(),
+    }
 
 
 def _prefill_dict(p: PrefillPoint, dev: Device, chips: int) -> dict[str, Any]:
     mfu, mbu = _utilisation(p.step, p.step.time_s)
-    return {"parallelism": p.parallel.to_dict(), "overlap": p.options.overlap, "prompts_per_replica": p.batch, "ttft_ms": p.ttft_s * 1e3,
-            "tokens_per_s_per_chip": p.tokens_per_s_per_chip, "tokens_per_s_cluster": p.tokens_per_s_per_chip * chips,
-            "mfu": mfu, "mbu": mbu, "breakdown": p.step.breakdown(), "memory": p.memory.to_dict()}
+    return {
+        "parallelism": p.parallel.to_dict(),
+        "overlap": p.options.overlap,
+        "prompts_per_replica": p.batch,
+        "ttft_ms": p.ttft_s * 1e3,
+        "tokens_per_s_per_chip": p.tokens_per_s_per_chip,
+        "tokens_per_s_cluster": p.tokens_per_s_per_chip * chips,
+        "mfu": mfu,
+        "mbu": mbu,
+        "breakdown": p.step.breakdown(),
+        "memory": p.memory.to_dict(),
+    }
 
 
 def resolve(query: ServingQuery) -> tuple[Arch, Device, Precision]:
@@ -151,8 +191,10 @@ def resolve(query: ServingQuery) -> tuple[Arch, Device, Precision]:
 
     workload = get_workload(query.model)
     if not workload.generates:
-        raise UsageError(f"model: {query.model!r} is not allowed; the serving model projects generate workloads "
-                         "(decoder LLMs); the trace projection (--backend simulated) covers the others")
+        raise UsageError(
+            f"model: {query.model!r} is not allowed; the serving model projects generate workloads "
+            "(decoder LLMs); the trace projection (--backend simulated) covers the others"
+        )
     arch = arch_of(workload.name, workload.config)
     device = Device.of_profile(get_profile(query.profile, field="profile"))
     precision = Precision.named(query.precision, query.kv_precision)
@@ -160,8 +202,13 @@ def resolve(query: ServingQuery) -> tuple[Arch, Device, Precision]:
     return arch, device, precision
 
 
-def project(query: ServingQuery, efficiency: Efficiency | None = None, bands: bool = True) -> Projection:
-    arch, device, precision = resolve(query)
+def project(
+    query: ServingQuery, efficiency: Efficiency | None = None, bands: bool = True, device: Device | None = None
+) -> Projection:
+    """The serving projection of `query`. `device` replaces the profile's chip (a hybrid of two profiles, for the
+    catch-up waterfall's hardware steps); `efficiency` replaces the device kind's factors."""
+    arch, resolved, precision = resolve(query)
+    device = device or resolved
     eff = efficiency or load_efficiency(device.kind)
     parallel = parse_parallel(query.parallel, arch, query.chips) if query.parallel else None
     if query.chips > 1 and not (device.profile and device.profile.interconnect):
@@ -179,15 +226,37 @@ def project(query: ServingQuery, efficiency: Efficiency | None = None, bands: bo
     return proj
 
 
-def _search(query: ServingQuery, arch: Arch, device: Device, precision: Precision, eff: Efficiency,
-            parallel: Parallel | None) -> tuple[DecodePoint | None, PrefillPoint | None]:
+def _search(
+    query: ServingQuery, arch: Arch, device: Device, precision: Precision, eff: Efficiency, parallel: Parallel | None
+) -> tuple[DecodePoint | None, PrefillPoint | None]:
     opts = Options(query.mtp_acceptance, query.overlap)
     tpot = query.tpot_slo_ms / 1e3 if query.tpot_slo_ms else None
     ttft = query.ttft_slo_ms / 1e3 if query.ttft_slo_ms else None
-    decode = search_decode(arch, precision, device, eff, opts, query.chips, query.input_tokens, query.output_tokens,
-                           tpot, query.batch_size, parallel)
-    prefill = search_prefill(arch, precision, device, eff, Options(None, query.overlap), query.chips,
-                             query.input_tokens, ttft, None, parallel)
+    decode = search_decode(
+        arch,
+        precision,
+        device,
+        eff,
+        opts,
+        query.chips,
+        query.input_tokens,
+        query.output_tokens,
+        tpot,
+        query.batch_size,
+        parallel,
+    )
+    prefill = search_prefill(
+        arch,
+        precision,
+        device,
+        eff,
+        Options(None, query.overlap),
+        query.chips,
+        query.input_tokens,
+        ttft,
+        None,
+        parallel,
+    )
     return decode, prefill
 
 
@@ -196,18 +265,23 @@ def _fit_note(query, arch, device, precision, eff, decode, prefill) -> tuple[boo
         return True, "fits"
     usable = device.memory_bytes * eff.memory_usable
     total_weights = weight_bytes_per_chip(arch, precision, Parallel())
-    best_split = min(weight_bytes_per_chip(arch, precision, Parallel(tp=c, ep=c if arch.moe_layers else 1))
-                     for c in (query.chips,))
+    best_split = min(
+        weight_bytes_per_chip(arch, precision, Parallel(tp=c, ep=c if arch.moe_layers else 1)) for c in (query.chips,)
+    )
     gb = 1e9
     if best_split > usable:
         needed = math.ceil(total_weights / usable)
-        return False, (f"does not fit: {arch.name} weights at {precision.weights} are {total_weights / gb:,.0f} GB; "
-                       f"spread over {query.chips} chip(s) that is {best_split / gb:,.1f} GB per chip, more than the "
-                       f"{usable / gb:,.1f} GB usable of {device.key}'s {device.memory_bytes / gb:g} GB; at least "
-                       f"{needed} chips are needed for the weights alone, more for the KV cache")
+        return False, (
+            f"does not fit: {arch.name} weights at {precision.weights} are {total_weights / gb:,.0f} GB; "
+            f"spread over {query.chips} chip(s) that is {best_split / gb:,.1f} GB per chip, more than the "
+            f"{usable / gb:,.1f} GB usable of {device.key}'s {device.memory_bytes / gb:g} GB; at least "
+            f"{needed} chips are needed for the weights alone, more for the KV cache"
+        )
     missing = " and ".join(name for name, point in (("decode", decode), ("prefill", prefill)) if point is None)
-    bounds = ", ".join(f"{k} <= {v:g} ms" for k, v in (("TPOT", query.tpot_slo_ms), ("TTFT", query.ttft_slo_ms))
-                       if v)
-    return False, (f"no {missing} configuration on {query.chips} chip(s) of {device.key} fits memory"
-                   + (f" and meets {bounds}" if bounds else "") + " (a single request's KV cache and activations "
-                   "may not fit beside the weights, or the bound is below the fastest step)")
+    bounds = ", ".join(f"{k} <= {v:g} ms" for k, v in (("TPOT", query.tpot_slo_ms), ("TTFT", query.ttft_slo_ms)) if v)
+    return False, (
+        f"no {missing} configuration on {query.chips} chip(s) of {device.key} fits memory"
+        + (f" and meets {bounds}" if bounds else "")
+        + " (a single request's KV cache and activations "
+        "may not fit beside the weights, or the bound is below the fastest step)"
+    )

@@ -19,10 +19,20 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from backends.projection.efficiency import EFFICIENCY_FILE, Efficiency, load_efficiency
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
-__all__ = ["Row", "PublishedSet", "load_published", "predict", "fit", "validate", "Validation", "write_fit",
-           "PUBLISHED_FILE", "FITTED_FACTORS"]
+__all__ = [
+    "Row",
+    "PublishedSet",
+    "load_published",
+    "predict",
+    "fit",
+    "validate",
+    "Validation",
+    "write_fit",
+    "PUBLISHED_FILE",
+    "FITTED_FACTORS",
+]
 
 PUBLISHED_FILE = Path(__file__).with_name("published_serving.toml")
 PHASES = ("decode", "prefill", "aggregated")
@@ -55,10 +65,19 @@ class Row:
     def query(self):
         from backends.projection.project import ServingQuery
 
-        return ServingQuery(model=self.model, profile=self.profile, chips=self.chips, precision=self.precision,
-                            input_tokens=self.input_tokens, output_tokens=self.output_tokens,
-                            tpot_slo_ms=self.tpot_slo_ms, ttft_slo_ms=self.ttft_slo_ms, batch_size=self.batch_size,
-                            parallel=self.parallel, mtp_acceptance=self.mtp_acceptance)
+        return ServingQuery(
+            model=self.model,
+            profile=self.profile,
+            chips=self.chips,
+            precision=self.precision,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            tpot_slo_ms=self.tpot_slo_ms,
+            ttft_slo_ms=self.ttft_slo_ms,
+            batch_size=self.batch_size,
+            parallel=self.parallel,
+            mtp_acceptance=self.mtp_acceptance,
+        )
 
 
 @dataclass(frozen=True)
@@ -113,29 +132,58 @@ def _kind(row: Row) -> str:
 def predict(row: Row, eff: Efficiency) -> float | None:
     """The serving model's figure for the row (same unit as `row.figure`), or None where nothing fits."""
     from backends.projection.project import resolve
-    from backends.projection.serving import (Options, aggregated_tokens_per_s_per_chip, decode_point,
-                                             parse_parallel, search_decode, search_prefill)
+    from backends.projection.serving import (
+        Options,
+        aggregated_tokens_per_s_per_chip,
+        decode_point,
+        parse_parallel,
+        search_decode,
+        search_prefill,
+    )
 
     query = row.query()
     arch, device, precision = resolve(query)
     parallel = parse_parallel(row.parallel, arch, row.chips) if row.parallel else None
     opts = Options(row.mtp_acceptance)
     if row.phase == "decode":
-        point = search_decode(arch, precision, device, eff, opts, row.chips, row.input_tokens, row.output_tokens,
-                              row.tpot_slo_ms / 1e3 if row.tpot_slo_ms else None, row.batch_size, parallel)
+        point = search_decode(
+            arch,
+            precision,
+            device,
+            eff,
+            opts,
+            row.chips,
+            row.input_tokens,
+            row.output_tokens,
+            row.tpot_slo_ms / 1e3 if row.tpot_slo_ms else None,
+            row.batch_size,
+            parallel,
+        )
         return point.tokens_per_s_per_chip if point else None
     if row.phase == "prefill":
-        point = search_prefill(arch, precision, device, eff, Options(), row.chips, row.input_tokens,
-                               row.ttft_slo_ms / 1e3 if row.ttft_slo_ms else None, row.batch_size, parallel)
+        point = search_prefill(
+            arch,
+            precision,
+            device,
+            eff,
+            Options(),
+            row.chips,
+            row.input_tokens,
+            row.ttft_slo_ms / 1e3 if row.ttft_slo_ms else None,
+            row.batch_size,
+            parallel,
+        )
         return point.tokens_per_s_per_chip if point else None
     par = parallel
     if par is None or row.batch_size is None:
         raise UsageError(f"row {row.id}: an aggregated row needs parallel and batch_size")
-    if not decode_point(arch, precision, par, device, eff, opts, row.batch_size, row.input_tokens,
-                        row.output_tokens).fits:
+    if not decode_point(
+        arch, precision, par, device, eff, opts, row.batch_size, row.input_tokens, row.output_tokens
+    ).fits:
         return None
-    return aggregated_tokens_per_s_per_chip(arch, precision, par, device, eff, opts, row.batch_size,
-                                            row.input_tokens, row.output_tokens)
+    return aggregated_tokens_per_s_per_chip(
+        arch, precision, par, device, eff, opts, row.batch_size, row.input_tokens, row.output_tokens
+    )
 
 
 def _log_error(predicted: float | None, figure: float) -> float:
@@ -204,8 +252,9 @@ class Validation:
         return {"rows": self.rows, "fitted": self.fitted, "summary": self.summary()}
 
 
-def validate(published: PublishedSet | None = None, fitted: Mapping[str, Mapping[str, float]] | None = None,
-             refit: bool = True) -> Validation:
+def validate(
+    published: PublishedSet | None = None, fitted: Mapping[str, Mapping[str, float]] | None = None, refit: bool = True
+) -> Validation:
     """Fit on the fit rows (unless `refit` is false: then the committed fit in efficiency.toml), then predict
     every row; low/high come from the ends of every factor's range."""
     published = published or load_published()
@@ -216,14 +265,29 @@ def validate(published: PublishedSet | None = None, fitted: Mapping[str, Mapping
         predicted = predict(row, eff)
         low, high = predict(row, eff.at("low")), predict(row, eff.at("high"))
         error = predicted / row.figure - 1 if predicted else None
-        out.rows.append({
-            "id": row.id, "use": row.use, "model": row.model, "profile": row.profile, "chips": row.chips,
-            "precision": row.precision, "phase": row.phase, "parallel": row.parallel,
-            "input_tokens": row.input_tokens, "output_tokens": row.output_tokens, "tpot_slo_ms": row.tpot_slo_ms,
-            "published": row.figure, "predicted": predicted, "low": low, "high": high, "error": error,
-            "inside_band": bool(low and high and low <= row.figure <= high), "source": row.source,
-            "bound_note": row.bound_note,
-        })
+        out.rows.append(
+            {
+                "id": row.id,
+                "use": row.use,
+                "model": row.model,
+                "profile": row.profile,
+                "chips": row.chips,
+                "precision": row.precision,
+                "phase": row.phase,
+                "parallel": row.parallel,
+                "input_tokens": row.input_tokens,
+                "output_tokens": row.output_tokens,
+                "tpot_slo_ms": row.tpot_slo_ms,
+                "published": row.figure,
+                "predicted": predicted,
+                "low": low,
+                "high": high,
+                "error": error,
+                "inside_band": bool(low and high and low <= row.figure <= high),
+                "source": row.source,
+                "bound_note": row.bound_note,
+            }
+        )
     return out
 
 
@@ -238,8 +302,7 @@ def committed_fit(path: Path = EFFICIENCY_FILE) -> dict[str, dict[str, float]]:
     return out
 
 
-def write_fit(fitted: Mapping[str, Mapping[str, float]], fit_rows: Iterable[Row],
-              path: Path = EFFICIENCY_FILE) -> None:
+def write_fit(fitted: Mapping[str, Mapping[str, float]], fit_rows: Iterable[Row], path: Path = EFFICIENCY_FILE) -> None:
     """Write `fitted = X` and `fit_rows = [...]` under each fitted factor's table in efficiency.toml (and remove
     stale ones), leaving everything else as it is."""
     from backends.projection import efficiency

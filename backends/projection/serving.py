@@ -35,17 +35,34 @@ The same functions run with the host CPU's measured profile in `bench simulate -
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Iterator
 
 from backends.projection.arch import Arch
 from backends.projection.efficiency import Efficiency
 from backends.projection.interconnect import Links, all_reduce_s, expert_all_to_all_s, p2p_s
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
-__all__ = ["BYTES", "PRECISIONS", "Precision", "Parallel", "Device", "Options", "StepCost", "Memory",
-           "DecodePoint", "PrefillPoint", "decode_point", "prefill_point", "aggregated_tokens_per_s_per_chip",
-           "search_decode", "search_prefill", "candidates", "parse_parallel", "SERVING_MODEL_VERSION"]
+__all__ = [
+    "BYTES",
+    "PRECISIONS",
+    "Precision",
+    "Parallel",
+    "Device",
+    "Options",
+    "StepCost",
+    "Memory",
+    "DecodePoint",
+    "PrefillPoint",
+    "decode_point",
+    "prefill_point",
+    "aggregated_tokens_per_s_per_chip",
+    "search_decode",
+    "search_prefill",
+    "candidates",
+    "parse_parallel",
+    "SERVING_MODEL_VERSION",
+]
 
 SERVING_MODEL_VERSION = 1
 BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
@@ -129,19 +146,31 @@ class Device:
     @classmethod
     def of_profile(cls, profile) -> "Device":
         price = profile.price_usd.value
-        return cls(profile.key, profile.kind, {d: profile.peak_flops(d) for d in profile.peak_tflops},
-                   profile.bandwidth_bytes_s, profile.memory_bytes, profile.tdp_w.value,
-                   None if math.isnan(price) else price, profile)
+        return cls(
+            profile.key,
+            profile.kind,
+            {d: profile.peak_flops(d) for d in profile.peak_tflops},
+            profile.bandwidth_bytes_s,
+            profile.memory_bytes,
+            profile.tdp_w.value,
+            None if math.isnan(price) else price,
+            profile,
+        )
 
     def peak(self, dtype: str) -> float:
         if dtype not in self.peak_flops:
-            raise UsageError(f"precision: {dtype!r} is not allowed on {self.key} (no published {dtype} peak); "
-                             f"allowed: {', '.join(sorted(set(self.peak_flops) | {'int4'}))}")
+            raise UsageError(
+                f"precision: {dtype!r} is not allowed on {self.key} (no published {dtype} peak); "
+                f"allowed: {', '.join(sorted(set(self.peak_flops) | {'int4'}))}"
+            )
         return self.peak_flops[dtype]
 
     def links(self, efficiency: Efficiency) -> Links | None:
-        return Links.of(self.profile, efficiency.collective) if self.profile is not None and \
-            self.profile.interconnect else None
+        return (
+            Links.of(self.profile, efficiency.collective)
+            if self.profile is not None and self.profile.interconnect
+            else None
+        )
 
 
 @dataclass(frozen=True)
@@ -195,9 +224,13 @@ class StepCost:
         self.bytes += bytes_
 
     def breakdown(self) -> dict[str, float]:
-        return {"compute_ms": self.compute_s * 1e3, "memory_ms": self.memory_s * 1e3,
-                "communication_ms": self.communication_s * 1e3, "overhead_ms": self.overhead_s * 1e3,
-                "communication_hidden_ms": (self.communication_total_s - self.communication_s) * 1e3}
+        return {
+            "compute_ms": self.compute_s * 1e3,
+            "memory_ms": self.memory_s * 1e3,
+            "communication_ms": self.communication_s * 1e3,
+            "overhead_ms": self.overhead_s * 1e3,
+            "communication_hidden_ms": (self.communication_total_s - self.communication_s) * 1e3,
+        }
 
 
 @dataclass(frozen=True)
@@ -217,11 +250,17 @@ class Memory:
 
     def to_dict(self) -> dict[str, float]:
         gb = 1e9
-        return {"weights_gb": self.weights / gb, "kv_cache_gb": self.kv_cache / gb,
-                "activations_gb": self.activations / gb, "total_gb": self.total / gb, "usable_gb": self.usable / gb}
+        return {
+            "weights_gb": self.weights / gb,
+            "kv_cache_gb": self.kv_cache / gb,
+            "activations_gb": self.activations / gb,
+            "total_gb": self.total / gb,
+            "usable_gb": self.usable / gb,
+        }
 
 
 # -- memory ------------------------------------------------------------------------------------------------------
+
 
 def _kv_split(arch: Arch, tp: int) -> int:
     """How many TP ranks share one request's KV cache (GQA/MHA heads split up to the KV head count; an MLA
@@ -251,14 +290,27 @@ def activation_bytes(arch: Arch, prec: Precision, par: Parallel, tokens: float, 
     return tokens * (4 * arch.hidden + 2 * width) * prec.activation_bytes + logits_tokens * arch.vocab * 4 / par.tp
 
 
-def memory(arch: Arch, prec: Precision, par: Parallel, dev: Device, eff: Efficiency, requests: float,
-           context: float, tokens: float, logits_tokens: float) -> Memory:
-    return Memory(weight_bytes_per_chip(arch, prec, par),
-                  requests * kv_bytes_per_request_chip(arch, prec, par, context),
-                  activation_bytes(arch, prec, par, tokens, logits_tokens), dev.memory_bytes * eff.memory_usable)
+def memory(
+    arch: Arch,
+    prec: Precision,
+    par: Parallel,
+    dev: Device,
+    eff: Efficiency,
+    requests: float,
+    context: float,
+    tokens: float,
+    logits_tokens: float,
+) -> Memory:
+    return Memory(
+        weight_bytes_per_chip(arch, prec, par),
+        requests * kv_bytes_per_request_chip(arch, prec, par, context),
+        activation_bytes(arch, prec, par, tokens, logits_tokens),
+        dev.memory_bytes * eff.memory_usable,
+    )
 
 
 # -- one step of one stage -------------------------------------------------------------------------------------
+
 
 def _distinct_expert_share(arch: Arch, tokens: float) -> float:
     """Expected share of experts that at least one of `tokens` tokens is routed to (uniform routing)."""
@@ -267,8 +319,18 @@ def _distinct_expert_share(arch: Arch, tokens: float) -> float:
     return 1.0 - (1.0 - arch.experts_per_token / arch.experts) ** max(tokens, 0.0)
 
 
-def stage_step(arch: Arch, prec: Precision, par: Parallel, dev: Device, eff: Efficiency, opts: Options,
-               requests: float, context: float, decode: bool, query_tokens: float) -> StepCost:
+def stage_step(
+    arch: Arch,
+    prec: Precision,
+    par: Parallel,
+    dev: Device,
+    eff: Efficiency,
+    opts: Options,
+    requests: float,
+    context: float,
+    decode: bool,
+    query_tokens: float,
+) -> StepCost:
     """Cost of one step of one PP stage on one chip for a micro-batch of `requests` requests of `query_tokens`
     tokens each (decode: 1 or 2 with MTP; prefill: the prompt length) attending to `context` keys (decode: the
     cache length; prefill: the prompt, causal)."""
@@ -282,8 +344,14 @@ def stage_step(arch: Arch, prec: Precision, par: Parallel, dev: Device, eff: Eff
     bw = dev.bandwidth_bytes_s
 
     def gemm(params_per_chip: float, token_count: float, layers: float) -> None:
-        cost.add_op(2 * params_per_chip * token_count * layers, micro * params_per_chip * w * layers,
-                    gemm_peak, eff.gemm_at(token_count / micro), bw, eff.memory)
+        cost.add_op(
+            2 * params_per_chip * token_count * layers,
+            micro * params_per_chip * w * layers,
+            gemm_peak,
+            eff.gemm_at(token_count / micro),
+            bw,
+            eff.memory,
+        )
 
     # attention projections and core
     gemm(arch.attention_params / par.tp, tokens, arch.layers * share)
@@ -294,26 +362,43 @@ def stage_step(arch: Arch, prec: Precision, par: Parallel, dev: Device, eff: Eff
         core_bytes = kv_read + kv_write
     else:
         core_flops = arch.attention_core_flops(tokens, (context + 1) / 2, decode=False) / par.tp
-        core_bytes = tokens * (arch.kv_elements_per_token_layer * BYTES[prec.kv] / _kv_split(arch, par.tp)
-                               + 3 * arch.heads * arch.head_dim * a / par.tp)
-    cost.add_op(core_flops * arch.layers * share, core_bytes * arch.layers * share, attn_peak, eff.attention,
-                bw, eff.memory)
+        core_bytes = tokens * (
+            arch.kv_elements_per_token_layer * BYTES[prec.kv] / _kv_split(arch, par.tp)
+            + 3 * arch.heads * arch.head_dim * a / par.tp
+        )
+    cost.add_op(
+        core_flops * arch.layers * share, core_bytes * arch.layers * share, attn_peak, eff.attention, bw, eff.memory
+    )
     # MLPs, shared experts, router
     gemm(arch.dense_mlp_params / par.tp, tokens, arch.dense_layers * share)
     if arch.moe_layers:
-        gemm((arch.router_params + arch.shared_experts * arch.expert_params) / par.tp, tokens,
-             arch.moe_layers * share)
+        gemm((arch.router_params + arch.shared_experts * arch.expert_params) / par.tp, tokens, arch.moe_layers * share)
         _routed_experts(cost, arch, prec, par, eff, tokens, micro, share, gemm_peak, bw)
     # element-wise traffic (norms, residuals, activation functions, rope)
-    width = arch.intermediate if not arch.moe_layers else (arch.experts_per_token + arch.shared_experts) * \
-        arch.expert_intermediate
-    cost.add_op(0.0, tokens * (8 * arch.hidden + 3 * width) * a / par.tp * arch.layers * share, gemm_peak,
-                eff.gemm, bw, eff.memory)
+    width = (
+        arch.intermediate
+        if not arch.moe_layers
+        else (arch.experts_per_token + arch.shared_experts) * arch.expert_intermediate
+    )
+    cost.add_op(
+        0.0,
+        tokens * (8 * arch.hidden + 3 * width) * a / par.tp * arch.layers * share,
+        gemm_peak,
+        eff.gemm,
+        bw,
+        eff.memory,
+    )
     # LM head (every stage carries its share: the last stage runs it)
     logits = tokens if decode else requests
     head = arch.head_params / par.tp
-    cost.add_op(2 * head * logits * share, micro * head * max(w, 2.0) * share, gemm_peak, eff.gemm_at(logits / micro),
-                bw, eff.memory)
+    cost.add_op(
+        2 * head * logits * share,
+        micro * head * max(w, 2.0) * share,
+        gemm_peak,
+        eff.gemm_at(logits / micro),
+        bw,
+        eff.memory,
+    )
     _communication(cost, arch, prec, par, dev, eff, tokens, share, overlap, decode)
     cost.overhead_s = eff.layer_overhead_us * 1e-6 * arch.layers * share * micro + eff.step_overhead_ms * 1e-3
     work = cost.compute_s + cost.memory_s
@@ -321,8 +406,18 @@ def stage_step(arch: Arch, prec: Precision, par: Parallel, dev: Device, eff: Eff
     return cost
 
 
-def _routed_experts(cost: StepCost, arch: Arch, prec: Precision, par: Parallel, eff: Efficiency, tokens: float,
-                    micro: int, share: float, peak: float, bandwidth: float) -> None:
+def _routed_experts(
+    cost: StepCost,
+    arch: Arch,
+    prec: Precision,
+    par: Parallel,
+    eff: Efficiency,
+    tokens: float,
+    micro: int,
+    share: float,
+    peak: float,
+    bandwidth: float,
+) -> None:
     w = BYTES[prec.weights]
     layers = arch.moe_layers * share
     flops = 2 * tokens * arch.experts_per_token * arch.expert_params / par.tp * eff.moe_imbalance
@@ -338,16 +433,27 @@ def _routed_experts(cost: StepCost, arch: Arch, prec: Precision, par: Parallel, 
     cost.add_op(flops * layers, weight_bytes * layers, peak, eff.gemm_at(rows_per_expert), bandwidth, eff.memory)
 
 
-def _communication(cost: StepCost, arch: Arch, prec: Precision, par: Parallel, dev: Device, eff: Efficiency,
-                   tokens: float, share: float, overlap: bool, decode: bool) -> None:
+def _communication(
+    cost: StepCost,
+    arch: Arch,
+    prec: Precision,
+    par: Parallel,
+    dev: Device,
+    eff: Efficiency,
+    tokens: float,
+    share: float,
+    overlap: bool,
+    decode: bool,
+) -> None:
     if par.chips == 1 and par.ep == 1:
         return
     links = dev.links(eff)
     if links is None:
         if dev.profile is not None:
             dev.profile.link("scaleup_gbs")  # raises the profile's own one-line error
-        raise UsageError(f"chips: {par.chips} is not allowed on {dev.key}, which has no interconnect figures; "
-                         "expected 1")
+        raise UsageError(
+            f"chips: {par.chips} is not allowed on {dev.key}, which has no interconnect figures; expected 1"
+        )
     a = prec.activation_bytes
     message = tokens * arch.hidden * a
     # TP: an all-reduce after attention and after each MLP that is tensor-parallel
@@ -359,8 +465,15 @@ def _communication(cost: StepCost, arch: Arch, prec: Precision, par: Parallel, d
         limit = arch.routing_group_limit if arch.routing_groups else 0
 
         def a2a(token_bytes: float) -> float:
-            return expert_all_to_all_s(links, par.ep, per_chip, arch.experts_per_token, token_bytes,
-                                       dedup_by_domain=not decode, domain_limit=limit)
+            return expert_all_to_all_s(
+                links,
+                par.ep,
+                per_chip,
+                arch.experts_per_token,
+                token_bytes,
+                dedup_by_domain=not decode,
+                domain_limit=limit,
+            )
 
         a2a_s = (a2a(arch.hidden * prec.dispatch_bytes) + a2a(arch.hidden * a)) * arch.moe_layers * share
     pp_s = p2p_s(links, par.replica_chips > links.domain, message) if par.pp > 1 else 0.0
@@ -370,6 +483,7 @@ def _communication(cost: StepCost, arch: Arch, prec: Precision, par: Parallel, d
 
 
 # -- phases --------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class DecodePoint:
@@ -406,8 +520,17 @@ class PrefillPoint:
         return self.memory.fits
 
 
-def decode_point(arch: Arch, prec: Precision, par: Parallel, dev: Device, eff: Efficiency, opts: Options,
-                 batch: int, input_tokens: int, output_tokens: int) -> DecodePoint:
+def decode_point(
+    arch: Arch,
+    prec: Precision,
+    par: Parallel,
+    dev: Device,
+    eff: Efficiency,
+    opts: Options,
+    batch: int,
+    input_tokens: int,
+    output_tokens: int,
+) -> DecodePoint:
     q = opts.tokens_per_request_step
     mean_context = input_tokens + output_tokens / 2
     step = stage_step(arch, prec, par, dev, eff, opts, batch, mean_context, decode=True, query_tokens=q)
@@ -418,18 +541,34 @@ def decode_point(arch: Arch, prec: Precision, par: Parallel, dev: Device, eff: E
     return DecodePoint(par, batch, opts, step, mem, tpot, rate)
 
 
-def prefill_point(arch: Arch, prec: Precision, par: Parallel, dev: Device, eff: Efficiency, opts: Options,
-                  batch: int, input_tokens: int) -> PrefillPoint:
-    step = stage_step(arch, prec, par, dev, eff, opts, batch, input_tokens, decode=False,
-                      query_tokens=input_tokens)
+def prefill_point(
+    arch: Arch,
+    prec: Precision,
+    par: Parallel,
+    dev: Device,
+    eff: Efficiency,
+    opts: Options,
+    batch: int,
+    input_tokens: int,
+) -> PrefillPoint:
+    step = stage_step(arch, prec, par, dev, eff, opts, batch, input_tokens, decode=False, query_tokens=input_tokens)
     mem = memory(arch, prec, par, dev, eff, batch, input_tokens, batch * input_tokens, batch)
     ttft = par.pp * step.time_s
     rate = batch * input_tokens / (step.time_s * par.tp * par.pp)
     return PrefillPoint(par, batch, opts, step, mem, ttft, rate)
 
 
-def aggregated_tokens_per_s_per_chip(arch: Arch, prec: Precision, par: Parallel, dev: Device, eff: Efficiency,
-                                     opts: Options, batch: int, input_tokens: int, output_tokens: int) -> float:
+def aggregated_tokens_per_s_per_chip(
+    arch: Arch,
+    prec: Precision,
+    par: Parallel,
+    dev: Device,
+    eff: Efficiency,
+    opts: Options,
+    batch: int,
+    input_tokens: int,
+    output_tokens: int,
+) -> float:
     """Output tokens/s per chip when the same chips prefill a batch of prompts and then decode it to the end
     (static batching, as offline benchmarks and max-throughput runs do): batch x output / (prefill + decode)."""
     pre = prefill_point(arch, prec, par, dev, eff, opts, batch, input_tokens)
@@ -441,6 +580,7 @@ def aggregated_tokens_per_s_per_chip(arch: Arch, prec: Precision, par: Parallel,
 
 
 # -- search ----------------------------------------------------------------------------------------------------
+
 
 def _powers_of_two(limit: int) -> list[int]:
     out, value = [], 1
@@ -462,8 +602,11 @@ def candidates(arch: Arch, chips: int) -> Iterator[Parallel]:
                 continue
             eps = {1}
             if arch.moe_layers:
-                eps |= {d for d in _powers_of_two(per_stage) + [per_stage]
-                        if d >= 2 and per_stage % d == 0 and d % tp == 0 and d <= arch.experts * 8}
+                eps |= {
+                    d
+                    for d in _powers_of_two(per_stage) + [per_stage]
+                    if d >= 2 and per_stage % d == 0 and d % tp == 0 and d <= arch.experts * 8
+                }
             for ep in sorted(eps):
                 yield Parallel(tp=tp, pp=pp, ep=ep, dp=per_stage // tp)
 
@@ -475,8 +618,9 @@ def parse_parallel(text: str, arch: Arch, chips: int) -> Parallel:
         key, sep, value = part.partition("=")
         key = key.strip()
         if not sep or key not in values:
-            raise UsageError(f"parallel: {part!r} is not allowed; expected KEY=N with KEY one of tp, pp, ep "
-                             "(e.g. tp=8,ep=32)")
+            raise UsageError(
+                f"parallel: {part!r} is not allowed; expected KEY=N with KEY one of tp, pp, ep (e.g. tp=8,ep=32)"
+            )
         try:
             values[key] = int(value)
         except ValueError:
@@ -490,8 +634,10 @@ def parse_parallel(text: str, arch: Arch, chips: int) -> Parallel:
     if ep > 1 and not arch.moe_layers:
         raise UsageError(f"parallel.ep: {ep} is not allowed for {arch.name}, which has no experts; expected 1")
     if ep > 1 and (per_stage % ep or ep % tp):
-        raise UsageError(f"parallel.ep: {ep} is not allowed with tp={tp} on {per_stage} chips per stage; expected "
-                         "a divisor of the stage's chips that tp divides")
+        raise UsageError(
+            f"parallel.ep: {ep} is not allowed with tp={tp} on {per_stage} chips per stage; expected "
+            "a divisor of the stage's chips that tp divides"
+        )
     if tp > arch.heads:
         raise UsageError(f"parallel.tp: {tp} is not allowed; {arch.name} has {arch.heads} attention heads")
     return Parallel(tp=tp, pp=pp, ep=ep, dp=per_stage // tp)
@@ -511,14 +657,25 @@ def _largest_fitting_batch(fits) -> int:
     return low
 
 
-def search_decode(arch: Arch, prec: Precision, dev: Device, eff: Efficiency, opts: Options, chips: int,
-                  input_tokens: int, output_tokens: int, tpot_slo_s: float | None = None,
-                  batch: int | None = None, parallel: Parallel | None = None) -> DecodePoint | None:
+def search_decode(
+    arch: Arch,
+    prec: Precision,
+    dev: Device,
+    eff: Efficiency,
+    opts: Options,
+    chips: int,
+    input_tokens: int,
+    output_tokens: int,
+    tpot_slo_s: float | None = None,
+    batch: int | None = None,
+    parallel: Parallel | None = None,
+) -> DecodePoint | None:
     """The decode configuration with the most output tokens/s per chip that fits memory and meets the TPOT
     bound; None where none does. Ties (within 0.5%) go to the lower TPOT."""
     best: DecodePoint | None = None
     splits = [parallel] if parallel else list(candidates(arch, chips))
     for par, option in ((p, o) for p in splits for o in opts.choices(arch, p)):
+
         def ok(b: int, par=par, option=option) -> bool:
             point = decode_point(arch, prec, par, dev, eff, option, b, input_tokens, output_tokens)
             return point.fits and (tpot_slo_s is None or point.tpot_s <= tpot_slo_s)
@@ -527,15 +684,27 @@ def search_decode(arch: Arch, prec: Precision, dev: Device, eff: Efficiency, opt
         if not b:
             continue
         point = decode_point(arch, prec, par, dev, eff, option, b, input_tokens, output_tokens)
-        if best is None or point.tokens_per_s_per_chip > best.tokens_per_s_per_chip * 1.005 or (
-                point.tokens_per_s_per_chip >= best.tokens_per_s_per_chip * 0.995 and point.tpot_s < best.tpot_s):
+        if (
+            best is None
+            or point.tokens_per_s_per_chip > best.tokens_per_s_per_chip * 1.005
+            or (point.tokens_per_s_per_chip >= best.tokens_per_s_per_chip * 0.995 and point.tpot_s < best.tpot_s)
+        ):
             best = point
     return best
 
 
-def search_prefill(arch: Arch, prec: Precision, dev: Device, eff: Efficiency, opts: Options, chips: int,
-                   input_tokens: int, ttft_slo_s: float | None = None, batch: int | None = None,
-                   parallel: Parallel | None = None) -> PrefillPoint | None:
+def search_prefill(
+    arch: Arch,
+    prec: Precision,
+    dev: Device,
+    eff: Efficiency,
+    opts: Options,
+    chips: int,
+    input_tokens: int,
+    ttft_slo_s: float | None = None,
+    batch: int | None = None,
+    parallel: Parallel | None = None,
+) -> PrefillPoint | None:
     """The prefill configuration with the most input tokens/s per chip within the TTFT bound and memory; per
     split, the smallest prompt batch (powers of two) within 2% of that split's best rate."""
     best: PrefillPoint | None = None
@@ -552,7 +721,10 @@ def search_prefill(arch: Arch, prec: Precision, dev: Device, eff: Efficiency, op
             continue
         top = max(p.tokens_per_s_per_chip for p in points)
         chosen = next(p for p in points if p.tokens_per_s_per_chip >= 0.98 * top)
-        if best is None or chosen.tokens_per_s_per_chip > best.tokens_per_s_per_chip * 1.005 or (
-                chosen.tokens_per_s_per_chip >= best.tokens_per_s_per_chip * 0.995 and chosen.ttft_s < best.ttft_s):
+        if (
+            best is None
+            or chosen.tokens_per_s_per_chip > best.tokens_per_s_per_chip * 1.005
+            or (chosen.tokens_per_s_per_chip >= best.tokens_per_s_per_chip * 0.995 and chosen.ttft_s < best.ttft_s)
+        ):
             best = chosen
     return best

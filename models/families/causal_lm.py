@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from backends.base import ExportSpec, PreparedCall
+from bench.core.calls import ExportSpec, PreparedCall
 from models.base import Workload
 from models.families.common import OutputOf, build_model, finish_model, forward_accepts, seeded_token_ids, take_rows
 
@@ -30,8 +30,9 @@ def _cache_of(output):
     return cache if cache is not None else output.past_key_values
 
 
-def prepare(workload: Workload, dtype: torch.dtype, device: str, spec, attn_implementation: str | None = None,
-            transform=None) -> PreparedCall:
+def prepare(
+    workload: Workload, dtype: torch.dtype, device: str, spec, attn_implementation: str | None = None, transform=None
+) -> PreparedCall:
     raw, weights = build_model(workload, AUTO_CLASS, dtype, device, spec.weights, attn_implementation)
     new_tokens = spec.new_tokens or workload.default_new_tokens or 1
     ids = seeded_token_ids(spec.batch_size, spec.seq_len, workload.config["vocab_size"], device)
@@ -46,7 +47,9 @@ def prepare(workload: Workload, dtype: torch.dtype, device: str, spec, attn_impl
     prepared = generate.calls(ids, facts)
     prepared.export = ExportSpec(
         OutputOf(raw, ["input_ids", "attention_mask"], lambda out: out.logits, use_cache=False),
-        {"input_ids": ids, "attention_mask": mask}, "logits")
+        {"input_ids": ids, "attention_mask": mask},
+        "logits",
+    )
     return prepared
 
 
@@ -79,4 +82,17 @@ class _Generate:
             facts=facts,
             output=lambda: model(input_ids=ids, attention_mask=mask, use_cache=False).logits,
             take=lambda rows: self.calls(take_rows({"ids": ids}, rows)["ids"], facts),
+            stream=lambda prompt, max_new: self.stream(prompt, max_new, ids.device),
         )
+
+    def stream(self, prompt: list[int], max_new: int, device):
+        """Greedy generation for one request: yields each output token id as its step finishes (what a serving
+        engine streams). Same model, technique and KV cache as the timed call; EOS ignored."""
+        model, cache_arg = self.model, self.cache_arg
+        ids = torch.tensor([prompt], dtype=torch.long, device=device)
+        out = model(input_ids=ids, use_cache=True, **self.prefill_extra)
+        for step in range(max_new):
+            token = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
+            yield int(token[0, 0])
+            if step + 1 < max_new:
+                out = model(input_ids=token, use_cache=True, **{cache_arg: _cache_of(out)})

@@ -27,13 +27,35 @@ import torch
 from models.base import INPUTS_SEED, WEIGHTS_SEED, Workload
 
 __all__ = [
-    "make_config", "skip_init", "build_random", "build_meta", "load_weights", "build_model", "model_facts",
-    "seeded_token_ids", "forward_accepts", "package_weights_dir", "OutputOf", "finish_model",
+    "make_config",
+    "skip_init",
+    "build_random",
+    "build_meta",
+    "load_weights",
+    "build_model",
+    "model_facts",
+    "seeded_token_ids",
+    "forward_accepts",
+    "package_weights_dir",
+    "OutputOf",
+    "finish_model",
 ]
 
 _INIT_FUNCTIONS = (
-    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_", "xavier_uniform_",
-    "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_",
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "eye_",
+    "dirac_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "orthogonal_",
+    "sparse_",
 )
 
 
@@ -108,7 +130,7 @@ class _UniformPool:
         done = 0
         while done < flat.numel():
             take = min(flat.numel() - done, POOL_SIZE - offset)
-            flat[done:done + take].copy_(pool[offset:offset + take])
+            flat[done : done + take].copy_(pool[offset : offset + take])
             done, offset = done + take, 0
         flat.mul_(std)
 
@@ -138,8 +160,9 @@ def _attn_kwargs(attn_implementation: str | None) -> dict[str, Any]:
     return {"attn_implementation": attn_implementation} if attn_implementation else {}
 
 
-def build_random(workload: Workload, auto_class: str, dtype: torch.dtype, device: str,
-                 attn_implementation: str | None = None) -> torch.nn.Module:
+def build_random(
+    workload: Workload, auto_class: str, dtype: torch.dtype, device: str, attn_implementation: str | None = None
+) -> torch.nn.Module:
     """Instantiate `workload.config` through transformers' `auto_class` with seeded random weights, fast."""
     import transformers
 
@@ -176,22 +199,30 @@ def package_weights_dir(workload: Workload) -> Path | None:
     return directory if (directory / "model.safetensors").is_file() else None
 
 
-def load_weights(auto_class: str, directory: Path, dtype: torch.dtype, device: str,
-                 attn_implementation: str | None = None) -> torch.nn.Module:
+def load_weights(
+    auto_class: str, directory: Path, dtype: torch.dtype, device: str, attn_implementation: str | None = None
+) -> torch.nn.Module:
     """Real weights from a local directory: safetensors only, never remote code, never the network."""
     import transformers
 
     model, info = getattr(transformers, auto_class).from_pretrained(
-        str(directory), use_safetensors=True, trust_remote_code=False, local_files_only=True,
-        output_loading_info=True, **{_dtype_keyword(): dtype}, **_attn_kwargs(attn_implementation),
+        str(directory),
+        use_safetensors=True,
+        trust_remote_code=False,
+        local_files_only=True,
+        output_loading_info=True,
+        **{_dtype_keyword(): dtype},
+        **_attn_kwargs(attn_implementation),
     )
     missing = sorted(info.get("missing_keys") or [])
     if missing:  # a parameter left at its random initialisation would be recorded as "real" weights
-        from bench.errors import UsageError
+        from bench.core.errors import UsageError
 
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise UsageError(f"--weights: {str(directory)!r} lacks {len(missing)} parameter(s) of the model: {shown}; "
-                         "every parameter must come from the checkpoint")
+        raise UsageError(
+            f"--weights: {str(directory)!r} lacks {len(missing)} parameter(s) of the model: {shown}; "
+            "every parameter must come from the checkpoint"
+        )
     return model.to(device).eval()
 
 
@@ -202,8 +233,14 @@ def _dtype_keyword() -> str:
     return "dtype" if "dtype" in params or int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
 
 
-def build_model(workload: Workload, auto_class: str, dtype: torch.dtype, device: str,
-                weights: str | None, attn_implementation: str | None = None) -> tuple[torch.nn.Module, str]:
+def build_model(
+    workload: Workload,
+    auto_class: str,
+    dtype: torch.dtype,
+    device: str,
+    weights: str | None,
+    attn_implementation: str | None = None,
+) -> tuple[torch.nn.Module, str]:
     """The model to benchmark and a description of its weights.
 
     Order: the user's --weights directory; else the entry's weights package when installed; else random.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from backends.base import ExportSpec, PreparedCall
+from bench.core.calls import ExportSpec, PreparedCall
 from models.base import INPUTS_SEED, Workload
 from models.families.common import OutputOf, build_model, finish_model, take_rows
 
@@ -22,8 +22,9 @@ def make_inputs(workload: Workload, spec, device: str, dtype: torch.dtype) -> di
     return {"pixel_values": pixels.to(device=device, dtype=dtype)}
 
 
-def prepare(workload: Workload, dtype: torch.dtype, device: str, spec, attn_implementation: str | None = None,
-            transform=None) -> PreparedCall:
+def prepare(
+    workload: Workload, dtype: torch.dtype, device: str, spec, attn_implementation: str | None = None, transform=None
+) -> PreparedCall:
     raw, weights = build_model(workload, AUTO_CLASS, dtype, device, spec.weights, attn_implementation)
     model, facts = finish_model(raw, dtype, weights, transform)
     inputs = make_inputs(workload, spec, device, dtype)
@@ -39,7 +40,9 @@ def _calls(model, inputs: dict[str, torch.Tensor], facts: dict) -> PreparedCall:
         return None
 
     return PreparedCall(
-        call=call, items_per_call=len(inputs["pixel_values"]), facts=facts,
+        call=call,
+        items_per_call=len(inputs["pixel_values"]),
+        facts=facts,
         output=lambda: model(**inputs).logits,
         take=lambda rows: _calls(model, take_rows(inputs, rows), facts),
     )

@@ -1,0 +1,496 @@
+"""`bench simulate`: the serving projection of one model on a cluster, and the serving model's two validations
+(against published results; against this host, leave-one-model-out). Parsing and printing only; the model is
+backends.projection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any, Sequence
+
+from bench.cli.common import (
+    DEFAULT_RESULTS_ROOT,
+    EXIT_OK,
+    checked_dir,
+    fresh_store,
+    timestamp,
+)
+from bench.core.errors import UsageError
+from bench.core.spec import (
+    MeasureSettings,
+    Sweep,
+    parse_name_list,
+)
+from bench.output.format import number
+
+#: Figures in projection tables: the one number formatter, "-" where a figure is missing.
+_figure = partial(number, missing="-")
+
+__all__ = [
+    "add_serving_arguments",
+    "run_projection",
+    "run_serving_validation",
+    "run_host_validation",
+    "render_projection",
+]
+
+
+def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("serving projection (--model M --profile P)")
+    g.add_argument("--profile", help="device profile (see `bench list`), e.g. ascend-910c, h100, h800, h20")
+    g.add_argument("--chips", default="1", help="chips in the deployment (default 1)")
+    g.add_argument("--kv-precision", help="KV-cache precision (default bf16; fp32/fp16 with those precisions)")
+    g.add_argument("--input-tokens", default="1024", help="prompt length (default 1024)")
+    g.add_argument("--output-tokens", default="256", help="output tokens per request (default 256)")
+    g.add_argument("--tpot-slo", metavar="MS", help="TPOT bound in ms: the decode batch is searched up to it")
+    g.add_argument("--ttft-slo", metavar="MS", help="TTFT bound in ms for the prefill batch")
+    g.add_argument("--batch-size", help="fix the decode batch per replica instead of searching it")
+    g.add_argument("--parallel", help="fix the split, e.g. tp=8,ep=32 (default: searched over TP/PP/EP)")
+    g.add_argument(
+        "--mtp-acceptance", metavar="A", help="multi-token prediction: one draft token accepted at rate A (e.g. 0.85)"
+    )
+    g.add_argument("--overlap", choices=("on", "off"), help="two-micro-batch overlap (default: searched)")
+    g.add_argument("--format", choices=("table", "json", "md"), default="table")
+    v = parser.add_argument_group("serving-model validation")
+    v.add_argument(
+        "--validate-serving",
+        action="store_true",
+        help="fit on the published rows marked fit, predict every row, print errors (< 30 s)",
+    )
+    v.add_argument(
+        "--write-fit",
+        action="store_true",
+        help="with --validate-serving: write the fitted factors into backends/projection/efficiency.toml",
+    )
+    v.add_argument(
+        "--validate-host",
+        action="store_true",
+        help="measure the catalogue LMs here (or tabulate --from runs) and predict each with factors "
+        "fitted on the others (leave-one-model-out)",
+    )
+
+
+def _bounded_number(name: str, raw: str | None, kind: type, minimum: float) -> Any:
+    if raw is None:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise UsageError(f"{name}: {raw!r} is not allowed; expected {what} >= {minimum:g}") from None
+    if isinstance(value, float) and not math.isfinite(value) or value < minimum:
+        raise UsageError(f"{name}: {raw!r} is not allowed; expected a finite number >= {minimum:g}")
+    return value
+
+
+def _query(args: argparse.Namespace):
+    from backends.projection.project import ServingQuery
+
+    models = args.model or []
+    if len(models) != 1 or "," in models[0]:
+        raise UsageError(f"--model: {','.join(models) or 'none'} is not allowed; a projection takes one model")
+    precisions = args.precision or ["bf16"]
+    if len(precisions) != 1 or "," in precisions[0]:
+        raise UsageError(f"--precision: {','.join(precisions)} is not allowed; a projection takes one precision")
+    if not args.profile:
+        raise UsageError("--profile: missing; a projection needs a device profile (see `bench list`)")
+    return ServingQuery(
+        model=models[0],
+        profile=args.profile,
+        chips=_bounded_number("--chips", args.chips, int, 1),
+        precision=precisions[0],
+        kv_precision=args.kv_precision,
+        input_tokens=_bounded_number("--input-tokens", args.input_tokens, int, 1),
+        output_tokens=_bounded_number("--output-tokens", args.output_tokens, int, 1),
+        tpot_slo_ms=_bounded_number("--tpot-slo", args.tpot_slo, float, 1e-6),
+        ttft_slo_ms=_bounded_number("--ttft-slo", args.ttft_slo, float, 1e-6),
+        batch_size=_bounded_number("--batch-size", args.batch_size, int, 1),
+        parallel=args.parallel,
+        mtp_acceptance=_bounded_number("--mtp-acceptance", args.mtp_acceptance, float, 0.0),
+        overlap=None if args.overlap is None else args.overlap == "on",
+    )
+
+
+def run_projection(args: argparse.Namespace) -> int:
+    from backends.projection.project import project
+
+    result = project(_query(args)).to_dict()
+    if args.format == "json":
+        print(json.dumps(result, indent=1))
+    else:
+        print(render_projection(result, markdown=args.format == "md"), end="")
+    return 0 if result["fits"] else 1
+
+
+def _par(p: dict[str, int] | None) -> str:
+    return " ".join(f"{k}={v}" for k, v in p.items()) if p else "-"
+
+
+def _phase_rows(
+    phase: dict[str, Any] | None,
+    rate_key: str,
+    low: dict,
+    high: dict,
+    latency: str,
+    per_watt: dict | None,
+    per_k: dict | None,
+    headline_key: str,
+) -> list[str]:
+    if phase is None:
+        return ["-"] * 10
+    band = f" [{_figure(low.get(headline_key))}, {_figure(high.get(headline_key))}]" if low else ""
+    mem = phase["memory"]
+    b = phase["breakdown"]
+    return [
+        _par(phase["parallelism"]),
+        {True: "on", False: "off", None: "-"}[phase.get("overlap")],
+        _figure(phase.get("batch_per_replica", phase.get("prompts_per_replica"))),
+        f"{_figure(phase[latency])} ms",
+        f"{_figure(phase['tokens_per_s_per_chip'])}{band}",
+        _figure(phase["tokens_per_s_cluster"]),
+        f"{_figure((per_watt or {}).get(headline_key))} / {_figure((per_k or {}).get(headline_key))}",
+        f"{phase['mfu']:.2f} / {phase['mbu']:.2f}",
+        f"compute {b['compute_ms']:.2f}, memory {b['memory_ms']:.2f}, comm {b['communication_ms']:.2f} "
+        f"(+{b['communication_hidden_ms']:.2f} hidden), overhead {b['overhead_ms']:.2f} ms",
+        f"{mem['weights_gb']:.1f} + KV {mem['kv_cache_gb']:.1f} + act {mem['activations_gb']:.1f} = "
+        f"{mem['total_gb']:.1f} of {mem['usable_gb']:.1f} GB",
+    ]
+
+
+def render_projection(r: dict[str, Any], markdown: bool = False) -> str:
+    p = r["precision"]
+    head = (
+        f"{r['model']} on {r['chips']} x {r['profile']}, {p['weights']} weights / {p['compute']} compute / "
+        f"{p['kv_cache']} KV cache, {r['input_tokens']:,} in / {r['output_tokens']:,} out"
+        + (f", TPOT <= {r['tpot_slo_ms']:g} ms" if r["tpot_slo_ms"] else "")
+        + (f", TTFT <= {r['ttft_slo_ms']:g} ms" if r["ttft_slo_ms"] else "")
+        + (f", MTP acceptance {r['mtp_acceptance']:g}" if r["mtp_acceptance"] is not None else "")
+    )
+    lines = [
+        head,
+        "SIMULATED: analytical serving model, not a measurement. Low/high: every efficiency factor at "
+        "the pessimistic/optimistic end of its sourced range.",
+        f"fits: {'yes' if r['fits'] else 'no'}" + ("" if r["fits"] else f" -- {r['note']}"),
+    ]
+    labels = [
+        "parallelism",
+        "micro-batch overlap",
+        "batch per replica",
+        "TPOT / TTFT",
+        "tokens/s per chip [low, high]",
+        "tokens/s cluster",
+        "tokens/s per W / per $1k",
+        "MFU / MBU",
+        "step time",
+        "memory per chip",
+    ]
+    decode = _phase_rows(
+        r["decode"],
+        "tokens_per_s_per_chip",
+        r["low"],
+        r["high"],
+        "tpot_ms",
+        r["per_watt"],
+        r["per_1000_usd"],
+        "decode_tokens_per_s_per_chip",
+    )
+    prefill = _phase_rows(
+        r["prefill"],
+        "tokens_per_s_per_chip",
+        r["low"],
+        r["high"],
+        "ttft_ms",
+        r["per_watt"],
+        r["per_1000_usd"],
+        "prefill_tokens_per_s_per_chip",
+    )
+    if markdown:
+        lines += ["", "| | decode (output tokens) | prefill (input tokens) |", "|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in zip(labels, decode, prefill)]
+    else:
+        width = max(len(x) for x in labels)
+        dwidth = max(len(x) for x in decode + ["decode (output tokens)"])
+        lines += ["", f"{'':<{width}}  {'decode (output tokens)':<{dwidth}}  prefill (input tokens)"]
+        lines += [f"{a:<{width}}  {b:<{dwidth}}  {c}" for a, b, c in zip(labels, decode, prefill)]
+    if r["assumed_figures"]:
+        lines.append(f"ASSUMED profile figures: {', '.join(r['assumed_figures'])}")
+    if r["unverified_figures"]:
+        lines.append(f"UNV (unverified) profile figures: {', '.join(r['unverified_figures'])}")
+    if r["per_1000_usd"] is None:
+        lines.append(f"per $: no sourced price for {r['profile']} (set price_usd in $CATCHUP_BENCH_PROFILES)")
+    return "\n".join(lines) + "\n"
+
+
+# -- validations -----------------------------------------------------------------------------------------------
+
+
+def run_serving_validation(args: argparse.Namespace) -> int:
+    import time
+
+    from backends.projection.published import load_published, validate, write_fit
+
+    began = time.perf_counter()
+    published = load_published()
+    result = validate(published)
+    elapsed = time.perf_counter() - began
+    if args.write_fit:
+        write_fit(result.fitted, published.for_fitting())
+        print("fitted factors written to backends/projection/efficiency.toml", file=sys.stderr)
+    data = result.to_dict()
+    data["elapsed_s"] = elapsed
+    if args.format == "json":
+        print(json.dumps(data, indent=1))
+    else:
+        print(render_serving_validation(data), end="")
+    return 0
+
+
+def render_serving_validation(data: dict[str, Any]) -> str:
+    lines = [
+        "| row | use | model | device x chips | precision | phase | bound | published | predicted [low, high] "
+        "| error |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data["rows"]:
+        bound = f"TPOT {r['tpot_slo_ms']:g} ms" if r["tpot_slo_ms"] else "-"
+        band = f"[{_figure(r['low'])}, {_figure(r['high'])}]"
+        error = f"{100 * r['error']:+.0f}%" if r["error"] is not None else "no fit"
+        lines.append(
+            f"| {r['id']} | {r['use']} | {r['model']} | {r['profile']} x {r['chips']} | {r['precision']} "
+            f"| {r['phase']} | {bound} | {_figure(r['published'])} | {_figure(r['predicted'])} {band} | {error} |"
+        )
+    s = data["summary"]
+    fitted = "; ".join(
+        f"{kind}: " + ", ".join(f"{k} {v:g}" for k, v in values.items()) for kind, values in data["fitted"].items()
+    )
+    lines += [
+        "",
+        f"fitted on the fit rows (inside the sourced ranges): {fitted or 'nothing'}",
+        f"median |error|: fit rows {100 * (s['median_abs_error_fit'] or 0):.1f}%, held-out rows "
+        f"{100 * (s['median_abs_error_held_out'] or 0):.1f}% ({s['held_out_rows']} rows); worst held-out "
+        f"ratio {s['held_out_worst_ratio']:.2f}x; within 2x: {s['held_out_within_2x']} of "
+        f"{s['held_out_rows']}; published figure inside [low, high]: {s['held_out_inside_low_high']} of "
+        f"{s['held_out_rows']}",
+        f"({data['elapsed_s']:.1f} s; units: tokens/s per chip; simulated figures)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_host_validation(args: argparse.Namespace, run_dirs: Sequence[str] | None, out: Path | None) -> int:
+    import psutil
+
+    from backends.calibrate import host_profile
+    from backends.projection.hostcheck import (
+        host_device,
+        leave_one_model_out,
+        rows_from_records,
+        summarize,
+    )
+    from bench.runs.store import read_run_dirs
+
+    if run_dirs:
+        records = read_run_dirs(run_dirs).records
+    else:
+        records = _measure_host(args, out)
+    rows = rows_from_records(records)
+    if len({r.model for r in rows}) < 2:
+        raise UsageError(
+            "--validate-host: needs measured cpu generation cells (new_tokens >= 2, no options) of at "
+            f"least two models; found {len({r.model for r in rows})}"
+        )
+    device = host_device(host_profile(), psutil.virtual_memory().total)
+    results = leave_one_model_out(rows, device)
+    data = {
+        "rows": results,
+        "summary": summarize(results),
+        "host": {"peak_flops": dict(device.peak_flops), "bandwidth_bytes_s": device.bandwidth_bytes_s},
+    }
+    if args.format == "json":
+        print(json.dumps(data, indent=1))
+    else:
+        print(render_host_validation(data), end="")
+    return 0
+
+
+def _measure_host(args: argparse.Namespace, out: Path | None) -> list:
+    from backends.projection.hostcheck import VALIDATION_MODELS
+    from bench.cli.common import fresh_store
+    from bench.core.spec import Matrix, MeasureSettings, Sweep, parse_name_list
+    from bench.runs.plan import plan_sweep
+    from bench.runs.runner import Progress, run_sweep
+
+    models = parse_name_list("--model", args.model) if args.model else VALIDATION_MODELS
+    precisions = parse_name_list("--precision", args.precision) if args.precision else ("fp32", "bf16")
+    matrix = Matrix(
+        models=tuple(models),
+        backends=("cpu",),
+        precisions=tuple(precisions),
+        batch_sizes=(1, 4),
+        seq_lens=(128,),
+        new_tokens=(16,),
+    )
+    settings = MeasureSettings(ci_target=0.03, max_time_s=12.0, warmup_max_time_s=8.0)
+    plan = plan_sweep(Sweep((matrix,), settings))
+    store = fresh_store(out)
+    with store.lock():
+        print(f"{len(plan.runnable)} cells -> {out}/records.jsonl", file=sys.stderr)
+        run_sweep(plan.runnable, settings, store, progress=Progress(len(plan.runnable)))
+    return store.latest(warn=False)
+
+
+def render_host_validation(data: dict[str, Any]) -> str:
+    lines = [
+        "| model (left out) | precision | batch | prompt | TTFT measured ms | predicted | error | TPOT measured ms "
+        "| predicted | error |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data["rows"]:
+        lines.append(
+            f"| {r['model']} | {r['precision']} | {r['batch']} | {r['seq_len']} | "
+            f"{1e3 * r['ttft_measured_s']:.1f} | {1e3 * r['ttft_predicted_s']:.1f} | "
+            f"{100 * r['ttft_error']:+.0f}% | {1e3 * r['tpot_measured_s']:.1f} | "
+            f"{1e3 * r['tpot_predicted_s']:.1f} | {100 * r['tpot_error']:+.0f}% |"
+        )
+    s = data["summary"]
+    lines += [
+        "",
+        f"leave-one-model-out median |error| {100 * s['median_abs_error']:.1f}% over "
+        f"{s['predictions']} predictions (TTFT {100 * s['median_abs_error_ttft']:.1f}%, TPOT "
+        f"{100 * s['median_abs_error_tpot']:.1f}%); worst {100 * s['max_abs_error']:.0f}%",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+#: The version of the stored validation summary (bench simulate --validate).
+VALIDATION_SUMMARY_VERSION = 2
+#: Catalogue entries that run on a 2-core, 24 GiB machine in a few minutes: the validation set.
+VALIDATION_MODELS = (
+    "bert-base-uncased",
+    "all-minilm-l6-v2",
+    "resnet-50",
+    "vit-base-patch16-224",
+    "gpt2",
+    "qwen2.5-0.5b",
+    "llama-3.2-1b",
+)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from backends.calibrate import host_profile
+    from backends.simulated import validation_summary_path
+    from bench.analysis.simvalidate import fit_host_factors, median_abs_error, validation_rows
+    from bench.core.spec import Matrix
+    from bench.output.render import render_validation
+    from bench.runs.plan import plan_sweep
+    from bench.runs.runner import Progress, run_sweep
+    from bench.runs.store import read_run_dirs
+    from models.catalogue import get_workload
+
+    if args.validate_serving:
+        return run_serving_validation(args)
+    if args.validate_host:
+        out = Path(args.out) if args.out else DEFAULT_RESULTS_ROOT / ("validate-host-" + timestamp())
+        return run_host_validation(args, args.from_runs, out)
+    if args.profile or (args.model and not args.validate):
+        return run_projection(args)
+    if not args.validate and not args.from_runs:
+        raise UsageError(
+            "bench simulate: nothing to do; give --model M --profile P (serving projection), "
+            "--validate-serving, --validate-host, --validate (trace projection) or --from RUN_DIR"
+        )
+    if args.from_runs:
+        records = read_run_dirs(args.from_runs).records
+    else:
+        models = parse_name_list("--model", args.model) if args.model else VALIDATION_MODELS
+        precisions = parse_name_list("--precision", args.precision) if args.precision else ("fp32",)
+        matrix = Matrix(
+            models=tuple(models),
+            backends=("simulated",),
+            precisions=tuple(precisions),
+            batch_sizes=(1,),
+            seq_lens=(128,),
+            new_tokens=(8,),
+            options=((("profile", "h100"), ("projection", "trace")),),
+        )
+        settings = MeasureSettings(ci_target=0.03, max_time_s=10.0, warmup_max_time_s=10.0)
+        plan = plan_sweep(Sweep((matrix,), settings))
+        out = (
+            checked_dir("--out", args.out)
+            if args.out is not None
+            else DEFAULT_RESULTS_ROOT / ("validate-" + timestamp())
+        )
+        store = fresh_store(out)
+        with store.lock():
+            print(f"{len(plan.cells)} cells -> {out}/records.jsonl", file=sys.stderr)
+            run_sweep(plan.runnable, settings, store, progress=Progress(len(plan.runnable)))
+        records = store.latest(warn=False)
+    rows = validation_rows(records)
+    if not rows:
+        raise UsageError("bench simulate: no simulated record with a host validation in these runs")
+    fit = fit_host_factors(rows) if not args.no_fit else None
+    print(render_validation(rows, fit), end="")
+    if args.from_runs:  # reading never writes: the stored summary comes only from a measured --validate
+        return EXIT_OK
+    models_run = sorted({r.record.spec.workload for r in rows})
+    if {get_workload(m).name for m in VALIDATION_MODELS} - set(models_run):
+        print(
+            "summary not stored: a subset of the validation set (the stored band comes from the whole set)",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    host = host_profile()
+    summary = {
+        "version": VALIDATION_SUMMARY_VERSION,
+        "median_abs_error": median_abs_error([r.error for r in rows]),
+        "cells": len(rows),
+        "models": models_run,
+        "host_key": host["key"],
+        "fit": {k: v for k, v in (fit or {}).items() if k != "errors"} or None,
+    }
+    path = validation_summary_path(host["key"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, path)
+    print(f"summary (used as the band of meta-device estimates on this host): {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def register(sub) -> None:
+    """Add this command's parser to the `bench` subcommands."""
+    p_sim = sub.add_parser(
+        "simulate",
+        help="project LLM serving on a cluster, and validate the projections (simulated figures)",
+        description="With --model M --profile P: the serving model's projection of M on --chips chips of P -- "
+        "the parallelism and batch with the most decode output tokens/s per chip within --tpot-slo, and the most "
+        "prefill input tokens/s per chip within --ttft-slo, with TPOT, TTFT, per chip / cluster / W / $, MFU, "
+        "MBU, where a step's time goes, memory per chip and low/high figures (exit 1 when nothing fits). "
+        "--validate-serving predicts the published serving results in backends/projection/published_serving.toml "
+        "(fitting only on the rows marked fit); --validate-host does the same against LMs measured here, "
+        "leave-one-model-out. --validate runs the trace projection's validation set ("
+        + ", ".join(VALIDATION_MODELS)
+        + "; b1, 128 tokens, 8 new tokens) as simulated cells, each measured here and predicted with the host's "
+        "calibrated profile; --from tabulates existing runs instead (with --validate-host: measured runs).",
+        epilog="Example: bench simulate --model deepseek-r1 --profile ascend-910c --chips 32 --precision int8 "
+        "--input-tokens 4096 --output-tokens 1024 --tpot-slo 50 --format json",
+    )
+    p_sim.add_argument("--validate", action="store_true", help="run the trace projection's validation set now")
+    p_sim.add_argument("--from", dest="from_runs", nargs="+", metavar="RUN_DIR", help="tabulate these runs instead")
+    p_sim.add_argument("--model", "-m", action="append", help="the model to project, or the validation models")
+    p_sim.add_argument(
+        "--precision",
+        "-p",
+        action="append",
+        help="projection: bf16 (default), fp16, fp8, int8 (W8A8), int4 (weight-only), fp32; "
+        "--validate: fp32 and/or bf16",
+    )
+    p_sim.add_argument("--out", "-o", help="run directory for --validate / --validate-host measurements")
+    p_sim.add_argument("--no-fit", action="store_true", help="--validate: skip the efficiency-factor fit")
+    add_serving_arguments(p_sim)
+    p_sim.set_defaults(func=_cmd_simulate)

@@ -1,0 +1,173 @@
+"""The call types the harness, backends and models share: what a backend declares and what it hands back.
+
+A backend declares `Capabilities` (precisions, `OptionSpec`s, what it measures); `prepare()` returns a
+`PreparedCall` (the call to time, with optional `ExportSpec` and `take`); the timed loop reads time only through a
+`Stamp` made by `make_stamp`. A simulated backend gets a `SimulationContext` from the worker: where this run keeps
+shared host measurements, and the measurement layer's timed loop (so backends never import it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from bench.core.errors import invalid_value
+
+__all__ = [
+    "Availability",
+    "OptionSpec",
+    "Capabilities",
+    "PreparedCall",
+    "Stamp",
+    "Telemetry",
+    "ExportSpec",
+    "SimulationContext",
+    "StreamedRequest",
+    "make_stamp",
+]
+
+#: A device-aware clock: synchronises the device, then returns time.perf_counter_ns().
+Stamp = Callable[[], int]
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One backend option: its type, an optional lower bound or choice list, a help line, and its default.
+
+    A spec that sets an option to its default is the same cell as one that leaves it out: the planner drops
+    such options (`Backend.canonical`), so `compile=none` and no `compile` share one key."""
+
+    kind: type
+    help: str
+    minimum: float | None = None
+    choices: tuple[Any, ...] | None = None
+    default: Any = None
+
+    def check(self, name: str, value: Any) -> None:
+        if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise invalid_value(f"options.{name}", value, "a whole number")
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if self.kind is not int and not isinstance(value, self.kind):
+            raise invalid_value(f"options.{name}", value, f"a {self.kind.__name__}")
+        if self.minimum is not None and value < self.minimum:
+            raise invalid_value(f"options.{name}", value, f"a value >= {self.minimum:g}")
+        if self.choices is not None and value not in self.choices:
+            raise invalid_value(f"options.{name}", value, self.choices)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an adapter can do, declared so the planner and reports need not guess from its name."""
+
+    precisions: tuple[str, ...]
+    options: Mapping[str, OptionSpec] = field(default_factory=dict)
+    reference: bool = False  # at fp32 this runtime *is* the accuracy reference (torch eager on the CPU)
+    reference_neutral_options: tuple[str, ...] = ()  # options that leave a reference cell the reference (threads)
+    device_memory: bool = False  # reports device memory statistics
+    device_timer: bool = False  # has device-side event timing besides the wall clock
+    simulated: bool = False  # figures are projected, not measured
+    telemetry: bool = False  # samples power/energy/clocks over the timed loop
+    generation: bool = True  # runs multi-token generation (else decoders run prefill only: new_tokens 1)
+    loadgen: bool = True  # can serve MLPerf LoadGen scenarios (a measured runtime; not a simulation)
+    remote: bool = False  # measures a server from outside over the network (a client): the worker runs its load
+    device: str = "cpu"  # what a cell occupies while it runs: "cpu" (the host's cores), "cuda" or "npu" (one card)
+
+
+@dataclass
+class PreparedCall:
+    """A workload ready to time on a device (see `ExportSpec` for `export`).
+
+    `call(stamp)` runs one iteration. Generation workloads call `stamp()` after each output token step and
+    return the list of stamps; other workloads return None. `output()` runs one forward pass on the same
+    inputs and returns the tensor the accuracy guard compares with the fp32 reference (hidden states for
+    encoders, class logits for vision models, logits at every prompt position for LMs).
+
+    `take(rows)`, where the runtime accepts any batch size, is the same call on a batch gathered from the given
+    rows of the inputs (0 <= row < items_per_call): how a LoadGen system under test runs the samples of a query.
+    None where the batch shape is fixed (an exported graph, a captured CUDA graph): those run whole batches.
+    """
+
+    call: Callable[[Stamp], list[int] | None]
+    items_per_call: int
+    tokens_per_call: int | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    output: Callable[[], Any] | None = None
+    export: "ExportSpec | None" = None
+    uncountable: str | None = None  # why FLOPs cannot be counted at torch's dispatcher for this call, if so
+    take: "Callable[[Sequence[int]], PreparedCall] | None" = None
+    #: generation workloads: `stream(prompt_ids, max_new)` yields output token ids one step at a time for one
+    #: request of any prompt (what `bench serve` streams); None elsewhere
+    stream: "Callable[[list[int], int], Iterator[int]] | None" = None
+
+
+@dataclass
+class ExportSpec:
+    """What a graph-exporting runtime (ONNX) needs: a module taking the named inputs positionally and returning
+    the one tensor `PreparedCall.output()` returns, and those inputs in order. Decoders export their prefill:
+    all-position logits, from which the first output token is the argmax of the last position."""
+
+    module: Any
+    inputs: dict[str, Any]
+    output_name: str
+
+
+class Telemetry:
+    """Samples device telemetry between `start()` and `stop()`; this base class samples nothing."""
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> dict[str, Any] | None:
+        """The figures over the sampled window (None when nothing was sampled)."""
+        return None
+
+
+def make_stamp(synchronize: Callable[[], None], clock: Callable[[], int] = time.perf_counter_ns) -> Stamp:
+    """A clock that first waits for the device: the only way the timed loop reads time."""
+
+    def stamp() -> int:
+        synchronize()
+        return clock()
+
+    return stamp
+
+
+@dataclass
+class StreamedRequest:
+    """One request to a serving engine, as the client saw it (perf_counter_ns clock).
+
+    ok             False for a refused connection, a timeout, an HTTP error or a malformed stream (see `error`)
+    start_ns       when the request was sent; `token_ns` when each content chunk arrived; `end_ns` when it ended
+    output_tokens  tokens the server reported producing (`usage.completion_tokens`), None if it did not say
+    prompt_tokens  prompt tokens the server reported (`usage.prompt_tokens`)
+    """
+
+    ok: bool
+    start_ns: int
+    token_ns: list[int]
+    end_ns: int
+    output_tokens: int | None = None
+    prompt_tokens: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SimulationContext:
+    """What the worker gives a simulated backend's `simulate()`.
+
+    cache_dir   where simulated cells of one run share host validations and traces (None: no sharing)
+    time_call   the measurement layer's timed loop, `time_call(prepared, synchronize, settings)` -> Measurement,
+                for simulations that check themselves against a measured call on this host
+    """
+
+    cache_dir: Path | None = None
+    time_call: Callable[..., Any] | None = None

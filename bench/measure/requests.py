@@ -1,0 +1,119 @@
+"""Request load against a serving engine: fixed concurrency or Poisson arrivals, as vLLM's benchmark offers.
+
+The client (a backend's `client()`: an async context manager with `identity()` and `request(prompt,
+max_tokens) -> StreamedRequest`) does the HTTP; this module only shapes the load and keeps what came back.
+
+- Fixed concurrency: `concurrency` requests in flight; a new one starts as soon as one ends.
+- Poisson: arrivals at `request_rate` per second, gaps drawn from an exponential distribution with a seeded
+  generator, at most `concurrency` in flight (a request that would exceed it waits for a slot, as in vLLM's
+  `--max-concurrency`); `request_rate` 0 means "as fast as the concurrency allows".
+- Warm-up: `warmup` requests (default min(concurrency, 4)) are sent and discarded before the timed load, so
+  connection set-up and the engine's first-request costs are not measured.
+
+The result is a `Measurement` where one iteration is one successful request: `samples_ns` its end-to-end latency,
+`token_marks_ns` the arrival of each content chunk from the request's start (so TTFT, TPOT and ITL come out of
+`Record.generation()` with vLLM's definitions), `loop_wall_ns` the timed load's wall time (so items/s is the
+request throughput). Failed requests are not samples; the `serving` section counts them and keeps each one's
+reason, with the server's identity, the load settings, and per request the prompt and output tokens the server
+reported. Nothing here busy-waits: the event loop sleeps between arrivals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from typing import Any, Callable
+
+from bench.core.calls import StreamedRequest
+from bench.core.record import Measurement
+
+__all__ = ["run_request_load", "LoadShape"]
+
+
+class LoadShape:
+    """How requests are offered: count, concurrency bound, Poisson rate (0: none), seed, warm-up requests."""
+
+    def __init__(self, requests: int, concurrency: int, request_rate: float, seed: int, warmup: int | None = None):
+        self.requests, self.concurrency, self.request_rate, self.seed = requests, concurrency, request_rate, seed
+        self.warmup = min(concurrency, 4) if warmup is None else warmup
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "concurrency": self.concurrency,
+            "request_rate": self.request_rate or None,
+            "arrivals": "poisson" if self.request_rate else "closed loop",
+            "seed": self.seed,
+            "warmup_requests": self.warmup,
+        }
+
+
+async def _offer(client, prompts: list[str], max_tokens: int, shape: LoadShape) -> list[StreamedRequest]:
+    slots = asyncio.Semaphore(shape.concurrency)
+    rng = random.Random(shape.seed)
+
+    async def one(prompt: str) -> StreamedRequest:
+        async with slots:
+            return await client.request(prompt, max_tokens)
+
+    tasks = []
+    for index in range(shape.requests):
+        if shape.request_rate and index:
+            await asyncio.sleep(rng.expovariate(shape.request_rate))
+        tasks.append(asyncio.create_task(one(prompts[index % len(prompts)])))
+    return list(await asyncio.gather(*tasks))
+
+
+async def _run(client_factory: Callable[[], Any], prompts: list[str], max_tokens: int, shape: LoadShape):
+    async with client_factory() as client:
+        try:
+            identity = await client.identity()
+        except Exception as exc:  # identity is informative; the load decides whether the run worked
+            identity = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        if shape.warmup:
+            await asyncio.gather(*(client.request(prompts[i % len(prompts)], max_tokens) for i in range(shape.warmup)))
+        began = time.perf_counter_ns()
+        results = await _offer(client, prompts, max_tokens, shape)
+        wall = time.perf_counter_ns() - began
+    return identity, results, wall
+
+
+def run_request_load(
+    client_factory: Callable[[], Any], prompts: list[str], max_tokens: int, shape: LoadShape, settings: dict[str, Any]
+) -> tuple[Measurement | None, dict[str, Any]]:
+    """Offer the load and return (measurement of the successful requests or None if none succeeded, section)."""
+    identity, results, wall = asyncio.run(_run(client_factory, prompts, max_tokens, shape))
+    ok = [r for r in results if r.ok]
+    failed = [r for r in results if not r.ok]
+    section: dict[str, Any] = {
+        "server": identity,
+        "load": shape.to_dict(),
+        "max_tokens": max_tokens,
+        "requests_sent": len(results),
+        "requests_ok": len(ok),
+        "requests_failed": len(failed),
+        "failure_reasons": dict(Counter((r.error or "unknown").split(":")[0] for r in failed)),
+        "failures": [{"error": r.error, "after_ms": (r.end_ns - r.start_ns) / 1e6} for r in failed[:20]],
+        "output_tokens": [r.output_tokens if r.output_tokens is not None else len(r.token_ns) for r in ok],
+        "prompt_tokens": [r.prompt_tokens for r in ok],
+        "chunks": [len(r.token_ns) for r in ok],
+        "duration_ns": wall,
+    }
+    if not ok:
+        return None, section
+    measurement = Measurement(
+        samples_ns=[r.end_ns - r.start_ns for r in ok],
+        loop_wall_ns=wall,
+        items_per_iteration=1,
+        warmup_iterations=shape.warmup,
+        warmup_ns=0,
+        stopped_by="requests_sent",
+        settings=settings,
+        token_marks_ns=[[t - r.start_ns for t in r.token_ns] for r in ok],
+        tokens_per_iteration=None,
+        tokens_per_sample=section["output_tokens"],
+        timer="time.perf_counter_ns at the client: request sent, each content chunk received, response ended",
+    )
+    return measurement, section

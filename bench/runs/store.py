@@ -1,0 +1,227 @@
+"""The run directory: `records.jsonl`, one JSON record per line, append-only.
+
+Durability: each record is serialised first, then written with a single `write` of the whole line, flushed
+and fsynced before `append` returns, so a run that is killed keeps every cell that finished. A line torn by a
+crash mid-write is at worst the last one; reading warns about it and skips it, and the next append starts on a
+fresh line, so the torn fragment never corrupts a later record. Nothing is ever rewritten or deleted.
+
+Files a cell produced besides its record (LoadGen's logs: `Record.attachments`) are written under the run
+directory (`artifacts/<spec key>/...`) before the record that names them is appended.
+
+When a spec appears more than once (a failed cell re-run with --resume), the last record wins in `latest()`;
+`read()` returns them all.
+
+One writer at a time: `bench run` holds `RUN_DIR/.lock` (pid and process start time) while it appends; a second
+writer is refused with one line, and a lock whose process is gone (or whose pid now belongs to a process started
+later) is stale and taken over. Only the store writes `records.jsonl`: other commands refuse an output path that
+is one (`refuse_records_path`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from bench.core.errors import UsageError
+from bench.core.record import Record
+
+__all__ = [
+    "RECORDS_FILE",
+    "LOCK_FILE",
+    "RunStore",
+    "ReadResult",
+    "StoreWarning",
+    "latest_per_spec",
+    "read_run_dirs",
+    "refuse_records_path",
+    "process_start_time",
+]
+
+RECORDS_FILE = "records.jsonl"
+LOCK_FILE = ".lock"
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), or None if there is no such process."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def refuse_records_path(path: str | os.PathLike, flag: str) -> None:
+    """A one-line UsageError if `path` is (or would replace) a run's records.jsonl: only the store appends there."""
+    target = Path(path)
+    if target.name == RECORDS_FILE or (target.is_file() and target.parent.joinpath(RECORDS_FILE) == target):
+        raise UsageError(
+            f"{flag}: {str(path)!r} is not allowed; only `bench run` writes a run's {RECORDS_FILE} "
+            "(append-only); choose another file"
+        )
+
+
+class StoreWarning(UserWarning):
+    """A line of records.jsonl was skipped (torn by a crash, or not a record)."""
+
+
+@dataclass
+class ReadResult:
+    records: list[Record] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # one message per skipped line
+
+
+class RunStore:
+    """One run directory. Creating the object touches nothing; `prepare()` checks it can be written."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / RECORDS_FILE
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def prepare(self) -> None:
+        """Create the directory and prove we can append to records.jsonl, or raise a one-line UsageError."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "ab"):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise UsageError(f"--out: {str(self.directory)!r} cannot be written: {reason}") from None
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run directory for this process while it writes; a live holder means a one-line refusal."""
+        path = self.directory / LOCK_FILE
+        me = {"pid": os.getpid(), "start": process_start_time(os.getpid()), "host": socket.gethostname()}
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._check_stale(path)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+            break
+        else:  # pragma: no cover - lost a race twice
+            raise UsageError(f"--out: {str(self.directory)!r} is being taken by another bench run; try again")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                if json.loads(path.read_text()).get("pid") == me["pid"]:
+                    path.unlink()
+
+    def _check_stale(self, path: Path) -> None:
+        """Refuse if the lock's holder is alive; remove the lock if it is stale (holder gone or pid reused)."""
+        try:
+            holder = json.loads(path.read_text())
+            pid, start = int(holder["pid"]), holder.get("start")
+        except (OSError, ValueError, KeyError, TypeError):
+            holder, pid, start = {}, None, None
+        same_host = holder.get("host") in (None, socket.gethostname())
+        alive = (
+            pid is not None
+            and same_host
+            and process_start_time(pid) is not None
+            and (start is None or abs(process_start_time(pid) - float(start)) < 1.0)
+        )
+        if alive or not same_host:
+            where = "" if same_host else f" on host {holder.get('host')}"
+            raise UsageError(
+                f"--out: {str(self.directory)!r} is in use by another bench run (pid {pid}{where}); wait "
+                f"for it to finish or choose another directory (a stale lock is {path})"
+            )
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    def append(self, record: Record) -> None:
+        """Write the record's attachments, then append the record as one line, flush and fsync."""
+        self.write_attachments(record)
+        line = json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False) + "\n"
+        with open(self.path, "ab+") as fh:
+            if fh.tell() > 0:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":  # a torn last line: keep it, start ours on a new line
+                    line = "\n" + line
+            fh.write(line.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def write_attachments(self, record: Record) -> None:
+        """Each attachment to its relative path under the run directory (paths that would leave it are refused)."""
+        root = self.directory.resolve()
+        for relative, data in record.attachments.items():
+            target = (root / relative).resolve()
+            if root not in target.parents:
+                raise ValueError(f"attachment path {relative!r} leaves the run directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+
+    def read(self, warn: bool = True) -> ReadResult:
+        """Every record in file order; unreadable lines are skipped with a warning naming the line."""
+        result = ReadResult()
+        if not self.path.is_file():
+            return result
+        with open(self.path, "rb") as fh:
+            lines = fh.read().split(b"\n")
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                data = json.loads(raw)
+                if not isinstance(data, dict):
+                    raise ValueError(f"a JSON {type(data).__name__}, not a record object")
+                result.records.append(Record.from_dict(data))
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+                torn = number == len(lines)  # no newline after it: cut short by a crash
+                what = "truncated last line" if torn else "unreadable line"
+                message = f"{self.path}:{number}: skipped {what}: {str(exc)[:200]}"
+                result.skipped.append(message)
+                if warn:
+                    warnings.warn(message, StoreWarning, stacklevel=2)
+        return result
+
+    def latest(self, warn: bool = True) -> list[Record]:
+        """One record per spec, the last written, in order of first appearance."""
+        return latest_per_spec(self.read(warn=warn).records)
+
+    def ok_keys(self) -> set[str]:
+        """Spec keys that already have an `ok` record (what --resume skips)."""
+        return {r.spec.key for r in self.read(warn=False).records if r.status == "ok"}
+
+
+def latest_per_spec(records: Iterable[Record]) -> list[Record]:
+    """One record per spec key, the last one seen, in order of first appearance."""
+    by_key: dict[str, Record] = {}
+    for record in records:
+        by_key[record.spec.key] = record
+    return list(by_key.values())
+
+
+def read_run_dirs(directories: Iterable[str | os.PathLike]) -> ReadResult:
+    """The latest record per spec of each run directory, in the order given, and every skipped line.
+
+    A directory without records.jsonl, or without one readable record in it, is bad input (one-line UsageError)."""
+    combined = ReadResult()
+    for directory in directories:
+        store = RunStore(directory)
+        if not store.exists():
+            raise UsageError(f"RUN_DIR: {str(directory)!r} holds no {RECORDS_FILE}")
+        result = store.read(warn=False)
+        if not result.records:
+            detail = f" ({len(result.skipped)} unreadable lines; first: {result.skipped[0]})" if result.skipped else ""
+            raise UsageError(f"RUN_DIR: {str(directory)!r} holds no readable record{detail}")
+        combined.records += latest_per_spec(result.records)
+        combined.skipped += result.skipped
+    return combined

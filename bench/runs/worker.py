@@ -1,0 +1,400 @@
+"""What runs inside one isolated worker process: build, warm up, measure, and write one record.
+
+Invoked by the local executor as ``python -m bench.runs.worker JOB.json RESULT.json``. JOB holds the spec, the
+measurement settings and a directory for files the cell leaves besides its record (LoadGen's logs); the record
+is written to RESULT atomically (temporary file, then rename), so the parent
+either finds a whole record or none. Any exception becomes a `failed` record with its reason; a crash that
+kills the process is turned into a `failed` record by the parent.
+
+Test hook (documented, off unless set): ``BENCH_FAULT_INJECT=KIND@MODEL`` makes cells of workload MODEL fail
+after the model is built, with KIND one of ``segfault`` (SIGSEGV), ``exit`` (exit status 3 without a record),
+``hang`` (sleep past any timeout) or ``raise`` (a Python exception). Tests use it to prove that a crashing
+worker leaves a `failed` record and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench.core.stats import median
+
+FAULT_ENV = "BENCH_FAULT_INJECT"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _peak_rss_bytes() -> int | None:
+    """Peak resident set size of this process over its life (build included), from getrusage."""
+    try:
+        import resource
+
+        scale = 1 if sys.platform == "darwin" else 1024  # Linux reports KiB, macOS bytes
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    except (ImportError, OSError):  # pragma: no cover - Windows
+        return None
+
+
+def _inject_fault(workload: str) -> None:
+    value = os.environ.get(FAULT_ENV, "")
+    kind, _, target = value.partition("@")
+    if not value or target != workload:
+        return
+    if kind == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif kind == "exit":
+        os._exit(3)
+    elif kind == "hang":
+        time.sleep(1e6)
+    elif kind == "raise":
+        raise RuntimeError(f"fault injected by {FAULT_ENV}={value}")
+
+
+def _does_not_fit(workload, spec, backend) -> str | None:
+    """Why the model cannot fit the device's free memory (checked on the meta device, before building), or None."""
+    from models.facts import count_parameters, memory_needed_bytes
+
+    available = backend.available_memory_bytes()
+    if available is None:
+        return None
+    total, _, _ = count_parameters(workload)
+    needed = memory_needed_bytes(total, backend.build_precision(spec))
+    if needed <= available:
+        return None
+    gib = 1 << 30
+    return (
+        f"does not fit: {workload.name} at {spec.precision} needs ~{needed / gib:.1f} GiB "
+        f"({total / 1e9:.2f}B parameters + headroom), {available / gib:.1f} GiB free on {spec.backend}"
+    )
+
+
+def _work_per_call(workload, spec, prepared, backend) -> dict[str, Any]:
+    """FLOPs counted on one extra (untimed) call, the analytic FLOPs and the minimum bytes per call."""
+    from bench.core.calls import make_stamp
+    from models.facts import BYTES_PER_PARAMETER, count_parameters
+    from models.work import Shape, analytic_flops, count_flops, min_bytes
+
+    shape = Shape(spec.batch_size, spec.seq_len, spec.new_tokens)
+    total, active, embedding = count_parameters(workload)
+    element_bytes = BYTES_PER_PARAMETER[spec.precision]
+    counted = None if prepared.uncountable else count_flops(prepared.call, make_stamp(backend.synchronize))
+    return {
+        "flops_per_call": counted,
+        "flops_per_call_analytic": analytic_flops(workload.config, shape),
+        "min_bytes_per_call": min_bytes(workload.config, shape, total, active, embedding, element_bytes)
+        if workload.config["model_type"] != "resnet"
+        else None,
+        "flop_counter": f"not counted: {prepared.uncountable}"
+        if prepared.uncountable
+        else "torch.utils.flop_counter.FlopCounterMode (matmul, conv, attention)",
+    }
+
+
+def _is_reference(spec, backend_cls) -> bool:
+    """Whether this cell *is* the accuracy reference (fp32 eager on the reference runtime): nothing to compare."""
+    return backend_cls.is_reference(spec)
+
+
+def _accuracy(workload, spec, backend_cls, output, view=None) -> dict[str, Any] | None:
+    """Deviation from the fp32 CPU reference; None for the reference itself or a workload without output.
+    `view` selects what is compared from the reference's output (the same view the output went through).
+
+    The reference is a second model in this process, so it is built only when it fits the free memory; if it
+    does not, or it fails, the record says why instead of the measurement being lost."""
+    import psutil
+
+    from models.accuracy import REFERENCE, deviation, reference_output
+    from models.facts import count_parameters, memory_needed_bytes
+
+    if output is None or _is_reference(spec, backend_cls):
+        return None
+    needed = memory_needed_bytes(count_parameters(workload)[0], "fp32")
+    free = psutil.virtual_memory().available
+    if needed > free:
+        return {
+            "reference": REFERENCE,
+            "skipped": f"the fp32 reference needs ~{needed / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free",
+        }
+    try:
+        reference = reference_output(workload, spec)
+        return deviation(output, view(reference) if view else reference, logits=workload.task != "encode")
+    except Exception as exc:  # the measurement stands; say why there is no deviation
+        return {"reference": REFERENCE, "skipped": f"{type(exc).__name__}: {str(exc)[:200]}"}
+
+
+def _simulated_record(backend, workload, spec, settings, environment, started, cache_dir):
+    """A simulated cell: trace (and validate on the host), project onto the profile; no timed loop here."""
+    from bench.core.calls import SimulationContext
+    from bench.core.record import Record
+    from bench.measure.loop import run_timed_loop
+    from models.accuracy import REFERENCE
+
+    context = SimulationContext(cache_dir=cache_dir, time_call=run_timed_loop)
+    result = backend.simulate(workload, spec, settings, context)
+    if getattr(result, "not_projected", None):
+        return Record(
+            spec,
+            "unavailable",
+            reason=result.not_projected,
+            simulated=True,
+            environment=environment,
+            model=result.facts,
+            work=result.work,
+            simulation=result.simulation,
+            started_at=started,
+            finished_at=_now(),
+        )
+    if result.output is not None:
+        accuracy = _accuracy(workload, spec, type(backend), result.output)
+    else:
+        accuracy = {"reference": REFERENCE, "skipped": result.accuracy_note or "no output"}
+    return Record(
+        spec,
+        "ok",
+        simulated=True,
+        environment=environment,
+        model=result.facts,
+        work=result.work,
+        accuracy=accuracy,
+        simulation=result.simulation,
+        started_at=started,
+        finished_at=_now(),
+    )
+
+
+def _memory(backend) -> dict[str, Any]:
+    import psutil
+
+    return {
+        "peak_rss_bytes": _peak_rss_bytes(),
+        "rss_after_bytes": psutil.Process().memory_info().rss,
+        **backend.memory_stats(),
+    }
+
+
+def _loadgen_record(backend, workload, spec, settings, prepared, environment, started, artifacts):
+    """A LoadGen scenario cell: LoadGen's figures (no timed loop of ours), then its AccuracyOnly run's deviation."""
+    from bench.core.record import Record
+    from bench.measure.loadgen import accuracy_view, run_loadgen_cell
+
+    check = settings.loadgen.accuracy and prepared.output is not None and not _is_reference(spec, type(backend))
+    run = run_loadgen_cell(spec, settings, workload, backend, prepared, artifacts, check)
+    memory = _memory(backend)
+    with backend.execution_context():
+        work = None if type(backend).capabilities.remote else _work_per_call(workload, spec, prepared, backend)
+    facts = prepared.facts
+    del prepared
+    accuracy = (
+        _accuracy(workload, spec, type(backend), run.accuracy_output, view=accuracy_view(workload)) if check else None
+    )
+    if accuracy:
+        accuracy["source"] = "LoadGen AccuracyOnly run (mlperf_log_accuracy.json)"
+    return Record(
+        spec,
+        "ok",
+        environment=environment,
+        memory=memory,
+        model=facts,
+        work=work,
+        accuracy=accuracy,
+        loadgen=run.section,
+        started_at=started,
+        finished_at=_now(),
+    )
+
+
+def _remote_record(backend, workload, spec, settings, environment, started):
+    """A serving engine measured from outside: the request load of `bench.measure.requests` through the backend's
+    client; the engine's identity and every failed request are in the record's `serving` section."""
+    from bench.core.record import Record
+    from bench.measure.requests import LoadShape, run_request_load
+
+    option = spec.option
+    shape = LoadShape(
+        int(option("requests", 32)),
+        int(option("concurrency", 1)),
+        float(option("request_rate", 0.0)),
+        int(option("seed", 0)),
+    )
+    max_tokens = spec.new_tokens or workload.default_new_tokens or 16
+    prompts = backend.prompts(min(shape.requests, 256))
+    measurement, section = run_request_load(backend.client, prompts, max_tokens, shape, settings.to_dict())
+    section["slo_ms"] = {k: option(f"slo_{k}_ms") for k in ("ttft", "tpot", "e2e") if option(f"slo_{k}_ms")}
+    model = {"technique": backend.technique(spec), "served_model": backend.served_model}
+    if measurement is None:
+        reasons = ", ".join(f"{k} x{v}" for k, v in section["failure_reasons"].items())
+        return Record(
+            spec,
+            "failed",
+            reason=f"every request failed ({reasons})",
+            environment=environment,
+            model=model,
+            serving=section,
+            started_at=started,
+            finished_at=_now(),
+        )
+    return Record(
+        spec,
+        "ok",
+        environment=environment,
+        measurement=measurement,
+        model=model,
+        serving=section,
+        started_at=started,
+        finished_at=_now(),
+    )
+
+
+def progress_writer(path: Path | None):
+    """A callback writing the cell's phase (and running median) to `path` for the parent's progress display:
+    a few bytes, atomically, at phase changes and precision checks only; a no-op without a path."""
+    started = time.monotonic()
+
+    def write(phase: str, calls: int = 0, median_ns: float | None = None) -> None:
+        if path is None:
+            return
+        data = {
+            "phase": phase,
+            "calls": calls,
+            "median_ms": median_ns / 1e6 if median_ns else None,
+            "elapsed_s": round(time.monotonic() - started, 1),
+        }
+        try:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+    return write
+
+
+def run_cell(
+    spec, settings, artifacts: Path | None = None, cache_dir: Path | None = None, progress: Path | None = None
+):
+    """Measure one cell in this process and return its Record (never raises for a cell-level problem).
+    LoadGen scenarios write their logs under `artifacts` (the executor keeps them beside the records)."""
+    from backends.registry import backend_class
+    from bench.core.environment import collect_environment
+    from bench.core.record import Record
+    from bench.measure.loop import run_timed_loop
+    from models.catalogue import get_workload
+
+    started = _now()
+    environment: dict[str, Any] = {}
+    report = progress_writer(progress)
+    try:
+        report("build")
+        cls = backend_class(spec.backend)
+        availability = cls.availability(spec)
+        if not availability.available:
+            return Record(spec, "unavailable", reason=availability.reason, started_at=started, finished_at=_now())
+        workload = get_workload(spec.workload)
+        backend = cls(spec)
+        environment = collect_environment(backend.thread_info(), backend.device_info(), cls.libraries)
+        if cls.capabilities.simulated:
+            return _simulated_record(backend, workload, spec, settings, environment, started, cache_dir)
+        if cls.capabilities.remote and spec.scenario == "latency":
+            return _remote_record(backend, workload, spec, settings, environment, started)
+        too_big = None if cls.capabilities.remote else _does_not_fit(workload, spec, backend)
+        if too_big:
+            return Record(
+                spec, "unavailable", reason=too_big, environment=environment, started_at=started, finished_at=_now()
+            )
+        prepared = backend.prepare(workload, spec)
+        _inject_fault(workload.name)
+        backend.reset_memory_stats()
+        if spec.scenario != "latency":
+            if artifacts is None:
+                artifacts = Path(tempfile.mkdtemp(prefix="bench-loadgen-"))
+            return _loadgen_record(backend, workload, spec, settings, prepared, environment, started, artifacts)
+        with backend.execution_context():
+            measurement = run_timed_loop(
+                prepared,
+                backend.synchronize,
+                settings,
+                device_timer=backend.event_timer(),
+                telemetry=backend.telemetry(),
+                on_progress=report,
+            )
+        report("finish", len(measurement.samples_ns), median(measurement.samples_ns))
+        memory = _memory(backend)
+        with backend.execution_context():
+            work = _work_per_call(workload, spec, prepared, backend)
+            # the compared output costs a full forward pass: only where there is a reference to compare with
+            output = prepared.output() if prepared.output and not _is_reference(spec, cls) else None
+        facts = prepared.facts
+        del prepared  # free the measured model before the accuracy reference is built
+        accuracy = _accuracy(workload, spec, cls, output)
+        return Record(
+            spec,
+            "ok",
+            simulated=cls.capabilities.simulated,
+            environment=environment,
+            measurement=measurement,
+            memory=memory,
+            model=facts,
+            work=work,
+            accuracy=accuracy,
+            started_at=started,
+            finished_at=_now(),
+        )
+    except MemoryError:
+        return Record(
+            spec,
+            "failed",
+            reason="out of memory (MemoryError)",
+            environment=environment,
+            started_at=started,
+            finished_at=_now(),
+            detail=traceback.format_exc(limit=-8),
+        )
+    except Exception as exc:  # a cell-level failure: record it, let the sweep go on
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        return Record(
+            spec,
+            "failed",
+            reason=f"{type(exc).__name__}: {first_line}"[:500],
+            environment=environment,
+            started_at=started,
+            finished_at=_now(),
+            detail=traceback.format_exc(limit=-8),
+        )
+
+
+def main(argv: list[str]) -> int:
+    from bench.core.spec import BenchmarkSpec, MeasureSettings
+
+    job_path, result_path = Path(argv[0]), Path(argv[1])
+    job = json.loads(job_path.read_text())
+    spec = BenchmarkSpec.from_dict(job["spec"])
+    settings = MeasureSettings.from_dict(job["settings"])
+    artifacts = Path(job["artifacts"]) if job.get("artifacts") else None
+    cache_dir = Path(job["cache_dir"]) if job.get("cache_dir") else None
+    progress = Path(job["progress"]) if job.get("progress") else None
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+    except Exception:
+        pass
+    record = run_cell(spec, settings, artifacts, cache_dir, progress)
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record.to_dict(), allow_nan=False))
+    os.replace(tmp, result_path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
