@@ -66,7 +66,7 @@ def test_best_is_never_outside_the_accuracy_budget_nor_a_gain_whose_interval_inc
     assert catch.best(catch.techniques) is reference  # nothing qualifies: the reference stays best
     assert "includes 1" in catch.eligibility(noisy)[1]
     assert "cosine" in catch.eligibility(inaccurate)[1] and "unknown" in catch.eligibility(unknown)[1]
-    good = _point(140, 130, 150, technique="int8", accuracy={"cosine_similarity": 0.999, "top1_agreement": 0.99})
+    good = _point(180, 170, 190, technique="int8", accuracy={"cosine_similarity": 0.999, "top1_agreement": 0.99})
     catch.techniques.append(good)
     assert catch.best(catch.techniques) is good
 

@@ -112,13 +112,15 @@ def ratio(a: Point, b: Point) -> Ratio:
     """a / b with an interval. Independent inputs (two measurements, or a measurement and a projection): the
     conservative [low_a / high_b, high_a / low_b]. Two projections by one simulation path share its model, so
     their errors are not independent: the interval is the range of the ratio at matching ends (low/low,
-    high/high); across two devices it is then widened log-symmetrically by the path's validation error for the
-    two figures (x/÷ exp(sqrt(2) x |ln(1 - |e|)|)), since the device-specific part of the error does not cancel.
-    On one device (a technique's gain) the device's error is common to both sides and is not added."""
+    high/high), then widened log-symmetrically by the path's validation error: across two devices for two
+    figures (x/÷ exp(sqrt(2) x |ln(1 - |e|)|)), since the device-specific part of the error does not cancel; on
+    one device (a technique's gain) for one (x/÷ exp(|ln(1 - |e|)|)): the device's error is common to both sides,
+    but the model's treatment of the technique is itself an estimate."""
     if a.simulated and b.simulated and a.method == b.method and None not in (a.low, a.high, b.low, b.high):
         ends = (a.low / b.low, a.high / b.high, a.value / b.value)
         error = max((abs(x) for x in (a.error, b.error) if x is not None), default=0.0)
-        widen = math.exp(math.sqrt(2) * abs(math.log1p(-min(error, 0.999)))) if a.device != b.device else 1.0
+        figures = 2 if a.device != b.device else 1
+        widen = math.exp(math.sqrt(figures) * abs(math.log1p(-min(error, 0.999))))
         return Ratio(
             a.value / b.value,
             min(ends) / widen,

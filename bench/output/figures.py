@@ -7,6 +7,7 @@ drawn hatched and labelled "(sim)", so a chart never passes an estimate off as a
 from __future__ import annotations
 
 import io
+import textwrap
 from typing import Any, Sequence
 
 __all__ = ["catch_up_chart", "latency_distributions", "throughput_by_batch", "roofline_chart", "waterfall_chart"]
@@ -162,7 +163,7 @@ def waterfall_chart(title: str, start: float, steps: Sequence[dict[str, Any]], e
     if not steps or not start:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig, ax = plt.subplots(figsize=(10, 4.6))
     level, labels = 1.0, ["start\n(frontier, reference)"]
     ax.bar(0, 1.0, bottom=0, color="#9e9e9e", hatch="//", edgecolor="black", linewidth=0.4)
     for i, step in enumerate(steps, start=1):
@@ -174,10 +175,15 @@ def waterfall_chart(title: str, start: float, steps: Sequence[dict[str, Any]], e
         ax.errorbar(
             i, after, yerr=[[max(after - low, 0)], [max(high - after, 0)]], color="black", capsize=3, linewidth=0.8
         )
-        ax.annotate(
-            f"x{step['factor']:.2f}", (i, top), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7
+        ax.annotate(  # above the bar and its error bar, clear of both
+            f"x{step['factor']:.2f}",
+            (i, max(top, high)),
+            textcoords="offset points",
+            xytext=(0, 3),
+            ha="center",
+            fontsize=7,
         )
-        labels.append(step["label"])
+        labels.append(textwrap.fill(step["label"], 24, max_lines=3, placeholder="..."))
         level = after
     ax.bar(len(steps) + 1, level, bottom=0, color="#f28e2b", hatch="//", edgecolor="black", linewidth=0.4)
     ax.annotate(

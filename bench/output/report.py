@@ -156,8 +156,10 @@ def _catch_up_section(
         "constrained with its best technique / frontier at the reference (>= 1: efficiency alone closes the "
         "gap); residual gap = frontier best / constrained best. Per watt uses each profile's TDP, per dollar its "
         "price (n/a where the profile has none or the device was measured without power figures). Intervals: "
-        "95%, measured from batch means, simulated from the estimate's band, ratios conservatively combined. "
-        "Each input says whether it was measured or simulated."
+        "measured figures 95% from batch means; simulated figures are bands (not confidence intervals) from the "
+        "model's sourced ranges and its validation error, log-symmetric; a ratio of two projections by one model "
+        "is taken at matching ends and, across devices, widened by that error; other ratios combine "
+        "conservatively. Each input says whether it was measured or simulated."
     )
     missing = [c for c in results if not c.complete]
     note = ""
@@ -176,9 +178,9 @@ def _catch_up_section(
                     "metric",
                     f"{frontier} ({reference})",
                     f"{constrained} ({reference})",
-                    "hardware gap [95%]",
-                    "catch-up ratio [95%]",
-                    "residual gap [95%]",
+                    "hardware gap [interval]",
+                    "catch-up ratio [interval]",
+                    "residual gap [interval]",
                     "gap per watt",
                     "catch-up per watt",
                     "catch-up per $",
@@ -304,10 +306,7 @@ def _scenario_section(w) -> Section:
         "waterfall_chart",
         s.title,
         w.start["central"],
-        [
-            {"label": f"{st.lever}: {st.detail}"[:38], "factor": st.factor, "low": st.low, "high": st.high}
-            for st in w.steps
-        ],
+        [{"label": f"{st.lever}: {st.detail}", "factor": st.factor, "low": st.low, "high": st.high} for st in w.steps],
         "end: catch-up ratio",
     )
     extra = [f"Quality: {w.quality}."]
