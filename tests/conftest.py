@@ -132,5 +132,16 @@ def cli_here(*args: str) -> tuple[int, str, str]:
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(list(args))
+        try:
+            status = main(list(args))
+        except SystemExit as exc:  # argparse's own errors and --help
+            status = exc.code if isinstance(exc.code, int) else 2
     return status, out.getvalue(), err.getvalue()
+
+
+def cli_result(*args: str):
+    """`cli_here` shaped like `run_cli`'s CompletedProcess (returncode, stdout, stderr)."""
+    import types
+
+    status, stdout, stderr = cli_here(*args)
+    return types.SimpleNamespace(returncode=status, stdout=stdout, stderr=stderr)

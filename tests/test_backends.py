@@ -10,7 +10,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import QUICK, cli_here, run_cli, run_here
+from conftest import QUICK, cli_here, cli_result, run_cli, run_here
 
 
 def _records(out):
@@ -210,12 +210,13 @@ def test_missing_cuda_is_an_unavailable_record_beside_cells_that_run(tmp_path):
     if reason is None:
         pytest.skip("a CUDA device is present")
     out = tmp_path / "mixed"
-    done = run_cli(
-        "run", "--model", "bert-base-tiny", "--backend", "cpu,cuda", "--seq-len", "8", "--out", str(out), "-q", *QUICK
-    )
-    assert done.returncode == 0, done.stderr
+    run_here('[[matrix]]\nmodel = "bert-base-tiny"\nbackend = ["cpu", "cuda"]\nseq_len = 8\n', out)
     statuses = {r["spec"]["backend"]: (r["status"], r["reason"]) for r in _records(out)}
     assert statuses == {"cpu": ("ok", None), "cuda": ("unavailable", reason)}
+    # what `bench run` says before it starts (the planning, without running the cell again)
+    done = cli_result(
+        "run", "--model", "bert-base-tiny", "--backend", "cuda", "--seq-len", "8", "--out", str(tmp_path / "only-cuda")
+    )
     assert f"note: 1 cell(s) unavailable here, recorded as such: {reason}" in done.stderr
 
 
@@ -246,7 +247,7 @@ def test_missing_cuda_is_an_unavailable_record_beside_cells_that_run(tmp_path):
     ],
 )
 def test_bad_technique_input_is_one_line(tmp_path, flag, message):
-    done = run_cli("run", "--model", "bert-base-tiny", *flag, "--out", str(tmp_path / "x"))
+    done = cli_result("run", "--model", "bert-base-tiny", *flag, "--out", str(tmp_path / "x"))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines

@@ -28,6 +28,7 @@ def records(out):
     return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_every_tiny_variant_runs_and_records_its_shape(tmp_path):
     """Every -tiny entry through the planner and the worker's code (in this process; the CLI and worker isolation
     are covered by test_cli.py): ok, the tokens asked for, images at the tiny size."""

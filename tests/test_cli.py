@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from conftest import QUICK, cli_here, run_cli, run_here
+from conftest import QUICK, cli_here, cli_result, run_cli, run_here
 
 from bench.core.record import SCHEMA_VERSION
 
@@ -118,12 +118,12 @@ def test_a_worker_past_its_timeout_is_killed_and_recorded(tmp_path):
         str(out),
         *QUICK,
         "--timeout",
-        "3",
+        "1",
         env={"BENCH_FAULT_INJECT": "hang@bert-base-uncased-tiny"},
     )
     assert proc.returncode == 1
     [record] = read_lines(out)
-    assert record["status"] == "failed" and "timed out after 3 s" in record["reason"]
+    assert record["status"] == "failed" and "timed out after 1 s" in record["reason"]
 
 
 BAD_INPUTS = [
@@ -149,7 +149,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_records_untouched(encoder_run, 
     shutil.copytree(source, out)
     before = (out / "records.jsonl").read_bytes()
     extra = ["--out", str(out), "--resume"] if args[0] == "run" and "--bogus-flag" not in args else []
-    proc = run_cli(*args, *extra)
+    proc = cli_result(*args, *extra)  # the CLI's own code in this process (test_help_and_no_arguments runs it)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

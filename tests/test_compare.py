@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_here
 
 from bench.analysis.compare import compare_records, holm, noise_floors
 from bench.core.errors import UsageError
@@ -130,11 +130,12 @@ RUN = [
 
 @pytest.fixture(scope="module")
 def three_runs(tmp_path_factory):
-    """Two runs of the same cell (A/A), each in its own `bench run` as a CI job would make them."""
+    """Two runs of the same cell (A/A), one after the other; the cells in this process (what is compared are two
+    record sets; separate processes are the slow tier's `one_cpu_run` and docs/CI.md's A/A figures)."""
     root = tmp_path_factory.mktemp("cmp")
+    sweep = '[[matrix]]\nmodel = "bert-base"\nseq_len = 64\n'
     for name in ("a", "b"):
-        proc = run_cli(*RUN, "--out", str(root / name))
-        assert proc.returncode == 0, proc.stderr[-1500:]
+        run_here(sweep, root / name, min_iterations=15, min_time_s=0.0)
     return root
 
 

@@ -19,7 +19,7 @@ from bench.core.errors import UsageError
 from bench.core.record import SCHEMA_VERSION, Record
 from bench.core.spec import BenchmarkSpec, sweep_from_mapping
 from bench.runs.store import LOCK_FILE, RunStore, process_start_time, read_run_dirs
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli_result
 
 #: A cell that needs no measurement (the serving model): a quick, real run through the worker.
 FAST = ["--model", "gpt2-tiny", "--backend", "simulated", "--profile", "h100", "-q"]
@@ -27,7 +27,7 @@ FAST = ["--model", "gpt2-tiny", "--backend", "simulated", "--profile", "h100", "
 
 def fast_run(tmp_path, name="run"):
     out = tmp_path / name
-    done = run_cli("run", *FAST, "--out", str(out))
+    done = cli_result("run", *FAST, "--out", str(out))
     assert done.returncode == 0, done.stderr
     return out
 
@@ -45,11 +45,11 @@ def test_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "start": process_start_time(os.getpid())}))
-    done = run_cli("run", *FAST, "--out", str(out))
+    done = cli_result("run", *FAST, "--out", str(out))
     assert done.returncode == 2 and "is in use by another bench run" in done.stderr
     assert done.stderr.count("\n") == 1 and not (out / "records.jsonl").read_text()
     (out / LOCK_FILE).write_text(json.dumps({"pid": dead_pid(), "start": 1.0}))
-    done = run_cli("run", *FAST, "--out", str(out))
+    done = cli_result("run", *FAST, "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert len(RunStore(out).read().records) == 1 and not (out / LOCK_FILE).exists()
 
@@ -61,7 +61,7 @@ def test_no_other_command_writes_records_jsonl(tmp_path):
         ["report", str(out), "--out", str(out / "records.jsonl"), "--format", "md"],
         ["noise", str(out), str(out), "--write", str(out / "records.jsonl")],
     ):
-        done = run_cli(*args)
+        done = cli_result(*args)
         assert done.returncode == 2 and "only `bench run` writes" in done.stderr, done.stderr
     assert (out / "records.jsonl").read_bytes() == before
 
@@ -110,7 +110,7 @@ def test_weights_missing_parameters_are_named_not_recorded_as_real(tmp_path):
     (path / "config.json").write_text(json.dumps(dict(get_config())))
     save_file({"embeddings.word_embeddings.weight": torch.zeros(30522, 128)}, str(path / "model.safetensors"))
     out = tmp_path / "run"
-    done = run_cli(
+    done = cli_result(
         "run",
         "--model",
         "bert-base-tiny",
@@ -157,7 +157,7 @@ def test_absurd_sizes_are_refused_before_anything_runs(tmp_path):
     ]
     for extra, message in cases:
         began = time.monotonic()
-        done = run_cli("run", "--model", "bert-base", *extra)
+        done = cli_result("run", "--model", "bert-base", *extra)
         assert done.returncode == 2 and message in done.stderr, (extra, done.stderr)
         assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
         assert time.monotonic() - began < 60
@@ -166,7 +166,7 @@ def test_absurd_sizes_are_refused_before_anything_runs(tmp_path):
 
 def test_a_batch_that_cannot_fit_is_recorded_unavailable_at_plan_time(tmp_path):
     out = tmp_path / "big"
-    done = run_cli("run", "--model", "bert-base", "--batch-size", "65536", "--seq-len", "512", "--out", str(out))
+    done = cli_result("run", "--model", "bert-base", "--batch-size", "65536", "--seq-len", "512", "--out", str(out))
     assert done.returncode == 2 and "does not fit" in done.stderr
     (record,) = RunStore(out).read().records
     assert record.status == "unavailable" and "activations" in record.reason
@@ -176,7 +176,7 @@ def test_sweep_files_that_are_not_small_utf8_toml_are_one_line_errors(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_bytes(b"\xff\xfe\x00")
     for path, message in ((str(bad), "not UTF-8"), ("/dev/zero", "more than 1024 KiB")):
-        done = run_cli("run", path)
+        done = cli_result("run", path)
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
 
 
@@ -226,14 +226,14 @@ def test_lines_that_are_json_but_not_records_are_skipped(tmp_path):
     result = RunStore(run).read(warn=False)
     assert len(result.records) == 1 and len(result.skipped) == 4
     for command in (["show", str(run)], ["report", str(run), "--format", "md"], ["compare", str(run), str(run)]):
-        done = run_cli(*command)
+        done = cli_result(*command)
         assert "Traceback" not in done.stderr and done.returncode in (0, 1, 2), command
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "records.jsonl").write_text("null\n")
     with pytest.raises(UsageError, match="holds no readable record"):
         read_run_dirs([empty])
-    done = run_cli("show", str(empty))
+    done = cli_result("show", str(empty))
     assert done.returncode == 2 and "holds no readable record" in done.stderr
 
 
@@ -302,27 +302,27 @@ def test_sweep_parser_raises_only_one_line_usage_errors(data):
 
 def test_report_and_selfcheck_outputs_are_checked_before_any_work(tmp_path):
     out = fast_run(tmp_path)
-    done = run_cli("report", str(out), "--out", str(tmp_path))
+    done = cli_result("report", str(out), "--out", str(tmp_path))
     assert done.returncode == 2 and "is a directory" in done.stderr
     not_a_dir = tmp_path / "a-file"
     not_a_dir.write_text("x")  # a path under a regular file cannot be created, whoever runs the test
     began = time.monotonic()
-    done = run_cli("selfcheck", "--model", "bert-base-tiny", "--json", str(not_a_dir / "r.json"))
+    done = cli_result("selfcheck", "--model", "bert-base-tiny", "--json", str(not_a_dir / "r.json"))
     assert done.returncode == 2 and "cannot be written" in done.stderr and time.monotonic() - began < 30
-    done = run_cli("report", str(out), "--out", str(not_a_dir / "report.md"), "--format", "md")
+    done = cli_result("report", str(out), "--out", str(not_a_dir / "report.md"), "--format", "md")
     assert done.returncode == 2 and "cannot be written" in done.stderr
 
 
 def test_compare_fails_when_nothing_was_compared_and_refuses_newer_records(tmp_path):
     out = fast_run(tmp_path)  # simulated only: nothing with samples to compare
-    done = run_cli("compare", str(out), str(out))
+    done = cli_result("compare", str(out), str(out))
     assert done.returncode == 2 and "a comparison of nothing is not a pass" in done.stderr
     newer = tmp_path / "newer"
     newer.mkdir()
     line = json.loads((out / "records.jsonl").read_text().splitlines()[0])
     line["schema_version"] = SCHEMA_VERSION + 1
     (newer / "records.jsonl").write_text(json.dumps(line) + "\n" + (out / "records.jsonl").read_text())
-    done = run_cli("compare", str(out), str(newer))
+    done = cli_result("compare", str(out), str(newer))
     assert done.returncode == 2 and "is newer than this catchup-bench reads" in done.stderr
 
 

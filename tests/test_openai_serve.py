@@ -170,6 +170,7 @@ def test_client_metrics_agree_with_the_servers_own_timings(server, tmp_path):
         assert -1.0 <= median_gap <= 50.0, (client, served)
 
 
+@pytest.mark.slow
 def test_loadgen_server_and_offline_through_the_network_client(server, tmp_path):
     out = tmp_path / "lg"
     done = run_cli(
@@ -248,7 +249,7 @@ def test_killing_the_server_mid_run_gives_failed_requests_and_a_finished_run(tmp
         env=env,
         cwd=ROOT,
     )
-    time.sleep(4)
+    time.sleep(2.5)
     proc.kill()
     proc.wait()
     stdout, stderr = run.communicate(timeout=300)

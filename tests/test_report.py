@@ -56,6 +56,7 @@ def test_html_report_has_every_section_and_no_external_reference(mixed_run, tmp_
 
 
 def test_catch_up_ratios_equal_those_computed_from_the_records(mixed_run):
+    from bench.analysis.catchup import deviation_of
     from bench.output.report import build_report
 
     records = _records(mixed_run)
@@ -75,7 +76,12 @@ def test_catch_up_ratios_equal_those_computed_from_the_records(mixed_run):
     for c in report.catch_ups:
         batch = c.shape[1]
         gap = throughput("h100", "bf16", batch) / throughput("ascend-910b2", "bf16", batch)
-        best = max(throughput("ascend-910b2", p, batch) for p in ("bf16", "int8"))
+        # best: int8 only where its gain interval lies above 1 and its deviation is within the accuracy budget
+        int8 = next(p for p in c.techniques if p.technique == "int8")
+        gain = dict((p.technique, g) for p, g in c.gains())["int8"]
+        eligible = gain.low > 1 and c.budget.allows(deviation_of(int8.record, records)[0])[0]
+        assert c.eligibility(int8)[0] == eligible
+        best = throughput("ascend-910b2", "int8" if eligible else "bf16", batch)
         assert c.hardware_gap().value == pytest.approx(gap)
         assert c.catch_up_ratio().value == pytest.approx(best / throughput("h100", "bf16", batch))
         gains = {p.technique: g.value for p, g in c.gains()}

@@ -238,6 +238,7 @@ def test_bad_queries_are_one_line_errors():
 # -- published results --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fitting_never_reads_held_out_rows():
     published = load_published()
     assert published.for_fitting() and published.held_out()
