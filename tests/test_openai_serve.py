@@ -170,7 +170,6 @@ def test_client_metrics_agree_with_the_servers_own_timings(server, tmp_path):
         assert -1.0 <= median_gap <= 50.0, (client, served)
 
 
-@pytest.mark.slow
 def test_loadgen_server_and_offline_through_the_network_client(server, tmp_path):
     out = tmp_path / "lg"
     done = run_cli(
