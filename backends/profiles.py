@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from bench.core.errors import UsageError
+from bench.core.tomlfile import read_toml  # noqa: F401  (also imported from here)
 
 __all__ = ["Figure", "Profile", "load_profiles", "get_profile", "PROFILES_ENV", "STATUSES", "DTYPES", "INTERCONNECT"]
 
@@ -101,20 +102,6 @@ class Profile:
             **{f: getattr(self, f).to_dict() for f in FIELDS},
             "interconnect": {k: f.to_dict() for k, f in self.interconnect.items()} if self.interconnect else None,
         }
-
-
-def read_toml(path: Path, what: str) -> dict[str, Any]:
-    """A TOML file as a dict; a one-line UsageError naming the file when it cannot be read or parsed."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"{what} {str(path)!r}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{what} {str(path)!r}: not valid TOML: {exc}") from None
 
 
 def _figure(data: Any, where: str, allow_nan: bool = False) -> Figure:

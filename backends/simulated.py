@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from backends.base import Availability, Backend, Capabilities, OptionSpec, PreparedCall, SimulationContext
 from bench.core.errors import UsageError
+from bench.core.stats import log_symmetric_factor
 
 if TYPE_CHECKING:
     from bench.core.spec import BenchmarkSpec, MeasureSettings
@@ -155,25 +155,6 @@ def serving_query(spec: "BenchmarkSpec", workload: "Workload", profile_key: str)
     )
 
 
-def log_symmetric_factor(error: float) -> float:
-    """The band factor of a model that missed by `error` (predicted / true - 1): exp(|ln(1 + error)|), so a -90%
-    miss is a factor of 10 either way, never 1 + |error| (which caps an under-prediction's band below 2x)."""
-    return math.exp(abs(math.log1p(error))) if error > -1 else math.inf
-
-
-_HELD_OUT: list[float | None] = []
-
-
-def serving_validation_error() -> float | None:
-    """The serving model's median |error| on the published results held out from its fit (computed once per
-    process from backends/projection/published_serving.toml with the committed factors)."""
-    if not _HELD_OUT:
-        from backends.projection.published import validate
-
-        _HELD_OUT.append(validate(refit=False).to_dict()["summary"].get("median_abs_error_held_out"))
-    return _HELD_OUT[0]
-
-
 def serving_estimate(serving: dict[str, Any], spec: "BenchmarkSpec") -> dict[str, Any]:
     """The record's `estimate` for a serving projection: per-chip rates with low/high, and one request's latency
     (TTFT + (output - 1) x TPOT) so latency columns have a figure; `per_chip` marks the rates as per chip.
@@ -190,7 +171,9 @@ def serving_estimate(serving: dict[str, Any], spec: "BenchmarkSpec") -> dict[str
         return (h["ttft_ms"] + (out_tokens - 1) * h["tpot_ms"]) / 1e3
 
     low, high = serving.get("low") or {}, serving.get("high") or {}
-    error = serving_validation_error()
+    from backends.projection.published import held_out_error
+
+    error = held_out_error()
     widen = log_symmetric_factor(error) if error is not None else 1.0
     rate_low, rate_high = low.get("decode_tokens_per_s_per_chip"), high.get("decode_tokens_per_s_per_chip")
     return {

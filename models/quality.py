@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import UsageError
+from bench.core.tomlfile import read_toml
 
 __all__ = ["Score", "scores_of", "equal_or_better", "QUALITY_FILE", "DEFAULT_TOLERANCE", "MIN_SHARED"]
 
@@ -40,14 +41,7 @@ _CACHE: dict[str, list[Score]] = {}
 
 def _load(path: Path = QUALITY_FILE) -> list[Score]:
     if str(path) not in _CACHE:
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{path.name}: cannot be read: {exc}") from None
+        data = read_toml(path, "quality file")
         scores = []
         for i, row in enumerate(data.get("score", [])):
             try:

@@ -97,7 +97,7 @@ class Efficiency:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    from backends.profiles import read_toml
+    from bench.core.tomlfile import read_toml
 
     return read_toml(path, "efficiency file")
 

@@ -93,7 +93,7 @@ class PublishedSet:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    from backends.profiles import read_toml
+    from bench.core.tomlfile import read_toml
 
     return read_toml(path, "published results file")
 
@@ -324,3 +324,14 @@ def write_fit(fitted: Mapping[str, Mapping[str, float]], fit_rows: Iterable[Row]
             text = text[:end] + f"\nfitted = {value}\nfit_rows = [{ids}]" + text[end:]
     path.write_text(text, encoding="utf-8")
     efficiency._CACHE.clear()
+
+
+_HELD_OUT: list[float | None] = []
+
+
+def held_out_error() -> float | None:
+    """The serving model's median |error| on the published results held out from its fit, with the committed
+    factors (computed once per process): the validation error of the serving path, for its bands."""
+    if not _HELD_OUT:
+        _HELD_OUT.append(validate(refit=False).to_dict()["summary"].get("median_abs_error_held_out"))
+    return _HELD_OUT[0]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from bench.core.record import Record
+from bench.core.stats import log_symmetric_factor
 
 __all__ = [
     "Point",
@@ -119,8 +120,7 @@ def ratio(a: Point, b: Point) -> Ratio:
     if a.simulated and b.simulated and a.method == b.method and None not in (a.low, a.high, b.low, b.high):
         ends = (a.low / b.low, a.high / b.high, a.value / b.value)
         error = max((abs(x) for x in (a.error, b.error) if x is not None), default=0.0)
-        figures = 2 if a.device != b.device else 1
-        widen = math.exp(math.sqrt(figures) * abs(math.log1p(-min(error, 0.999))))
+        widen = log_symmetric_factor(-min(error, 0.999), figures=2 if a.device != b.device else 1)
         return Ratio(
             a.value / b.value,
             min(ends) / widen,

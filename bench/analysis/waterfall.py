@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from bench.core.errors import UsageError, invalid_value
+from bench.core.stats import log_symmetric_factor
+from bench.core.tomlfile import read_toml
 
 __all__ = ["Scenario", "load_scenarios", "waterfall", "Waterfall", "Step", "SCENARIOS_FILE", "log_band"]
 
@@ -59,7 +61,7 @@ _REQUIRED = (
 def log_band(value: float, relative_error: float, figures: int = 1) -> tuple[float, float]:
     """A multiplicative band symmetric in log space around `value` for a model whose predictions miss by
     `relative_error` (predicted/true - 1): x/÷ exp(sqrt(figures) x |ln(1 + error)|)."""
-    factor = math.exp(math.sqrt(figures) * abs(math.log1p(relative_error)))
+    factor = log_symmetric_factor(relative_error, figures)
     return value / factor, value * factor
 
 
@@ -147,15 +149,7 @@ class Scenario:
 
 def load_scenarios(path: Path | None = None) -> dict[str, Scenario]:
     """Every scenario of the file, validated (a bad one is a one-line error naming it)."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    path = path or SCENARIOS_FILE
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"scenarios: {str(path)!r} cannot be read: {exc}") from None
+    data = read_toml(Path(path or SCENARIOS_FILE), "scenarios file")
     return {name: Scenario.from_mapping(name, table) for name, table in data.items()}
 
 
@@ -305,20 +299,15 @@ def _hardware_path(scenario: Scenario):
     return frontier, constrained, steps
 
 
-def _held_out_error() -> float | None:
-    from backends.projection.published import validate
-
-    summary = validate(refit=False).to_dict()["summary"]
-    return summary.get("median_abs_error_held_out")
-
-
 def waterfall(scenario: Scenario, validation_error: float | None = None) -> Waterfall:
     """Project every configuration of the path at the three efficiency ends and decompose (module docstring)."""
     from backends.profiles import get_profile
     from models.quality import equal_or_better
 
     if validation_error is None:
-        validation_error = _held_out_error()
+        from backends.projection.published import held_out_error
+
+        validation_error = held_out_error()
     frontier, constrained, hardware = _hardware_path(scenario)
     same_quality, quality = equal_or_better(scenario.model, scenario.reference_model)
     software = scenario.software

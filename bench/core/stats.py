@@ -61,6 +61,16 @@ def nearest_rank(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+def log_symmetric_factor(error: float, figures: int = 1) -> float:
+    """The band factor of a model that misses by `error` (predicted / true - 1), symmetric in log space:
+    exp(sqrt(figures) x |ln(1 + error)|) -- a -90% miss is a factor of 10 either way, never 1 + |error| (which
+    caps an under-prediction's band below 2x). `figures` > 1 combines that many independent misses (a ratio of
+    two projections on different devices: 2)."""
+    if error <= -1:
+        return math.inf
+    return math.exp(math.sqrt(figures) * abs(math.log1p(error)))
+
+
 def median(values: Sequence[float]) -> float:
     """The median every table, comparison, gain and report shows for a cell: the nearest-rank 0.5 quantile
     x(ceil(n/2)) -- always a latency that was observed, and one number for one cell wherever it appears."""
@@ -121,14 +131,19 @@ class LatencySummary:
         return data
 
 
-def median_halfwidth_rel(samples: Sequence[float], confidence: float = CONFIDENCE) -> float | None:
-    """Half-width of the median's interval relative to the median; None when n is too small."""
+def median_and_halfwidth(samples: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float | None]:
+    """The median and its interval's half-width relative to it (None when n is too small), from one sort."""
     ordered = sorted(samples)
     interval = quantile_interval(ordered, 0.5, confidence)
-    median = nearest_rank(ordered, 0.5) if ordered else 0
-    if interval is None or median <= 0:
-        return None
-    return (interval[1] - interval[0]) / (2 * median)
+    middle = float(nearest_rank(ordered, 0.5)) if ordered else 0.0
+    if interval is None or middle <= 0:
+        return middle, None
+    return middle, (interval[1] - interval[0]) / (2 * middle)
+
+
+def median_halfwidth_rel(samples: Sequence[float], confidence: float = CONFIDENCE) -> float | None:
+    """Half-width of the median's interval relative to the median; None when n is too small."""
+    return median_and_halfwidth(samples, confidence)[1]
 
 
 def summarize(samples: Sequence[float]) -> LatencySummary | None:

@@ -36,7 +36,7 @@ from bench.core.calls import PreparedCall, Telemetry, make_stamp
 from bench.core.hostload import HostLoadSampler
 from bench.core.record import Measurement
 from bench.core.spec import MeasureSettings
-from bench.core.stats import median, median_halfwidth_rel
+from bench.core.stats import median_and_halfwidth
 
 __all__ = ["run_timed_loop", "FIRST_PRECISION_CHECK", "CHECK_GROWTH"]
 
@@ -137,9 +137,9 @@ def run_timed_loop(
                     stopped_by = "min_reached"
                     break
                 if n >= next_check:
-                    halfwidth = median_halfwidth_rel(samples)
+                    running, halfwidth = median_and_halfwidth(samples)  # one sort for both
                     next_check = math.ceil(next_check * CHECK_GROWTH)
-                    report("measure", n, median(samples))
+                    report("measure", n, running)
                     if halfwidth is not None and halfwidth <= settings.ci_target:
                         stopped_by = "precision_reached"
                         break

@@ -617,32 +617,40 @@ def render_validation(rows, fit) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_waterfall(w, markdown: bool = False) -> str:
-    """The waterfall as a table (terminal or Markdown) after its summary sentences."""
-    headers = ["lever", "what changes", "factor [band]", "tokens/s per chip after", "status"]
-    rows = [
-        [
-            "start",
-            f"{w.scenario.frontier} x {w.scenario.chips}, {w.scenario.reference_model} "
-            f"{w.scenario.reference_precision}, basic serving",
-            "",
-            number(w.start["central"]),
-            "simulated",
-        ]
-    ]
+WATERFALL_HEADERS = ["lever", "what changes", "factor [band]", "tokens/s per chip after", "status", "source"]
+
+
+def waterfall_rows(w) -> list[list[str]]:
+    """A catch-up waterfall (bench.analysis.waterfall.Waterfall) as table rows: start, one per lever, end."""
+    s, c = w.scenario, w.catch_up
+    start = f"{s.frontier} x {s.chips}, {s.reference_model} {s.reference_precision}, basic serving"
+    rows = [["start", start, "", number(w.start["central"]), "simulated", ""]]
     rows += [
-        [s.lever, s.detail, f"x{s.factor:.3g} [{s.low:.3g}, {s.high:.3g}]", number(s.rate_after), s.status]
-        for s in w.steps
+        [
+            st.lever,
+            st.detail,
+            f"x{st.factor:.3g} [{st.low:.3g}, {st.high:.3g}]",
+            number(st.rate_after),
+            st.status,
+            st.source,
+        ]
+        for st in w.steps
     ]
-    c = w.catch_up
     rows.append(
         [
             "end",
-            f"{w.scenario.constrained} x {w.scenario.chips} at its best",
-            f"x{c[0]:.3g} [{c[1]:.3g}, {c[2]:.3g}] (catch-up ratio)",
+            f"{s.constrained} x {s.chips} at its best",
+            f"x{c[0]:.3g} [{c[1]:.3g}, {c[2]:.3g}]",
             number(w.end["central"]),
             "simulated",
+            "catch-up ratio",
         ]
     )
-    table = markdown_table(headers, rows) if markdown else text_table(headers, rows)
+    return rows
+
+
+def render_waterfall(w, markdown: bool = False) -> str:
+    """The waterfall as a table (terminal or Markdown) after its summary sentences."""
+    rows = waterfall_rows(w)
+    table = markdown_table(WATERFALL_HEADERS, rows) if markdown else text_table(WATERFALL_HEADERS, rows)
     return "\n".join(w.summary()) + "\n\n" + table

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench.analysis.catchup import CatchUp, Ratio, catch_up, metric_of, ratio, technique_of
+from bench.analysis.catchup import CatchUp, Ratio, catch_up, deviation_of, metric_of, ratio, technique_of
 from bench.core.record import Record
 from bench.output.format import accuracy_cell, number
-from bench.output.render import median_with_ci, summary_row
+from bench.output.render import WATERFALL_HEADERS, median_with_ci, summary_row, waterfall_rows
 
 __all__ = ["Report", "build_report", "render_html", "render_markdown", "DEFAULT_FRONTIER", "DEFAULT_CONSTRAINED"]
 
@@ -270,38 +270,6 @@ def _flagged_figures(record: Record) -> list[str]:
 
 def _scenario_section(w) -> Section:
     s = w.scenario
-    rows = [
-        [
-            "start",
-            f"{s.frontier} x {s.chips}, {s.reference_model} {s.reference_precision}, basic serving",
-            "",
-            number(w.start["central"]),
-            "simulated",
-            "",
-        ]
-    ]
-    rows += [
-        [
-            st.lever,
-            st.detail,
-            f"x{st.factor:.3g} [{st.low:.3g}, {st.high:.3g}]",
-            number(st.rate_after),
-            st.status,
-            st.source,
-        ]
-        for st in w.steps
-    ]
-    c = w.catch_up
-    rows.append(
-        [
-            "end",
-            f"{s.constrained} x {s.chips} at its best",
-            f"x{c[0]:.3g} [{c[1]:.3g}, {c[2]:.3g}]",
-            number(w.end["central"]),
-            "simulated",
-            "catch-up ratio",
-        ]
-    )
     chart = _figure(
         "waterfall_chart",
         s.title,
@@ -324,8 +292,8 @@ def _scenario_section(w) -> Section:
         [
             Table(
                 "Waterfall",
-                ["lever", "what changes", "factor [band]", "tokens/s per chip after", "status", "source"],
-                rows,
+                WATERFALL_HEADERS,
+                waterfall_rows(w),
             )
         ],
         figure=chart,
@@ -425,26 +393,12 @@ def _appendix_section(records: Sequence[Record], waterfalls: Sequence[Any]) -> S
 
 
 def _deviation_text(record: Record, records: Sequence[Record]) -> str:
-    """The technique's deviation from the fp32 reference; for a simulated technique whose numerics were not run,
-    the deviation the same technique (precision) measured on this host's CPU for the same shape, said so."""
-    acc = record.accuracy or {}
-    if acc and "skipped" not in acc:
-        return accuracy_cell(acc)
-    if not acc:
-        return "reference numerics"
-    for other in records:
-        other_acc = other.accuracy or {}
-        if (
-            not other.simulated
-            and other.spec.precision == record.spec.precision
-            and other_acc
-            and "skipped" not in other_acc
-            and other.spec.workload == record.spec.workload
-            and other.spec.batch_size == record.spec.batch_size
-            and other.spec.seq_len == record.spec.seq_len
-        ):
-            return f"{accuracy_cell(other_acc)} (measured: {other.spec.backend} {technique_of(other)} on this host)"
-    return acc["skipped"]
+    """The technique's deviation from the fp32 reference (`deviation_of`: its own, or for a simulated technique
+    the same precision measured on this host for the same shape, said so)."""
+    accuracy, source = deviation_of(record, records)
+    if accuracy is None:
+        return source
+    return accuracy_cell(accuracy) + ("" if source == "measured with the cell" else f" ({source})")
 
 
 def _point_text(point) -> str:
