@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backends.projection.project import ServingQuery, project  # noqa: E402
-from backends.projection.published import validate  # noqa: E402
+from bench.projection.project import ServingQuery, project  # noqa: E402
+from bench.projection.published import validate  # noqa: E402
 
 QUERIES = [
     (

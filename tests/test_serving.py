@@ -5,26 +5,17 @@ import json
 
 import pytest
 
-from backends.profiles import get_profile
-from backends.projection.arch import arch_of
-from backends.projection.efficiency import load_efficiency
-from backends.projection.interconnect import Links, all_reduce_s, all_to_all_s, expert_all_to_all_s, p2p_s
-from backends.projection.project import ServingQuery, project
-from backends.projection.published import PublishedSet, committed_fit, fit, load_published, validate
-from backends.projection.serving import (
-    Device,
-    Options,
-    Parallel,
-    Precision,
-    candidates,
-    decode_point,
-    kv_bytes_per_request_chip,
-    parse_parallel,
-    search_decode,
-    weight_bytes_per_chip,
-)
 from bench.cli import main
 from bench.core.errors import UsageError
+from bench.projection.arch import arch_of
+from bench.projection.deployment import Deployment, Device, Parallel, Precision
+from bench.projection.efficiency import load_efficiency
+from bench.projection.interconnect import Links, all_reduce_s, all_to_all_s, expert_all_to_all_s, p2p_s
+from bench.projection.memory import kv_bytes_per_request_chip, weight_bytes_per_chip
+from bench.projection.profiles import get_profile
+from bench.projection.project import ServingQuery, project
+from bench.projection.published import PublishedSet, committed_fit, fit, load_published, validate
+from bench.projection.search import candidates, decode_point, parse_parallel, search_decode
 from models.catalogue import WORKLOADS, get_workload
 from models.facts import count_parameters
 
@@ -84,7 +75,7 @@ def test_decode_flops_per_token_are_twice_the_active_parameters_plus_attention()
     a = arch("llama-3.1-8b")
     dev = Device.of_profile(get_profile("h100"))
     eff = load_efficiency("gpu")
-    step = decode_point(a, Precision.named("bf16"), Parallel(), dev, eff, Options(), 1, 1000, 2).step
+    step = decode_point(Deployment(a, Precision.named("bf16"), dev, eff), 1, 1000, 2).step
     context = 1001  # mean context of a 2-token generation after a 1000-token prompt
     expected = 2 * a.active_params + a.layers * a.attention_core_flops(1, context, decode=True)
     assert step.flops == pytest.approx(expected, rel=1e-9)
@@ -136,9 +127,10 @@ def test_405b_on_one_h100_does_not_fit_and_says_why():
 def test_largest_batch_is_the_memory_edge():
     a, prec = arch("llama-3.1-8b"), Precision.named("bf16")
     dev, eff = Device.of_profile(get_profile("h100")), load_efficiency("gpu")
-    point = search_decode(a, prec, dev, eff, Options(), 1, 8192, 1024, None, None, Parallel())
+    dep = Deployment(a, prec, dev, eff)
+    point = search_decode(dep, 1, 8192, 1024, None, None, Parallel())
     assert point.fits
-    nxt = decode_point(a, prec, Parallel(), dev, eff, Options(), point.batch + 1, 8192, 1024)
+    nxt = decode_point(dep, point.batch + 1, 8192, 1024)
     assert not nxt.fits and nxt.memory.total > nxt.memory.usable >= point.memory.total
     # weights: 16 GB at bf16 on one chip; 8 GB on each of two with TP2
     assert weight_bytes_per_chip(a, prec, Parallel()) == pytest.approx(2 * a.total_params, rel=1e-9)
@@ -174,17 +166,8 @@ def test_the_search_never_breaks_a_bound(model, profile, chips, precision, tpot,
     )
     if proj.decode:
         assert proj.decode.tpot_s * 1e3 <= tpot and proj.decode.fits
-        bigger = decode_point(
-            proj.arch,
-            proj.precision,
-            proj.decode.parallel,
-            proj.device,
-            proj.efficiency,
-            proj.decode.options,
-            proj.decode.batch + 1,
-            2048,
-            512,
-        )
+        dep = Deployment(proj.arch, proj.precision, proj.device, proj.efficiency, proj.decode.options)
+        bigger = decode_point(dep.with_split(proj.decode.parallel), proj.decode.batch + 1, 2048, 512)
         assert bigger.tpot_s * 1e3 > tpot or not bigger.fits  # the largest batch within the bound
     if proj.prefill and ttft:
         assert proj.prefill.ttft_s * 1e3 <= ttft and proj.prefill.fits

@@ -20,7 +20,7 @@ def _records(out):
 
 
 def test_builtin_profiles_carry_a_status_and_source_for_every_figure():
-    from backends.profiles import STATUSES, load_profiles
+    from bench.projection.profiles import STATUSES, load_profiles
 
     profiles = load_profiles(user_file="")
     assert {
@@ -91,7 +91,7 @@ def test_a_bad_profile_file_is_refused_with_one_line_naming_it(tmp_path, text, m
 
 
 def test_a_user_file_overrides_one_figure_and_keeps_the_rest(tmp_path):
-    from backends.profiles import load_profiles
+    from bench.projection.profiles import load_profiles
 
     mine = tmp_path / "prices.toml"
     mine.write_text('[h100]\nprice_usd = { value = 25000, status = "UNV", source = "our purchase order" }\n')

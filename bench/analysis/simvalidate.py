@@ -53,7 +53,7 @@ def median_abs_error(errors: Sequence[float]) -> float | None:
 
 def _predict(row: ValidationRow, eta_c: float, eta_m: float, overhead: float) -> float:
     from backends.costmodel import estimate
-    from backends.simulated import host_target
+    from backends.trace_projection import host_target
 
     validation = row.record.simulation["host_validation"]
     host = validation["host"]

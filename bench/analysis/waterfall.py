@@ -1,5 +1,5 @@
 """The catch-up estimate as a waterfall: from the frontier device at its reference configuration to the constrained
-device at its best, one factor per lever, every figure SIMULATED with the serving model (backends.projection).
+device at its best, one factor per lever, every figure SIMULATED with the serving model (bench.projection).
 
 Metric: decode output tokens/s per chip within the scenario's TPOT bound (the serving model's search over
 parallelism and batch). The path, in this order (the factors multiply to the end-to-end ratio exactly; a
@@ -118,7 +118,7 @@ class Scenario:
             data.get("mtp_acceptance"),
             software,
         )
-        from backends.projection.project import resolve
+        from bench.projection.project import resolve
 
         try:  # every name and number checked now, in the serving model's words
             resolve(scenario.query("frontier", basic=True))
@@ -129,7 +129,7 @@ class Scenario:
         return scenario
 
     def query(self, side: str, basic: bool, model: str | None = None, precision: str | None = None):
-        from backends.projection.project import ServingQuery
+        from bench.projection.project import ServingQuery
 
         chips = self.chips
         tp = min(chips, 8)
@@ -264,15 +264,15 @@ class Waterfall:
 
 
 def _devices(scenario: Scenario):
-    from backends.profiles import get_profile
-    from backends.projection.serving import Device
+    from bench.projection.deployment import Device
+    from bench.projection.profiles import get_profile
 
     return Device.of_profile(get_profile(scenario.frontier)), Device.of_profile(get_profile(scenario.constrained))
 
 
 def _rate(query, device, kind: str, end: str) -> float:
-    from backends.projection.efficiency import load_efficiency
-    from backends.projection.project import project
+    from bench.projection.efficiency import load_efficiency
+    from bench.projection.project import project
 
     projection = project(query, load_efficiency(kind).at(end), bands=False, device=device)
     if projection.decode is None:
@@ -301,11 +301,11 @@ def _hardware_path(scenario: Scenario):
 
 def waterfall(scenario: Scenario, validation_error: float | None = None) -> Waterfall:
     """Project every configuration of the path at the three efficiency ends and decompose (module docstring)."""
-    from backends.profiles import get_profile
+    from bench.projection.profiles import get_profile
     from models.quality import equal_or_better
 
     if validation_error is None:
-        from backends.projection.published import held_out_error
+        from bench.projection.published import held_out_error
 
         validation_error = held_out_error()
     frontier, constrained, hardware = _hardware_path(scenario)
@@ -469,9 +469,9 @@ def _status_of(lever: str, scenario: Scenario, validation_error: float | None) -
     if lever == "hardware":
         return (
             f"simulated (serving model; held-out validation error {error})",
-            "device profiles (backends/profiles.toml) and efficiency factors (efficiency.toml)",
+            "device profiles (bench/projection/profiles.toml) and efficiency factors (efficiency.toml)",
         )
     return (
         f"simulated (serving model; held-out validation error {error})",
-        "backends/projection: the same chip and model factors on both sides of the ratio",
+        "bench/projection: the same chip and model factors on both sides of the ratio",
     )

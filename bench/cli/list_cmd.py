@@ -70,7 +70,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 "summary": cls.summary,
             }
         )
-    from backends.profiles import load_profiles
+    from bench.projection.profiles import load_profiles
 
     profiles = [p.to_dict() for p in load_profiles().values()]
     extras = _extras()
@@ -106,7 +106,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         state = "available" if extra["available"] else f"unavailable: {extra['reason']}"
         print(f"  {name:<12} {extra['summary']}\n  {'':<12} {state}")
     print(
-        "\nDevice profiles for simulation (backends/profiles.toml; --backend simulated --profile NAME; "
+        "\nDevice profiles for simulation (bench/projection/profiles.toml; --backend simulated --profile NAME; "
         "status: OFF vendor, 3P third party, DER derived, UNV unverified, ASSUMED):"
     )
     print(

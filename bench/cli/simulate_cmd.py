@@ -1,6 +1,6 @@
 """`bench simulate`: the serving projection of one model on a cluster, and the serving model's two validations
 (against published results; against this host, leave-one-model-out). Parsing and printing only; the model is
-backends.projection.
+bench.projection.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument(
         "--write-fit",
         action="store_true",
-        help="with --validate-serving: write the fitted factors into backends/projection/efficiency.toml",
+        help="with --validate-serving: write the fitted factors into bench/projection/efficiency.toml",
     )
     v.add_argument(
         "--validate-host",
@@ -90,7 +90,7 @@ def _bounded_number(name: str, raw: str | None, kind: type, minimum: float) -> A
 
 
 def _query(args: argparse.Namespace):
-    from backends.projection.project import ServingQuery
+    from bench.projection.project import ServingQuery
 
     models = args.model or []
     if len(models) != 1 or "," in models[0]:
@@ -118,7 +118,7 @@ def _query(args: argparse.Namespace):
 
 
 def run_projection(args: argparse.Namespace) -> int:
-    from backends.projection.project import project
+    from bench.projection.project import project
 
     result = project(_query(args)).to_dict()
     if args.format == "json":
@@ -233,7 +233,7 @@ def render_projection(r: dict[str, Any], markdown: bool = False) -> str:
 def run_serving_validation(args: argparse.Namespace) -> int:
     import time
 
-    from backends.projection.published import load_published, validate, write_fit
+    from bench.projection.published import load_published, validate, write_fit
 
     began = time.perf_counter()
     published = load_published()
@@ -241,7 +241,7 @@ def run_serving_validation(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - began
     if args.write_fit:
         write_fit(result.fitted, published.for_fitting())
-        print("fitted factors written to backends/projection/efficiency.toml", file=sys.stderr)
+        print("fitted factors written to bench/projection/efficiency.toml", file=sys.stderr)
     data = result.to_dict()
     data["elapsed_s"] = elapsed
     if args.format == "json":
@@ -286,7 +286,7 @@ def run_host_validation(args: argparse.Namespace, run_dirs: Sequence[str] | None
     import psutil
 
     from backends.calibrate import host_profile
-    from backends.projection.hostcheck import (
+    from bench.projection.hostcheck import (
         host_device,
         leave_one_model_out,
         rows_from_records,
@@ -319,9 +319,9 @@ def run_host_validation(args: argparse.Namespace, run_dirs: Sequence[str] | None
 
 
 def _measure_host(args: argparse.Namespace, out: Path | None) -> list:
-    from backends.projection.hostcheck import VALIDATION_MODELS
     from bench.cli.common import fresh_store
     from bench.core.spec import Matrix, MeasureSettings, Sweep, parse_name_list
+    from bench.projection.hostcheck import VALIDATION_MODELS
     from bench.runs.plan import plan_sweep
     from bench.runs.runner import Progress, run_sweep
 
@@ -383,7 +383,7 @@ VALIDATION_MODELS = (
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from backends.calibrate import host_profile
-    from backends.simulated import validation_summary_path
+    from backends.trace_projection import validation_summary_path
     from bench.analysis.simvalidate import fit_host_factors, median_abs_error, validation_rows
     from bench.core.spec import Matrix
     from bench.output.render import render_validation
@@ -471,7 +471,7 @@ def register(sub) -> None:
         "the parallelism and batch with the most decode output tokens/s per chip within --tpot-slo, and the most "
         "prefill input tokens/s per chip within --ttft-slo, with TPOT, TTFT, per chip / cluster / W / $, MFU, "
         "MBU, where a step's time goes, memory per chip and low/high figures (exit 1 when nothing fits). "
-        "--validate-serving predicts the published serving results in backends/projection/published_serving.toml "
+        "--validate-serving predicts the published serving results in bench/projection/published_serving.toml "
         "(fitting only on the rows marked fit); --validate-host does the same against LMs measured here, "
         "leave-one-model-out. --validate runs the trace projection's validation set ("
         + ", ".join(VALIDATION_MODELS)

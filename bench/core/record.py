@@ -97,7 +97,7 @@ class SimulationSection(TypedDict, total=False):
     mode: str
     efficiency: dict[str, Any]
     estimate: dict[str, Any]  # latency_s, items_per_s, ttft_s, tpot_s, per-chip token rates, band
-    serving: dict[str, Any]  # the serving projection (backends.projection) where that path was used
+    serving: dict[str, Any]  # the serving projection (bench.projection) where that path was used
     host_validation: dict[str, Any]  # measured vs predicted on this host, or the stored summary used as band
     traced_on: str
     trace_precision: str

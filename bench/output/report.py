@@ -305,8 +305,8 @@ def _scenario_section(w) -> Section:
 
 def _appendix_section(records: Sequence[Record], waterfalls: Sequence[Any]) -> Section:
     """Every device figure used (value, status, source), every assumption, and the validation errors."""
-    from backends.profiles import get_profile
-    from backends.projection.efficiency import load_efficiency
+    from bench.projection.efficiency import load_efficiency
+    from bench.projection.profiles import get_profile
 
     keys = sorted(
         {r.simulation["profile"]["key"] for r in records if r.simulated and r.simulation}
@@ -351,7 +351,7 @@ def _appendix_section(records: Sequence[Record], waterfalls: Sequence[Any]) -> S
                 "serving model",
                 "held-out median |error| on published serving results",
                 f"{100 * error:.1f}%",
-                "backends/projection/published_serving.toml",
+                "bench/projection/published_serving.toml",
             ]
         )
     host = [

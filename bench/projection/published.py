@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from backends.projection.efficiency import EFFICIENCY_FILE, Efficiency, load_efficiency
 from bench.core.errors import UsageError
+from bench.projection.efficiency import EFFICIENCY_FILE, Efficiency, load_efficiency
 
 __all__ = [
     "Row",
@@ -63,7 +63,7 @@ class Row:
     bound_note: str | None = None
 
     def query(self):
-        from backends.projection.project import ServingQuery
+        from bench.projection.project import ServingQuery
 
         return ServingQuery(
             model=self.model,
@@ -124,16 +124,16 @@ def load_published(path: Path = PUBLISHED_FILE) -> PublishedSet:
 
 
 def _kind(row: Row) -> str:
-    from backends.profiles import get_profile
+    from bench.projection.profiles import get_profile
 
     return get_profile(row.profile).kind
 
 
 def predict(row: Row, eff: Efficiency) -> float | None:
     """The serving model's figure for the row (same unit as `row.figure`), or None where nothing fits."""
-    from backends.projection.project import resolve
-    from backends.projection.serving import (
-        Options,
+    from bench.projection.deployment import Deployment, Options
+    from bench.projection.project import resolve
+    from bench.projection.search import (
         aggregated_tokens_per_s_per_chip,
         decode_point,
         parse_parallel,
@@ -141,49 +141,24 @@ def predict(row: Row, eff: Efficiency) -> float | None:
         search_prefill,
     )
 
-    query = row.query()
-    arch, device, precision = resolve(query)
+    arch, device, precision = resolve(row.query())
     parallel = parse_parallel(row.parallel, arch, row.chips) if row.parallel else None
-    opts = Options(row.mtp_acceptance)
+    dep = Deployment(arch, precision, device, eff, Options(row.mtp_acceptance))
     if row.phase == "decode":
-        point = search_decode(
-            arch,
-            precision,
-            device,
-            eff,
-            opts,
-            row.chips,
-            row.input_tokens,
-            row.output_tokens,
-            row.tpot_slo_ms / 1e3 if row.tpot_slo_ms else None,
-            row.batch_size,
-            parallel,
-        )
+        tpot = row.tpot_slo_ms / 1e3 if row.tpot_slo_ms else None
+        point = search_decode(dep, row.chips, row.input_tokens, row.output_tokens, tpot, row.batch_size, parallel)
         return point.tokens_per_s_per_chip if point else None
     if row.phase == "prefill":
-        point = search_prefill(
-            arch,
-            precision,
-            device,
-            eff,
-            Options(),
-            row.chips,
-            row.input_tokens,
-            row.ttft_slo_ms / 1e3 if row.ttft_slo_ms else None,
-            row.batch_size,
-            parallel,
-        )
+        ttft = row.ttft_slo_ms / 1e3 if row.ttft_slo_ms else None
+        prefill_dep = Deployment(arch, precision, device, eff, Options())
+        point = search_prefill(prefill_dep, row.chips, row.input_tokens, ttft, row.batch_size, parallel)
         return point.tokens_per_s_per_chip if point else None
-    par = parallel
-    if par is None or row.batch_size is None:
+    if parallel is None or row.batch_size is None:
         raise UsageError(f"row {row.id}: an aggregated row needs parallel and batch_size")
-    if not decode_point(
-        arch, precision, par, device, eff, opts, row.batch_size, row.input_tokens, row.output_tokens
-    ).fits:
+    dep = dep.with_split(parallel)
+    if not decode_point(dep, row.batch_size, row.input_tokens, row.output_tokens).fits:
         return None
-    return aggregated_tokens_per_s_per_chip(
-        arch, precision, par, device, eff, opts, row.batch_size, row.input_tokens, row.output_tokens
-    )
+    return aggregated_tokens_per_s_per_chip(dep, row.batch_size, row.input_tokens, row.output_tokens)
 
 
 def _log_error(predicted: float | None, figure: float) -> float:
@@ -305,7 +280,7 @@ def committed_fit(path: Path = EFFICIENCY_FILE) -> dict[str, dict[str, float]]:
 def write_fit(fitted: Mapping[str, Mapping[str, float]], fit_rows: Iterable[Row], path: Path = EFFICIENCY_FILE) -> None:
     """Write `fitted = X` and `fit_rows = [...]` under each fitted factor's table in efficiency.toml (and remove
     stale ones), leaving everything else as it is."""
-    from backends.projection import efficiency
+    from bench.projection import efficiency
 
     rows_by_kind: dict[str, list[str]] = {}
     for row in fit_rows:

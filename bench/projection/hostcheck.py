@@ -17,8 +17,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from backends.projection.efficiency import Efficiency, load_efficiency
-from backends.projection.serving import Device, Options, Parallel, Precision, decode_point, prefill_point
+from bench.projection.deployment import Deployment, Device, Options, Precision
+from bench.projection.efficiency import Efficiency, load_efficiency
+from bench.projection.search import decode_point, prefill_point
 
 __all__ = [
     "HostRow",
@@ -82,15 +83,15 @@ def host_device(calibration: dict[str, Any], memory_bytes: float) -> Device:
 
 def predict_row(row: HostRow, device: Device, eff: Efficiency) -> tuple[float, float]:
     """(TTFT, TPOT) in seconds from the serving model on one chip (the host), no parallelism."""
-    from backends.projection.arch import arch_of
+    from bench.projection.arch import arch_of
     from models.catalogue import get_workload
 
     workload = get_workload(row.model)
     arch = arch_of(workload.name, workload.config)
     prec = Precision.named(row.precision)
-    opts = Options(overlap=False)
-    pre = prefill_point(arch, prec, Parallel(), device, eff, opts, row.batch, row.seq_len)
-    dec = decode_point(arch, prec, Parallel(), device, eff, opts, row.batch, row.seq_len, row.new_tokens)
+    dep = Deployment(arch, prec, device, eff, Options(overlap=False))
+    pre = prefill_point(dep, row.batch, row.seq_len)
+    dec = decode_point(dep, row.batch, row.seq_len, row.new_tokens)
     return pre.ttft_s, dec.tpot_s
 
 

@@ -12,24 +12,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.projection.arch import Arch, arch_of
-from backends.projection.efficiency import Efficiency, load_efficiency
-from backends.projection.serving import (
-    SERVING_MODEL_VERSION,
-    DecodePoint,
-    Device,
-    Options,
-    Parallel,
-    Precision,
-    PrefillPoint,
-    parse_parallel,
-    search_decode,
-    search_prefill,
-    weight_bytes_per_chip,
-)
 from bench.core.errors import UsageError
+from bench.projection.arch import Arch, arch_of
+from bench.projection.deployment import Deployment, Device, Options, Parallel, Precision
+from bench.projection.efficiency import Efficiency, load_efficiency
+from bench.projection.memory import weight_bytes_per_chip
+from bench.projection.search import DecodePoint, PrefillPoint, parse_parallel, search_decode, search_prefill
 
-__all__ = ["ServingQuery", "Projection", "project", "MAX_CHIPS"]
+__all__ = ["ServingQuery", "Projection", "project", "check", "resolve", "MAX_CHIPS", "SERVING_MODEL_VERSION"]
+
+#: The serving model's version in every projection (and in simulated records' `cost_model_version`).
+SERVING_MODEL_VERSION = 1
 
 #: Largest cluster projected (CloudMatrix384 is 384 chips; DeepSeek's decode unit 144 GPUs).
 MAX_CHIPS = 4096
@@ -134,7 +127,7 @@ class Projection:
             "unverified_figures": self.unverified,
             "efficiency": self.efficiency.to_dict(),
             "serving_model_version": SERVING_MODEL_VERSION,
-            "method": "analytical serving model (backends/projection/serving.py); simulated, not measured",
+            "method": "analytical serving model (bench/projection); simulated, not measured",
         }
         if d:
             out["overlap"] = d.options.overlap_for(self.arch, d.parallel)
@@ -186,7 +179,7 @@ def _prefill_dict(p: PrefillPoint, dev: Device, chips: int) -> dict[str, Any]:
 
 
 def resolve(query: ServingQuery) -> tuple[Arch, Device, Precision]:
-    from backends.profiles import get_profile
+    from bench.projection.profiles import get_profile
     from models.catalogue import get_workload
 
     workload = get_workload(query.model)
@@ -200,6 +193,16 @@ def resolve(query: ServingQuery) -> tuple[Arch, Device, Precision]:
     precision = Precision.named(query.precision, query.kv_precision)
     device.peak(precision.compute)  # a precision the device has no peak for: one line, before any search
     return arch, device, precision
+
+
+def check(query: ServingQuery) -> None:
+    """Everything about `query` that can be refused without projecting it: the model (a decoder), the profile,
+    the precision on that device, the split and, on more than one chip, the device's interconnect figures."""
+    arch, device, _ = resolve(query)
+    if query.parallel:
+        parse_parallel(query.parallel, arch, query.chips)
+    if query.chips > 1:
+        device.profile.link("scaleup_gbs")
 
 
 def project(
@@ -229,34 +232,12 @@ def project(
 def _search(
     query: ServingQuery, arch: Arch, device: Device, precision: Precision, eff: Efficiency, parallel: Parallel | None
 ) -> tuple[DecodePoint | None, PrefillPoint | None]:
-    opts = Options(query.mtp_acceptance, query.overlap)
     tpot = query.tpot_slo_ms / 1e3 if query.tpot_slo_ms else None
     ttft = query.ttft_slo_ms / 1e3 if query.ttft_slo_ms else None
-    decode = search_decode(
-        arch,
-        precision,
-        device,
-        eff,
-        opts,
-        query.chips,
-        query.input_tokens,
-        query.output_tokens,
-        tpot,
-        query.batch_size,
-        parallel,
-    )
-    prefill = search_prefill(
-        arch,
-        precision,
-        device,
-        eff,
-        Options(None, query.overlap),
-        query.chips,
-        query.input_tokens,
-        ttft,
-        None,
-        parallel,
-    )
+    dep = Deployment(arch, precision, device, eff, Options(query.mtp_acceptance, query.overlap))
+    decode = search_decode(dep, query.chips, query.input_tokens, query.output_tokens, tpot, query.batch_size, parallel)
+    prefill_dep = Deployment(arch, precision, device, eff, Options(None, query.overlap))
+    prefill = search_prefill(prefill_dep, query.chips, query.input_tokens, ttft, None, parallel)
     return decode, prefill
 
 

@@ -1,5 +1,5 @@
 """Device profiles: published figures (peak FLOP/s per dtype, memory, bandwidth, power, price), each with its status
-and source, from `backends/profiles.toml`, optionally overridden or extended by the user's own TOML file named in
+and source, from `bench/projection/profiles.toml`, optionally overridden or extended by the user's own TOML file named in
 `CATCHUP_BENCH_PROFILES` (a table for an existing profile replaces only the fields it gives, e.g. a price).
 
 Every profile is validated when loaded: each required field present, each figure a positive number with a status

@@ -1,0 +1,43 @@
+"""One vocabulary for what several layers name: data types, device kinds, a workload's shape, a technique.
+
+- Data types: `DTYPE_BYTES` is bytes per element of each precision a spec, a profile or the serving model names
+  (int4 is half a byte: packed weights). `PRECISIONS` lists them in that order.
+- Device kinds: a chip is a `cpu`, a `gpu` or an `npu`. Profiles, efficiency factors, what a cell occupies while
+  it runs (`Capabilities.device`) and the executors' resources all use these three words.
+- Shape: what must be equal for two cells to be compared as the same work -- the workload, batch size, sequence
+  length, new tokens, weights, and the options a backend declares as part of the work (a serving deployment's
+  chips and latency bounds).
+- Technique: what is being compared on one shape -- precision plus the options a backend declares as
+  techniques (quantizer, compile, graphs); not settings (threads), locations (profile) or shape options.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    from bench.core.spec import BenchmarkSpec
+
+__all__ = ["DTYPE_BYTES", "PRECISIONS", "DEVICE_KINDS", "shape_of", "technique_of"]
+
+DTYPE_BYTES: dict[str, float] = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+PRECISIONS: tuple[str, ...] = tuple(DTYPE_BYTES)
+DEVICE_KINDS: tuple[str, ...] = ("cpu", "gpu", "npu")
+
+
+def shape_of(spec: "BenchmarkSpec", shape_options: Iterable[str] = ()) -> tuple[Any, ...]:
+    """The work a cell does, as a hashable key: workload, batch, sequence length, new tokens, weights and the
+    values of `shape_options` (None where the spec leaves one unset)."""
+    return (
+        spec.workload,
+        spec.batch_size,
+        spec.seq_len,
+        spec.new_tokens,
+        spec.weights,
+        *(spec.option(k, None) for k in shape_options),
+    )
+
+
+def technique_of(spec: "BenchmarkSpec", technique_options: Iterable[tuple[str, Any]]) -> str:
+    """A technique's name: the precision, then `key=value` for each technique option, in the spec's order."""
+    return " ".join([spec.precision, *(f"{k}={v}" for k, v in technique_options)])
