@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from backends.base import Availability, Capabilities, OptionSpec, PreparedCall
 from backends.runtime import NpuRuntime
-from backends.simulated import SERVING_OPTIONS, SimulatedBackend
+from backends.simulated import SERVING_OPTIONS, SIMULATED_SETTINGS, SimulatedBackend
 from backends.torch_backend import ATTN_OPTION, TorchBackend
 
 if TYPE_CHECKING:
@@ -116,6 +116,7 @@ class SimulatedAscendBackend(SimulatedBackend):
         precisions=("fp32", "bf16", "fp16", "int8", "int4"),
         simulated=True,
         loadgen=False,
+        reference_neutral_options=SIMULATED_SETTINGS,
         options={
             "profile": OptionSpec(
                 str, "Ascend device profile", choices=ASCEND_PROFILES, default=DEFAULT_ASCEND_PROFILE

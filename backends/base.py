@@ -24,6 +24,7 @@ from bench.core.calls import (
     make_stamp,
 )
 from bench.core.errors import UsageError, invalid_value
+from bench.core.vocabulary import SHAPE_OPTIONS, technique_of
 
 if TYPE_CHECKING:
     from bench.core.spec import BenchmarkSpec
@@ -76,8 +77,16 @@ class Backend(abc.ABC):
     @classmethod
     def technique_options(cls, spec: "BenchmarkSpec") -> tuple[tuple[str, Any], ...]:
         """The spec's options that are part of its technique (a technique is backend, precision and these);
-        options that leave a reference cell the reference (e.g. threads) are settings, not techniques."""
-        return tuple((k, v) for k, v in spec.options if k not in cls.capabilities.reference_neutral_options)
+        settings (e.g. threads, a profile: `reference_neutral_options`) and shape options (bench.core.vocabulary)
+        are not."""
+        skipped = (*cls.capabilities.reference_neutral_options, *SHAPE_OPTIONS)
+        return tuple((k, v) for k, v in spec.options if k not in skipped)
+
+    @classmethod
+    def technique_name(cls, spec: "BenchmarkSpec") -> str:
+        """The technique as comparisons key it (without the backend): precision, then its technique options.
+        (`technique(spec)` on a measured adapter is the longer human description kept in the record.)"""
+        return technique_of(spec, cls.technique_options(spec))
 
     @classmethod
     def check_ready(cls, spec: "BenchmarkSpec") -> None:
@@ -130,7 +139,7 @@ class Backend(abc.ABC):
 
     @classmethod
     def device_kind(cls, spec: "BenchmarkSpec") -> str:
-        """What this cell occupies while it runs ("cpu", "cuda", "npu"): what a scheduler must give it alone."""
+        """What this cell occupies while it runs ("cpu", "gpu", "npu": bench.core.vocabulary.DEVICE_KINDS): what a scheduler must give it alone."""
         return cls.capabilities.device
 
     @classmethod

@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
+from bench.core.vocabulary import DTYPE_BYTES
+
 #: per phase: [(class, dtype, flops, bytes, count), ...] as backends.trace produces it
 Digest = list[tuple[str, str, int, int, int]]
 
@@ -34,7 +36,8 @@ __all__ = ["COST_MODEL_VERSION", "Efficiency", "Target", "default_efficiency", "
 
 COST_MODEL_VERSION = 1
 
-_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "fp64": 8}
+#: bytes per element of a traced operator's dtype (the core's table, plus fp64 that traces can hold)
+_BYTES = {**DTYPE_BYTES, "fp64": 8.0}
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class Target:
 def _op_dtype_and_bytes(cls: str, dtype: str, nbytes: int, precision: str) -> tuple[str, int]:
     """Map a traced operator to the dtype and bytes it has at the spec's precision on the target."""
     if precision == "int8" and cls == "matmul":
-        return "int8", nbytes // _BYTES.get(dtype, 2)
+        return "int8", int(nbytes // _BYTES.get(dtype, 2))
     if precision == "fp16" and dtype == "bf16":
         return "fp16", nbytes
     if precision == "fp32" and dtype == "bf16":  # a meta-device trace of an MoE model runs in bf16

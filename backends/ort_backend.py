@@ -223,7 +223,7 @@ class OrtBackend(Backend):
 
     @classmethod
     def device_kind(cls, spec: "BenchmarkSpec") -> str:
-        return {"cuda": "cuda", "cann": "npu"}.get(str(spec.option("provider", "cpu")), "cpu")
+        return {"cuda": "gpu", "cann": "npu"}.get(str(spec.option("provider", "cpu")), "cpu")
 
     @classmethod
     def build_precision(cls, spec: "BenchmarkSpec") -> str:

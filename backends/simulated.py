@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from bench.core.spec import BenchmarkSpec, MeasureSettings
     from models.base import Workload
 
-__all__ = ["SimulatedBackend", "SimulationResult", "SERVING_OPTIONS", "projection_of"]
+__all__ = ["SimulatedBackend", "SimulationResult", "SERVING_OPTIONS", "SIMULATED_SETTINGS", "projection_of"]
 
 
 @dataclass
@@ -58,6 +58,8 @@ SERVING_OPTIONS = {
         bool, "serving: use --batch-size as the decode batch per replica instead of searching it", default=False
     ),
 }
+#: Options of a simulated cell that say where and how it is projected, not which technique it compares.
+SIMULATED_SETTINGS = ("profile", "projection", "parallel", "fixed_batch")
 
 
 def serving_fields(spec: "BenchmarkSpec", workload: "Workload", profile_key: str) -> dict[str, Any]:
@@ -90,6 +92,7 @@ class SimulatedBackend(Backend):
         precisions=("fp32", "bf16", "fp16", "int8", "fp8", "int4"),
         simulated=True,
         loadgen=False,
+        reference_neutral_options=SIMULATED_SETTINGS,
         options={
             "profile": OptionSpec(str, "device profile (bench list shows them; --profile NAME)"),
             "mode": OptionSpec(

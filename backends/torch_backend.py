@@ -314,7 +314,7 @@ class TorchCudaBackend(TorchBackend):
     capabilities: ClassVar[Capabilities] = Capabilities(
         precisions=("fp32", "bf16", "fp16"),
         device_memory=True,
-        device="cuda",
+        device="gpu",
         device_timer=True,
         telemetry=True,
         options={

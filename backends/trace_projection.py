@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,15 +30,34 @@ if TYPE_CHECKING:
     from bench.core.spec import BenchmarkSpec, MeasureSettings
     from models.base import Workload
 
-__all__ = ["simulate_trace", "host_target", "profile_target", "validation_summary_path"]
+__all__ = [
+    "simulate_trace",
+    "host_target",
+    "profile_target",
+    "validation_summary_path",
+    "write_validation_summary",
+    "VALIDATION_SUMMARY_VERSION",
+]
 
 
 def _cache_root() -> Path:
     return Path(os.environ.get("CATCHUP_BENCH_CACHE") or Path.home() / ".cache" / "catchup-bench") / "simulation"
 
 
+#: The version of the stored validation summary (`bench simulate --validate`); a summary of another version is
+#: not used for bands (its meaning differs).
+VALIDATION_SUMMARY_VERSION = 2
+
+
 def validation_summary_path(host_key: str) -> Path:
     return _cache_root() / f"validation-{host_key}.json"
+
+
+def write_validation_summary(summary: dict[str, Any]) -> Path:
+    """Store a whole-set `bench simulate --validate` result for this host (atomically); returns its path."""
+    path = validation_summary_path(summary["host_key"])
+    _write_json(path, {"version": VALIDATION_SUMMARY_VERSION, **summary})
+    return path
 
 
 def _run_cache_path(
@@ -135,7 +155,8 @@ def simulate_trace(
     from backends.simulated import SimulationResult
     from backends.trace import trace_call
     from bench.core.environment import usable_cpu_count
-    from models.facts import BYTES_PER_PARAMETER, count_parameters, memory_needed_bytes
+    from bench.core.vocabulary import DTYPE_BYTES
+    from models.facts import count_parameters, memory_needed_bytes
 
     torch.set_num_threads(usable_cpu_count())
     trace_precision = "fp32" if spec.precision == "fp32" else "bf16"
@@ -180,8 +201,8 @@ def simulate_trace(
     target = profile_target(profile, mode)
     point = estimate(phases, target, spec.precision, spec.batch_size, workload.generates)
     point["band"] = _band(point, validation, calibration)
-    weight_bytes = total * BYTES_PER_PARAMETER[spec.precision]
-    devices = -(-weight_bytes // int(profile.memory_bytes))
+    weight_bytes = total * DTYPE_BYTES[spec.precision]
+    devices = math.ceil(weight_bytes / profile.memory_bytes)
     simulation = {
         "profile": profile.to_dict(),
         "projection": "trace",
@@ -263,7 +284,9 @@ def _band(point: dict[str, Any], validation: dict[str, Any], calibration: dict[s
         path = validation_summary_path(calibration["key"])
         try:
             summary = json.loads(path.read_text())
-            if summary.get("version") != 2:  # an older summary's meaning differs: no band rather than a wrong one
+            if (
+                summary.get("version") != VALIDATION_SUMMARY_VERSION
+            ):  # an older summary's meaning differs: no band rather than a wrong one
                 raise KeyError("version")
             relative = summary["median_abs_error"]
             source = f"median |error| of the last `bench simulate --validate` on this host ({path.name})"
@@ -288,7 +311,8 @@ def _band(point: dict[str, Any], validation: dict[str, Any], calibration: dict[s
 
 
 def _work(workload, spec, point) -> dict[str, Any]:
-    from models.facts import BYTES_PER_PARAMETER, count_parameters
+    from bench.core.vocabulary import DTYPE_BYTES
+    from models.facts import count_parameters
     from models.work import Shape, analytic_flops, min_bytes
 
     shape = Shape(spec.batch_size, spec.seq_len, spec.new_tokens)
@@ -296,9 +320,7 @@ def _work(workload, spec, point) -> dict[str, Any]:
     return {
         "flops_per_call": point["flops_per_call"],
         "flops_per_call_analytic": analytic_flops(workload.config, shape),
-        "min_bytes_per_call": min_bytes(
-            workload.config, shape, total, active, embedding, BYTES_PER_PARAMETER[spec.precision]
-        )
+        "min_bytes_per_call": min_bytes(workload.config, shape, total, active, embedding, DTYPE_BYTES[spec.precision])
         if workload.config["model_type"] != "resnet"
         else None,
         "flop_counter": "dispatch tracer (torch.utils.flop_counter formulas), one traced call",

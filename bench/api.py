@@ -76,35 +76,38 @@ def run(
     resume: bool = False,
     progress: bool = False,
     executor: Any = None,
+    max_cells: int | None = 2_000,
 ) -> list["Record"]:
     """Plan and run a spec, matrix, sweep or sweep mapping into the run directory `out`; the records written.
 
     Cells that cannot run here are recorded `unavailable` with the reason, as `bench run` does; `out` must be new
     (or `resume=True` to finish a run). `executor`: where cells run (default: one isolated worker process per
-    cell, as `bench run`; `bench.runs.runner.InProcessExecutor()` runs them in this process)."""
-    from bench.runs.plan import plan_sweep
-    from bench.runs.runner import Progress, run_sweep
-    from bench.runs.store import RunStore
+    cell, as `bench run`; `bench.runs.runner.InProcessExecutor()` runs them in this process). A sweep of more
+    than `max_cells` cells is refused (None: no limit), as `bench run` refuses it without --yes."""
+    from bench.output.progress import Progress
+    from bench.runs.session import run_into
 
-    sweep = _as_sweep(what, settings)
-    plan = plan_sweep(sweep)
-    if not plan.cells:
-        raise UsageError("bench.run: no cells to run" + (f": {plan.left_out[0][1]}" if plan.left_out else ""))
-    store = RunStore(out)
-    if store.exists() and store.read(warn=False).records and not resume:
-        raise UsageError(f"out: {os.fspath(out)!r} already holds records; pass resume=True or choose another directory")
-    store.prepare()
-    with store.lock():
-        result = run_sweep(
-            plan.cells,
-            sweep.measure,
-            store,
-            executor=executor,
-            resume=resume,
-            unavailable=plan.unavailable,
-            progress=Progress(len(plan.cells), enabled=progress),
+    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out).strip():
+        raise UsageError(f"bench.run: out: {out!r} is not allowed; expected a directory path")
+    if settings is not None and not isinstance(settings, MeasureSettings):
+        raise UsageError(
+            f"bench.run: settings: {type(settings).__name__} is not allowed; expected bench.MeasureSettings or None"
         )
-    return result.records
+    sweep = _as_sweep(what, settings)
+    shown = Progress(0, enabled=progress)
+    try:
+        done = run_into(
+            sweep,
+            out,
+            executor,
+            resume=resume,
+            progress=shown,
+            max_cells=max_cells,
+            before=lambda plan, store: setattr(shown, "total", len(plan.cells)),
+        )
+    except UsageError as exc:
+        raise UsageError(f"bench.run: {exc}") from None
+    return done.result.records
 
 
 def records(run_dirs: PathLike | Iterable[PathLike]) -> list["Record"]:

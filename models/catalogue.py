@@ -15,7 +15,7 @@ from __future__ import annotations
 from bench.core.errors import invalid_value
 from models.base import Workload
 
-__all__ = ["WORKLOADS", "ALIASES", "workload_names", "get_workload"]
+__all__ = ["WORKLOADS", "ALIASES", "HOST_VALIDATION_MODELS", "workload_names", "get_workload"]
 
 # --- encoders --------------------------------------------------------------------------------------------
 
@@ -657,6 +657,19 @@ _ENTRIES: list[Workload] = [
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in _ENTRIES}
 ALIASES: dict[str, str] = {alias: w.name for w in _ENTRIES for alias in w.aliases}
+
+#: Entries that run on a 2-core, 24 GiB machine in a few minutes: the host validation set of both projections
+#: (`bench simulate --validate` runs all of them; `--validate-host` its language models).
+HOST_VALIDATION_MODELS = (
+    "bert-base-uncased",
+    "all-minilm-l6-v2",
+    "resnet-50",
+    "vit-base-patch16-224",
+    "gpt2",
+    "qwen2.5-0.5b",
+    "llama-3.2-1b",
+    "deepseek-r1-distill-qwen-1.5b",
+)
 
 
 def workload_names() -> tuple[str, ...]:

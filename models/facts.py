@@ -19,10 +19,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import asdict, dataclass
 
+from bench.core.vocabulary import DTYPE_BYTES
 from models.base import FAMILIES, Workload
 
 __all__ = [
-    "BYTES_PER_PARAMETER",
     "WorkloadFacts",
     "count_parameters",
     "describe",
@@ -30,7 +30,6 @@ __all__ = [
     "activation_bytes",
 ]
 
-BYTES_PER_PARAMETER = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "fp8": 1, "int4": 0.5}
 
 #: Headroom over the weights for activations, KV cache and allocator slack, and the runtime's own footprint.
 ACTIVATION_HEADROOM = 0.15
@@ -105,7 +104,7 @@ def _input_embedding_parameters(model) -> int:
 
 
 def memory_needed_bytes(parameters: int, precision: str) -> int:
-    weights = parameters * BYTES_PER_PARAMETER[precision]
+    weights = parameters * DTYPE_BYTES[precision]
     return int(weights * (1 + ACTIVATION_HEADROOM)) + RUNTIME_BYTES
 
 
@@ -115,8 +114,8 @@ def describe(workload: Workload, machine_memory_bytes: int | None = None) -> Wor
 
         machine_memory_bytes = psutil.virtual_memory().total
     total, active, embedding = count_parameters(workload)
-    weight_bytes = {p: int(total * b) for p, b in BYTES_PER_PARAMETER.items()}
-    needed = {p: memory_needed_bytes(total, p) for p in BYTES_PER_PARAMETER}
+    weight_bytes = {p: int(total * b) for p, b in DTYPE_BYTES.items()}
+    needed = {p: memory_needed_bytes(total, p) for p in DTYPE_BYTES}
     return WorkloadFacts(
         name=workload.name,
         family=workload.family,

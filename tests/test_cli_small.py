@@ -74,7 +74,7 @@ def test_jsonl_and_sql_outputs_load_as_they_claim():
 
 
 def test_progress_without_a_terminal_prints_plain_lines_with_elapsed_and_eta():
-    from bench.runs.runner import Progress
+    from bench.output.progress import Progress
 
     stream = io.StringIO()
     progress = Progress(3, stream=stream)

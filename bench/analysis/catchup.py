@@ -31,6 +31,8 @@ from typing import Iterable, Sequence
 
 from bench.core.record import Record
 from bench.core.stats import log_symmetric_factor
+from bench.core.vocabulary import shape_of
+from bench.core.vocabulary import technique_of as vocabulary_technique
 
 __all__ = [
     "Point",
@@ -43,20 +45,6 @@ __all__ = [
     "ratio",
     "deviation_of",
 ]
-
-#: Options that say where or under which bound a cell ran, not which technique: left out of the technique name
-#: (serving deployment options are part of the shape instead).
-EXCLUDED_OPTIONS = (
-    "profile",
-    "threads",
-    "projection",
-    "chips",
-    "tpot_slo_ms",
-    "ttft_slo_ms",
-    "parallel",
-    "fixed_batch",
-)
-SHAPE_OPTIONS = ("chips", "tpot_slo_ms", "ttft_slo_ms")
 
 
 @dataclass(frozen=True)
@@ -141,13 +129,14 @@ def device_of(record: Record) -> str:
 
 
 def technique_of(record: Record) -> str:
-    options = [f"{k}={v}" for k, v in record.spec.options if k not in EXCLUDED_OPTIONS]
-    return " ".join([record.spec.precision, *options])
+    """The record's technique as its backend declares it (bench.core.vocabulary); every option for a backend
+    this version does not know."""
+    from backends.registry import BACKENDS, backend_class
 
-
-def _shape(record: Record) -> tuple:
-    s = record.spec
-    return (s.workload, s.batch_size, s.seq_len, s.new_tokens, *(s.option(k, None) for k in SHAPE_OPTIONS))
+    spec = record.spec
+    if spec.backend in BACKENDS:
+        return backend_class(spec.backend).technique_name(spec)
+    return vocabulary_technique(spec, spec.options)
 
 
 def metric_of(record: Record) -> Point | None:
@@ -337,7 +326,7 @@ def catch_up(
     points = [p for p in (metric_of(r) for r in records if r.status == "ok") if p is not None]
     groups: dict[tuple, list[Point]] = {}
     for p in points:
-        groups.setdefault(_shape(p.record), []).append(p)
+        groups.setdefault(shape_of(p.record.spec), []).append(p)
     results = []
     for shape, members in groups.items():
         on_f = [p for p in members if _matches(frontier, p)]

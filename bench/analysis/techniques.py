@@ -20,6 +20,7 @@ from bench.analysis.compare import ratio_interval
 from bench.core.record import Record
 from bench.core.spec import BenchmarkSpec
 from bench.core.stats import median
+from bench.core.vocabulary import shape_of, technique_of
 
 __all__ = ["TechniqueGain", "technique_gains", "technique_label"]
 
@@ -28,8 +29,8 @@ def technique_label(spec: BenchmarkSpec) -> str:
     """A technique is backend, precision and the options the backend declares as technique (not threads)."""
     from backends.registry import BACKENDS, backend_class
 
-    options = backend_class(spec.backend).technique_options(spec) if spec.backend in BACKENDS else spec.options
-    return f"{spec.backend} {spec.precision}" + "".join(f" {k}={v}" for k, v in options)
+    name = backend_class(spec.backend).technique_name(spec) if spec.backend in BACKENDS else None
+    return f"{spec.backend} {name or technique_of(spec, spec.options)}"
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,6 @@ class TechniqueGain:
     speedup: float
     speedup_ci: tuple[float, float]
     accuracy: dict[str, Any] | None
-
-
-def _shape(spec: BenchmarkSpec) -> tuple:
-    return (spec.workload, spec.batch_size, spec.seq_len, spec.new_tokens, spec.weights)
 
 
 def _is_reference(spec: BenchmarkSpec) -> bool:
@@ -60,7 +57,7 @@ def technique_gains(records: Iterable[Record]) -> list[TechniqueGain]:
         raise ValueError("simulated records have no samples to compare; compare measured records only")
     groups: dict[tuple, list[Record]] = {}
     for record in ok:
-        groups.setdefault(_shape(record.spec), []).append(record)
+        groups.setdefault((shape_of(record.spec), record.spec.weights), []).append(record)
     gains: list[TechniqueGain] = []
     for members in groups.values():
         base = next((r for r in members if _is_reference(r.spec)), None)

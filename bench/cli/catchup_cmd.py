@@ -13,7 +13,7 @@ from bench.core.errors import UsageError
 
 def _cmd_catchup(args: argparse.Namespace) -> int:
     from bench.analysis.waterfall import get_scenario, load_scenarios, waterfall
-    from bench.output.render import render_waterfall
+    from bench.output.analyses import render_waterfall
 
     path = Path(args.scenarios) if args.scenarios else None
     if args.list or not args.scenario:

@@ -46,17 +46,6 @@ def checked_dir(flag: str, raw: str) -> Path:
     return path
 
 
-def fresh_store(out: Path):
-    """A run store for a new run: refused with one line if the directory already holds records."""
-    from bench.runs.store import RunStore
-
-    store = RunStore(out)
-    if store.exists() and store.read(warn=False).records:
-        raise UsageError(f"--out: {str(out)!r} already holds records; choose another directory")
-    store.prepare()
-    return store
-
-
 def checked_output_file(flag: str, raw: str | os.PathLike) -> Path:
     """An output file path, checked before any work: not a run's records.jsonl, not a directory, writable."""
     from bench.runs.store import refuse_records_path

@@ -20,7 +20,7 @@ from bench.core.errors import UsageError
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from bench.analysis.compare import compare_records, read_noise
-    from bench.output.render import render_comparison
+    from bench.output.analyses import render_comparison
 
     base_dirs, current_dirs = run_dirs_of("BASELINE", args.baseline), run_dirs_of("CURRENT", args.current)
     min_effect = parse_number("--min-effect", args.min_effect, float)

@@ -36,10 +36,6 @@ from bench.core.spec import (
     parse_option_flags,
 )
 
-#: Cells a sweep may plan without --yes (a larger one is almost always a typo in a value list).
-MAX_CELLS = 2_000
-
-
 _MEASURE_FLAGS = {
     "warmup_iterations": "--warmup-iterations",
     "warmup_time_s": "--warmup-time",
@@ -320,37 +316,61 @@ def _warn_if_busy() -> None:
         print(f"warning: {warning}", file=sys.stderr)
 
 
-def _run_planned(args: argparse.Namespace, sweep: Sweep, executor) -> int:
-    from bench.runs.plan import plan_sweep
-    from bench.runs.store import RunStore
-
-    plan = plan_sweep(
-        sweep,
-        remote_devices=executor.cluster_devices() if executor else frozenset(),
-        max_cells=None if args.yes else MAX_CELLS,
-    )
-    if not plan.cells and plan.left_out:
-        raise UsageError(f"no cells left to run: {plan.left_out[0][1]}")
+def _print_plan_notes(plan) -> None:
     for name, reason in plan.skipped_backends.items():
         print(f"note: backend {name} left out: {reason}", file=sys.stderr)
     for (backend, reason), count in _left_out_summary(plan).items():
         print(f"note: {count} cell(s) left out on backend {backend}: {reason}", file=sys.stderr)
     for reason, count in Counter(plan.unavailable.values()).items():
         print(f"note: {count} cell(s) unavailable here, recorded as such: {reason}", file=sys.stderr)
-    if not plan.cells:
-        raise UsageError("backend: no requested backend is available here (see `bench list`)")
+
+
+def _run_planned(args: argparse.Namespace, sweep: Sweep, executor) -> int:
+    """Plan, run into the output directory (bench.runs.session.run_into), then show what was run."""
+    from bench.output.progress import Progress
+    from bench.runs.session import MAX_CELLS, run_into
+    from bench.runs.store import RunStore
+
     out = _output_dir(args)
-    store = RunStore(out)
-    if store.exists() and not args.resume:
-        count = len(store.read(warn=False).records)
-        if count:
-            raise UsageError(
-                f"--out: {str(out)!r} already holds {count} records; pass --resume to complete that run,"
-                " or choose another directory"
+
+    def before(plan, store) -> None:
+        _print_plan_notes(plan)
+        if not args.out:
+            _point_latest(out)
+        print(
+            f"{len(plan.cells)} cells ({_estimate_text(plan, sweep.measure)}) -> {out}/records.jsonl", file=sys.stderr
+        )
+        _warn_if_busy()
+        progress.total = len(plan.cells)
+
+    progress = Progress(0, enabled=not args.quiet)
+    try:
+        with _sigterm_as_interrupt():
+            done = run_into(
+                sweep,
+                out,
+                executor,
+                resume=args.resume,
+                progress=progress,
+                max_cells=None if args.yes else MAX_CELLS,
+                before=before,
+                out_field="--out",
+                resume_hint="--resume",
             )
-    store.prepare()
-    with store.lock():
-        return _run_locked(args, plan, sweep, executor, store, out)
+    except KeyboardInterrupt:
+        kept = len(RunStore(out).read(warn=False).records)
+        print(f"\ninterrupted: {kept} records kept in {out}; rerun with --resume to finish", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as exc:  # the disk filled (ENOSPC) or the directory went away while appending
+        store = RunStore(out)
+        kept = len(store.read(warn=False).records) if store.exists() else 0
+        print(
+            f"\nbench run: error: cannot append to {store.path}: {exc.strerror or exc}; {kept} records kept; "
+            "free space and rerun with --resume to finish",
+            file=sys.stderr,
+        )
+        return EXIT_STORE_FAILED
+    return _report_run(done, out)
 
 
 def _estimate_text(plan, settings: MeasureSettings) -> str:
@@ -363,38 +383,11 @@ def _estimate_text(plan, settings: MeasureSettings) -> str:
     return f"at most ~{seconds / 3600:.1f} h" if seconds >= 3600 else f"at most ~{seconds / 60:.0f} min"
 
 
-def _run_locked(args: argparse.Namespace, plan, sweep: Sweep, executor, store, out: Path) -> int:
+def _report_run(done, out: Path) -> int:
+    """The table of the cells this run planned, where the records and LoadGen logs are, and the exit status."""
     from bench.output.render import render
-    from bench.runs.runner import Progress, run_sweep
 
-    if not args.out:
-        _point_latest(out)
-    print(f"{len(plan.cells)} cells ({_estimate_text(plan, sweep.measure)}) -> {out}/records.jsonl", file=sys.stderr)
-    _warn_if_busy()
-    progress = Progress(len(plan.cells), enabled=not args.quiet)
-    try:
-        with _sigterm_as_interrupt():
-            result = run_sweep(
-                plan.cells,
-                sweep.measure,
-                store,
-                executor=executor,
-                resume=args.resume,
-                progress=progress,
-                unavailable=plan.unavailable,
-            )
-    except KeyboardInterrupt:
-        kept = len(store.read(warn=False).records)
-        print(f"\ninterrupted: {kept} records kept in {out}; rerun with --resume to finish", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except OSError as exc:  # the disk filled (ENOSPC) or the directory went away while appending
-        kept = len(store.read(warn=False).records) if store.exists() else 0
-        print(
-            f"\nbench run: error: cannot append to {store.path}: {exc.strerror or exc}; {kept} records kept; "
-            "free space and rerun with --resume to finish",
-            file=sys.stderr,
-        )
-        return EXIT_STORE_FAILED
+    plan, result, store = done.plan, done.result, done.store
     if result.skipped:
         print(f"resume: {result.skipped} cells already ok in {out}, not rerun", file=sys.stderr)
     planned = {spec.key for spec in plan.cells}

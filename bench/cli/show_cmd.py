@@ -42,7 +42,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"warning: {message}", file=sys.stderr)
     if args.format == "gains":
         from bench.analysis.techniques import technique_gains
-        from bench.output.render import render_gains
+        from bench.output.analyses import render_gains
 
         measured = [r for r in result.records if not r.simulated]
         gains = technique_gains(measured)

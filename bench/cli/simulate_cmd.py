@@ -8,9 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,7 +16,6 @@ from bench.cli.common import (
     DEFAULT_RESULTS_ROOT,
     EXIT_OK,
     checked_dir,
-    fresh_store,
     timestamp,
 )
 from bench.core.errors import UsageError
@@ -27,17 +24,12 @@ from bench.core.spec import (
     Sweep,
     parse_name_list,
 )
-from bench.output.format import number
-
-#: Figures in projection tables: the one number formatter, "-" where a figure is missing.
-_figure = partial(number, missing="-")
 
 __all__ = [
     "add_serving_arguments",
     "run_projection",
     "run_serving_validation",
     "run_host_validation",
-    "render_projection",
 ]
 
 
@@ -124,107 +116,10 @@ def run_projection(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(result, indent=1))
     else:
+        from bench.output.projection import render_projection
+
         print(render_projection(result, markdown=args.format == "md"), end="")
     return 0 if result["fits"] else 1
-
-
-def _par(p: dict[str, int] | None) -> str:
-    return " ".join(f"{k}={v}" for k, v in p.items()) if p else "-"
-
-
-def _phase_rows(
-    phase: dict[str, Any] | None,
-    rate_key: str,
-    low: dict,
-    high: dict,
-    latency: str,
-    per_watt: dict | None,
-    per_k: dict | None,
-    headline_key: str,
-) -> list[str]:
-    if phase is None:
-        return ["-"] * 10
-    band = f" [{_figure(low.get(headline_key))}, {_figure(high.get(headline_key))}]" if low else ""
-    mem = phase["memory"]
-    b = phase["breakdown"]
-    return [
-        _par(phase["parallelism"]),
-        {True: "on", False: "off", None: "-"}[phase.get("overlap")],
-        _figure(phase.get("batch_per_replica", phase.get("prompts_per_replica"))),
-        f"{_figure(phase[latency])} ms",
-        f"{_figure(phase['tokens_per_s_per_chip'])}{band}",
-        _figure(phase["tokens_per_s_cluster"]),
-        f"{_figure((per_watt or {}).get(headline_key))} / {_figure((per_k or {}).get(headline_key))}",
-        f"{phase['mfu']:.2f} / {phase['mbu']:.2f}",
-        f"compute {b['compute_ms']:.2f}, memory {b['memory_ms']:.2f}, comm {b['communication_ms']:.2f} "
-        f"(+{b['communication_hidden_ms']:.2f} hidden), overhead {b['overhead_ms']:.2f} ms",
-        f"{mem['weights_gb']:.1f} + KV {mem['kv_cache_gb']:.1f} + act {mem['activations_gb']:.1f} = "
-        f"{mem['total_gb']:.1f} of {mem['usable_gb']:.1f} GB",
-    ]
-
-
-def render_projection(r: dict[str, Any], markdown: bool = False) -> str:
-    p = r["precision"]
-    head = (
-        f"{r['model']} on {r['chips']} x {r['profile']}, {p['weights']} weights / {p['compute']} compute / "
-        f"{p['kv_cache']} KV cache, {r['input_tokens']:,} in / {r['output_tokens']:,} out"
-        + (f", TPOT <= {r['tpot_slo_ms']:g} ms" if r["tpot_slo_ms"] else "")
-        + (f", TTFT <= {r['ttft_slo_ms']:g} ms" if r["ttft_slo_ms"] else "")
-        + (f", MTP acceptance {r['mtp_acceptance']:g}" if r["mtp_acceptance"] is not None else "")
-    )
-    lines = [
-        head,
-        "SIMULATED: analytical serving model, not a measurement. Low/high: every efficiency factor at "
-        "the pessimistic/optimistic end of its sourced range.",
-        f"fits: {'yes' if r['fits'] else 'no'}" + ("" if r["fits"] else f" -- {r['note']}"),
-    ]
-    labels = [
-        "parallelism",
-        "micro-batch overlap",
-        "batch per replica",
-        "TPOT / TTFT",
-        "tokens/s per chip [low, high]",
-        "tokens/s cluster",
-        "tokens/s per W / per $1k",
-        "MFU / MBU",
-        "step time",
-        "memory per chip",
-    ]
-    decode = _phase_rows(
-        r["decode"],
-        "tokens_per_s_per_chip",
-        r["low"],
-        r["high"],
-        "tpot_ms",
-        r["per_watt"],
-        r["per_1000_usd"],
-        "decode_tokens_per_s_per_chip",
-    )
-    prefill = _phase_rows(
-        r["prefill"],
-        "tokens_per_s_per_chip",
-        r["low"],
-        r["high"],
-        "ttft_ms",
-        r["per_watt"],
-        r["per_1000_usd"],
-        "prefill_tokens_per_s_per_chip",
-    )
-    if markdown:
-        lines += ["", "| | decode (output tokens) | prefill (input tokens) |", "|---|---|---|"]
-        lines += [f"| {a} | {b} | {c} |" for a, b, c in zip(labels, decode, prefill)]
-    else:
-        width = max(len(x) for x in labels)
-        dwidth = max(len(x) for x in decode + ["decode (output tokens)"])
-        lines += ["", f"{'':<{width}}  {'decode (output tokens)':<{dwidth}}  prefill (input tokens)"]
-        lines += [f"{a:<{width}}  {b:<{dwidth}}  {c}" for a, b, c in zip(labels, decode, prefill)]
-    if r["assumed_figures"]:
-        lines.append(f"ASSUMED profile figures: {', '.join(r['assumed_figures'])}")
-    if r["unverified_figures"]:
-        lines.append(f"UNV (unverified) profile figures: {', '.join(r['unverified_figures'])}")
-    if r["per_1000_usd"] is None:
-        lines.append(f"per $: no sourced price for {r['profile']} (set price_usd in $CATCHUP_BENCH_PROFILES)")
-    return "\n".join(lines) + "\n"
 
 
 # -- validations -----------------------------------------------------------------------------------------------
@@ -247,39 +142,10 @@ def run_serving_validation(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(data, indent=1))
     else:
+        from bench.output.projection import render_serving_validation
+
         print(render_serving_validation(data), end="")
     return 0
-
-
-def render_serving_validation(data: dict[str, Any]) -> str:
-    lines = [
-        "| row | use | model | device x chips | precision | phase | bound | published | predicted [low, high] "
-        "| error |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in data["rows"]:
-        bound = f"TPOT {r['tpot_slo_ms']:g} ms" if r["tpot_slo_ms"] else "-"
-        band = f"[{_figure(r['low'])}, {_figure(r['high'])}]"
-        error = f"{100 * r['error']:+.0f}%" if r["error"] is not None else "no fit"
-        lines.append(
-            f"| {r['id']} | {r['use']} | {r['model']} | {r['profile']} x {r['chips']} | {r['precision']} "
-            f"| {r['phase']} | {bound} | {_figure(r['published'])} | {_figure(r['predicted'])} {band} | {error} |"
-        )
-    s = data["summary"]
-    fitted = "; ".join(
-        f"{kind}: " + ", ".join(f"{k} {v:g}" for k, v in values.items()) for kind, values in data["fitted"].items()
-    )
-    lines += [
-        "",
-        f"fitted on the fit rows (inside the sourced ranges): {fitted or 'nothing'}",
-        f"median |error|: fit rows {100 * (s['median_abs_error_fit'] or 0):.1f}%, held-out rows "
-        f"{100 * (s['median_abs_error_held_out'] or 0):.1f}% ({s['held_out_rows']} rows); worst held-out "
-        f"ratio {s['held_out_worst_ratio']:.2f}x; within 2x: {s['held_out_within_2x']} of "
-        f"{s['held_out_rows']}; published figure inside [low, high]: {s['held_out_inside_low_high']} of "
-        f"{s['held_out_rows']}",
-        f"({data['elapsed_s']:.1f} s; units: tokens/s per chip; simulated figures)",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def run_host_validation(args: argparse.Namespace, run_dirs: Sequence[str] | None, out: Path | None) -> int:
@@ -314,16 +180,16 @@ def run_host_validation(args: argparse.Namespace, run_dirs: Sequence[str] | None
     if args.format == "json":
         print(json.dumps(data, indent=1))
     else:
+        from bench.output.projection import render_host_validation
+
         print(render_host_validation(data), end="")
     return 0
 
 
-def _measure_host(args: argparse.Namespace, out: Path | None) -> list:
-    from bench.cli.common import fresh_store
-    from bench.core.spec import Matrix, MeasureSettings, Sweep, parse_name_list
+def _measure_host(args: argparse.Namespace, out: Path) -> list:
+    """Measure the host-validation LMs here (b1 and b4, 128-token prompts, 16 new tokens, fp32 and bf16)."""
+    from bench.core.spec import Matrix
     from bench.projection.hostcheck import VALIDATION_MODELS
-    from bench.runs.plan import plan_sweep
-    from bench.runs.runner import Progress, run_sweep
 
     models = parse_name_list("--model", args.model) if args.model else VALIDATION_MODELS
     precisions = parse_name_list("--precision", args.precision) if args.precision else ("fp32", "bf16")
@@ -336,62 +202,85 @@ def _measure_host(args: argparse.Namespace, out: Path | None) -> list:
         new_tokens=(16,),
     )
     settings = MeasureSettings(ci_target=0.03, max_time_s=12.0, warmup_max_time_s=8.0)
-    plan = plan_sweep(Sweep((matrix,), settings))
-    store = fresh_store(out)
-    with store.lock():
-        print(f"{len(plan.runnable)} cells -> {out}/records.jsonl", file=sys.stderr)
-        run_sweep(plan.runnable, settings, store, progress=Progress(len(plan.runnable)))
-    return store.latest(warn=False)
+    return _run_validation_sweep(Sweep((matrix,), settings), out)
 
 
-def render_host_validation(data: dict[str, Any]) -> str:
-    lines = [
-        "| model (left out) | precision | batch | prompt | TTFT measured ms | predicted | error | TPOT measured ms "
-        "| predicted | error |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in data["rows"]:
-        lines.append(
-            f"| {r['model']} | {r['precision']} | {r['batch']} | {r['seq_len']} | "
-            f"{1e3 * r['ttft_measured_s']:.1f} | {1e3 * r['ttft_predicted_s']:.1f} | "
-            f"{100 * r['ttft_error']:+.0f}% | {1e3 * r['tpot_measured_s']:.1f} | "
-            f"{1e3 * r['tpot_predicted_s']:.1f} | {100 * r['tpot_error']:+.0f}% |"
+def _run_validation_sweep(sweep, out: Path) -> list:
+    """Run a validation sweep into a new directory (bench.runs.session.run_into); its latest records."""
+    from bench.output.progress import Progress
+    from bench.runs.session import run_into
+
+    progress = Progress(0)
+
+    def before(plan, store) -> None:
+        progress.total = len(plan.cells)
+        print(f"{len(plan.cells)} cells -> {out}/records.jsonl", file=sys.stderr)
+
+    done = run_into(sweep, out, progress=progress, before=before, out_field="--out", resume_hint=None)
+    return done.store.latest(warn=False)
+
+
+def _trace_validation_records(args: argparse.Namespace) -> list:
+    """--from: the runs given; else the trace projection's validation set, measured and simulated now."""
+    from bench.core.spec import Matrix
+    from bench.runs.store import read_run_dirs
+    from models.catalogue import HOST_VALIDATION_MODELS
+
+    if args.from_runs:
+        return read_run_dirs(args.from_runs).records
+    models = parse_name_list("--model", args.model) if args.model else HOST_VALIDATION_MODELS
+    precisions = parse_name_list("--precision", args.precision) if args.precision else ("fp32",)
+    matrix = Matrix(
+        models=tuple(models),
+        backends=("simulated",),
+        precisions=tuple(precisions),
+        batch_sizes=(1,),
+        seq_lens=(128,),
+        new_tokens=(8,),
+        options=((("profile", "h100"), ("projection", "trace")),),
+    )
+    settings = MeasureSettings(ci_target=0.03, max_time_s=10.0, warmup_max_time_s=10.0)
+    out = checked_dir("--out", args.out) if args.out is not None else DEFAULT_RESULTS_ROOT / ("validate-" + timestamp())
+    return _run_validation_sweep(Sweep((matrix,), settings), out)
+
+
+def run_trace_validation(args: argparse.Namespace) -> int:
+    """`--validate` (or `--from`): the trace projection predicted vs measured on this host, a fit of its
+    factors, and -- after a measured run of the whole set -- the stored summary that bands meta-device traces."""
+    from backends.calibrate import host_profile
+    from backends.trace_projection import write_validation_summary
+    from bench.analysis.simvalidate import fit_host_factors, median_abs_error, validation_rows
+    from bench.output.analyses import render_validation
+    from models.catalogue import HOST_VALIDATION_MODELS, get_workload
+
+    rows = validation_rows(_trace_validation_records(args))
+    if not rows:
+        raise UsageError("bench simulate: no simulated record with a host validation in these runs")
+    fit = fit_host_factors(rows) if not args.no_fit else None
+    print(render_validation(rows, fit), end="")
+    if args.from_runs:  # reading never writes: the stored summary comes only from a measured --validate
+        return EXIT_OK
+    models_run = sorted({r.record.spec.workload for r in rows})
+    if {get_workload(m).name for m in HOST_VALIDATION_MODELS} - set(models_run):
+        print(
+            "summary not stored: a subset of the validation set (the stored band comes from the whole set)",
+            file=sys.stderr,
         )
-    s = data["summary"]
-    lines += [
-        "",
-        f"leave-one-model-out median |error| {100 * s['median_abs_error']:.1f}% over "
-        f"{s['predictions']} predictions (TTFT {100 * s['median_abs_error_ttft']:.1f}%, TPOT "
-        f"{100 * s['median_abs_error_tpot']:.1f}%); worst {100 * s['max_abs_error']:.0f}%",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-#: The version of the stored validation summary (bench simulate --validate).
-VALIDATION_SUMMARY_VERSION = 2
-#: Catalogue entries that run on a 2-core, 24 GiB machine in a few minutes: the validation set.
-VALIDATION_MODELS = (
-    "bert-base-uncased",
-    "all-minilm-l6-v2",
-    "resnet-50",
-    "vit-base-patch16-224",
-    "gpt2",
-    "qwen2.5-0.5b",
-    "llama-3.2-1b",
-)
+        return EXIT_OK
+    path = write_validation_summary(
+        {
+            "median_abs_error": median_abs_error([r.error for r in rows]),
+            "cells": len(rows),
+            "models": models_run,
+            "host_key": host_profile()["key"],
+            "fit": {k: v for k, v in (fit or {}).items() if k != "errors"} or None,
+        }
+    )
+    print(f"summary (used as the band of meta-device estimates on this host): {path}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from backends.calibrate import host_profile
-    from backends.trace_projection import validation_summary_path
-    from bench.analysis.simvalidate import fit_host_factors, median_abs_error, validation_rows
-    from bench.core.spec import Matrix
-    from bench.output.render import render_validation
-    from bench.runs.plan import plan_sweep
-    from bench.runs.runner import Progress, run_sweep
-    from bench.runs.store import read_run_dirs
-    from models.catalogue import get_workload
-
     if args.validate_serving:
         return run_serving_validation(args)
     if args.validate_host:
@@ -404,66 +293,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             "bench simulate: nothing to do; give --model M --profile P (serving projection), "
             "--validate-serving, --validate-host, --validate (trace projection) or --from RUN_DIR"
         )
-    if args.from_runs:
-        records = read_run_dirs(args.from_runs).records
-    else:
-        models = parse_name_list("--model", args.model) if args.model else VALIDATION_MODELS
-        precisions = parse_name_list("--precision", args.precision) if args.precision else ("fp32",)
-        matrix = Matrix(
-            models=tuple(models),
-            backends=("simulated",),
-            precisions=tuple(precisions),
-            batch_sizes=(1,),
-            seq_lens=(128,),
-            new_tokens=(8,),
-            options=((("profile", "h100"), ("projection", "trace")),),
-        )
-        settings = MeasureSettings(ci_target=0.03, max_time_s=10.0, warmup_max_time_s=10.0)
-        plan = plan_sweep(Sweep((matrix,), settings))
-        out = (
-            checked_dir("--out", args.out)
-            if args.out is not None
-            else DEFAULT_RESULTS_ROOT / ("validate-" + timestamp())
-        )
-        store = fresh_store(out)
-        with store.lock():
-            print(f"{len(plan.cells)} cells -> {out}/records.jsonl", file=sys.stderr)
-            run_sweep(plan.runnable, settings, store, progress=Progress(len(plan.runnable)))
-        records = store.latest(warn=False)
-    rows = validation_rows(records)
-    if not rows:
-        raise UsageError("bench simulate: no simulated record with a host validation in these runs")
-    fit = fit_host_factors(rows) if not args.no_fit else None
-    print(render_validation(rows, fit), end="")
-    if args.from_runs:  # reading never writes: the stored summary comes only from a measured --validate
-        return EXIT_OK
-    models_run = sorted({r.record.spec.workload for r in rows})
-    if {get_workload(m).name for m in VALIDATION_MODELS} - set(models_run):
-        print(
-            "summary not stored: a subset of the validation set (the stored band comes from the whole set)",
-            file=sys.stderr,
-        )
-        return EXIT_OK
-    host = host_profile()
-    summary = {
-        "version": VALIDATION_SUMMARY_VERSION,
-        "median_abs_error": median_abs_error([r.error for r in rows]),
-        "cells": len(rows),
-        "models": models_run,
-        "host_key": host["key"],
-        "fit": {k: v for k, v in (fit or {}).items() if k != "errors"} or None,
-    }
-    path = validation_summary_path(host["key"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, path)
-    print(f"summary (used as the band of meta-device estimates on this host): {path}", file=sys.stderr)
-    return EXIT_OK
+    return run_trace_validation(args)
 
 
 def register(sub) -> None:
     """Add this command's parser to the `bench` subcommands."""
+    from models.catalogue import HOST_VALIDATION_MODELS
+
     p_sim = sub.add_parser(
         "simulate",
         help="project LLM serving on a cluster, and validate the projections (simulated figures)",
@@ -474,7 +310,7 @@ def register(sub) -> None:
         "--validate-serving predicts the published serving results in bench/projection/published_serving.toml "
         "(fitting only on the rows marked fit); --validate-host does the same against LMs measured here, "
         "leave-one-model-out. --validate runs the trace projection's validation set ("
-        + ", ".join(VALIDATION_MODELS)
+        + ", ".join(HOST_VALIDATION_MODELS)
         + "; b1, 128 tokens, 8 new tokens) as simulated cells, each measured here and predicted with the host's "
         "calibrated profile; --from tabulates existing runs instead (with --validate-host: measured runs).",
         epilog="Example: bench simulate --model deepseek-r1 --profile ascend-910c --chips 32 --precision int8 "

@@ -79,7 +79,7 @@ class Capabilities:
     generation: bool = True  # runs multi-token generation (else decoders run prefill only: new_tokens 1)
     loadgen: bool = True  # can serve MLPerf LoadGen scenarios (a measured runtime; not a simulation)
     remote: bool = False  # measures a server from outside over the network (a client): the worker runs its load
-    device: str = "cpu"  # what a cell occupies while it runs: "cpu" (the host's cores), "cuda" or "npu" (one card)
+    device: str = "cpu"  # what a cell occupies while it runs (a DEVICE_KINDS word): "cpu" (the host's cores), "gpu" or "npu" (one card)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
-__all__ = ["number", "accuracy_cell", "markdown_table", "text_table", "escape_markdown"]
+__all__ = ["number", "seconds", "accuracy_cell", "markdown_table", "text_table", "escape_markdown"]
 
 
 def number(value: Any, digits: int = 3, missing: str = "") -> str:
@@ -29,6 +29,11 @@ def number(value: Any, digits: int = 3, missing: str = "") -> str:
             return f"{value:,.0f}"
         return f"{value:.{digits}g}" if magnitude < 1 else f"{value:.{max(1, digits - len(str(int(magnitude))))}f}"
     return str(value)
+
+
+def seconds(value: float, places: int = 1) -> str:
+    """A duration in seconds as progress lines show it: fixed decimals (1.0, 12.3), no unit."""
+    return f"{value:.{places}f}"
 
 
 def accuracy_cell(accuracy: Mapping[str, Any] | None) -> str:

@@ -20,8 +20,9 @@ from typing import Any, Sequence
 
 from bench.analysis.catchup import CatchUp, Ratio, catch_up, deviation_of, metric_of, ratio, technique_of
 from bench.core.record import Record
+from bench.output.analyses import WATERFALL_HEADERS, waterfall_rows
+from bench.output.columns import median_with_ci, summary_row
 from bench.output.format import accuracy_cell, number
-from bench.output.render import WATERFALL_HEADERS, median_with_ci, summary_row, waterfall_rows
 
 __all__ = ["Report", "build_report", "render_html", "render_markdown", "DEFAULT_FRONTIER", "DEFAULT_CONSTRAINED"]
 

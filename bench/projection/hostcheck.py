@@ -20,6 +20,7 @@ from typing import Any, Iterable, Sequence
 from bench.projection.deployment import Deployment, Device, Options, Precision
 from bench.projection.efficiency import Efficiency, load_efficiency
 from bench.projection.search import decode_point, prefill_point
+from models.catalogue import HOST_VALIDATION_MODELS, get_workload
 
 __all__ = [
     "HostRow",
@@ -35,8 +36,9 @@ __all__ = [
 
 #: The factors fitted per fold (the others keep the table's values: one host has no collectives or imbalance).
 HOST_FITTED = ("gemm", "gemm_half_rows", "attention", "memory", "layer_overhead_us", "step_overhead_ms")
-#: Dense catalogue LMs that run on a 2-core, 24 GiB machine in seconds per call.
-VALIDATION_MODELS = ("gpt2", "qwen2.5-0.5b", "llama-3.2-1b", "deepseek-r1-distill-qwen-1.5b")
+#: The host validation set's language models (models.catalogue.HOST_VALIDATION_MODELS): dense decoders that run
+#: on a 2-core, 24 GiB machine in seconds per call.
+VALIDATION_MODELS = tuple(m for m in HOST_VALIDATION_MODELS if get_workload(m).generates)
 
 
 @dataclass(frozen=True)

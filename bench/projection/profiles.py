@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from bench.core.errors import UsageError
 from bench.core.tomlfile import read_toml  # noqa: F401  (also imported from here)
+from bench.core.vocabulary import DEVICE_KINDS
 
 __all__ = ["Figure", "Profile", "load_profiles", "get_profile", "PROFILES_ENV", "STATUSES", "DTYPES", "INTERCONNECT"]
 
@@ -27,7 +28,7 @@ BUILTIN = Path(__file__).with_name("profiles.toml")
 STATUSES = ("OFF", "3P", "DER", "UNV", "ASSUMED", "MEASURED")
 DTYPES = ("bf16", "fp16", "fp32", "int8")  # required peaks; fp8 is optional
 FIELDS = ("memory_gb", "bandwidth_tbs", "tdp_w", "price_usd")
-KINDS = ("npu", "gpu", "cpu")
+KINDS = DEVICE_KINDS
 #: Optional interconnect figures (all or none): per-chip scale-up bandwidth in GB/s per direction, chips in one
 #: scale-up domain, a collective step's latency there in us, and the same for the scale-out network. A profile
 #: without them can be projected on one chip only.

@@ -135,14 +135,13 @@ def _does_not_fit_host(workload: Workload, spec: BenchmarkSpec, cls) -> str | No
     """Why a CPU cell cannot fit this machine's memory (weights + estimated activations), or None."""
     import psutil
 
-    from models.facts import BYTES_PER_PARAMETER, activation_bytes, memory_needed_bytes
+    from bench.core.vocabulary import DTYPE_BYTES
+    from models.facts import activation_bytes, memory_needed_bytes
 
     precision = cls.build_precision(spec)
     # the model card's count (no model is built at plan time); tiny variants have none and are small anyway
     weights = memory_needed_bytes(int(workload.published_parameters or 0), precision)
-    activations = activation_bytes(
-        workload, spec.batch_size, spec.seq_len, spec.new_tokens, BYTES_PER_PARAMETER[precision]
-    )
+    activations = activation_bytes(workload, spec.batch_size, spec.seq_len, spec.new_tokens, DTYPE_BYTES[precision])
     total = psutil.virtual_memory().total
     if weights + activations <= total:
         return None

@@ -7,7 +7,7 @@ carry the environment fingerprint of the process that measured: the node's, not 
 `environment.executor` (Ray, node id, hostname), which is not part of the fingerprint.
 
 Resources. A task asks for what its backend occupies (`Backend.device_kind`), so no two cells share a device:
-  cuda  num_gpus=1 (Ray sets CUDA_VISIBLE_DEVICES to that card), 1 CPU
+  gpu   num_gpus=1 (Ray sets CUDA_VISIBLE_DEVICES to that card), 1 CPU
   npu   the custom resource NPU=1 (start Ascend nodes with `ray start --resources '{"NPU": 8}'`), 1 CPU
   cpu   the cell's `threads` option if set, else every CPU of the smallest node: an unpinned torch uses all the
         cores, and two timed cells on one host would disturb each other
@@ -143,12 +143,12 @@ class RayExecutor(Executor):
             self._started = False
 
     def cluster_devices(self) -> frozenset[str]:
-        """Device kinds some node of the cluster offers ("cuda" for GPUs, "npu" for the NPU resource)."""
+        """Device kinds some node of the cluster offers ("gpu" for the GPU resource, "npu" for the NPU resource)."""
         import ray
 
         self.connect()
         total = ray.cluster_resources()
-        return frozenset(kind for kind, key in (("cuda", "GPU"), ("npu", "NPU")) if total.get(key, 0) >= 1)
+        return frozenset(kind for kind, key in (("gpu", "GPU"), ("npu", "NPU")) if total.get(key, 0) >= 1)
 
     def _cpus_per_node(self) -> int:
         import ray
@@ -166,7 +166,7 @@ class RayExecutor(Executor):
         from backends.registry import backend_class
 
         kind = backend_class(spec.backend).device_kind(spec)
-        if kind == "cuda":
+        if kind == "gpu":
             return {"num_gpus": 1, "num_cpus": 1}
         if kind == "npu":
             return {"num_cpus": 1, "resources": {"NPU": 1}}

@@ -37,7 +37,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence, TextIO
+from typing import Callable, Iterator, Mapping, Sequence
 
 from backends.registry import backend_class
 from bench.core.record import Record
@@ -48,7 +48,7 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "InProcessExecutor",
-    "Progress",
+    "SweepProgress",
     "SweepResult",
     "run_sweep",
     "wait_blocking",
@@ -114,7 +114,7 @@ class Executor:
         """Leave them again."""
 
     def cluster_devices(self) -> frozenset[str]:
-        """Device kinds ("cuda", "npu") offered beyond this machine; none for a local executor."""
+        """Device kinds ("gpu", "npu"; bench.core.vocabulary) offered beyond this machine; none for a local executor."""
         return frozenset()
 
     def run(self, spec: BenchmarkSpec, settings: MeasureSettings) -> Record:
@@ -308,108 +308,24 @@ class InProcessExecutor(Executor):
         return record
 
 
-class Progress:
-    """Progress you can plan by, on stderr.
-
-    On a terminal (rich): the sweep's done/total, elapsed time and ETA (mean seconds per finished cell x cells
-    left), and the running cell's phase (build, warm-up, measure, finish), its elapsed time, calls so far and
-    running median as its worker reports them; each finished cell is printed above as one line. Not a terminal
-    (CI logs, pipes): the same facts as plain lines, one when a cell starts and one when it finishes."""
-
-    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True) -> None:
-        self.total = total
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = self.stream.isatty()
-        self.started = time.monotonic()
-        self.done = 0
-        self.cell: tuple[int, BenchmarkSpec] | None = None
-        self.cell_info: dict = {}
-        self.console = self.live = None
-        if enabled and self.tty:
-            from rich.console import Console
-            from rich.live import Live
-
-            self.console = Console(file=self.stream)
-            self.live = Live(console=self.console, auto_refresh=False, transient=True)
-
-    def _eta(self) -> str:
-        elapsed = time.monotonic() - self.started
-        if not self.done:
-            return f"elapsed {_clock(elapsed)}"
-        left = (self.total - self.done) * elapsed / self.done
-        return f"elapsed {_clock(elapsed)}, ETA {_clock(left)}"
-
-    def _status_line(self) -> str:
-        line = f"{self.done}/{self.total} cells, {self._eta()}"
-        if self.cell is not None:
-            info = self.cell_info
-            phase = info.get("phase", "starting")
-            extra = f", {info['calls']} calls" if info.get("calls") else ""
-            extra += f", median {info['median_ms']:.4g} ms" if info.get("median_ms") else ""
-            line += f"\n  {self.cell[1].label}: {phase} ({info.get('elapsed_s', 0):.0f} s{extra})"
-        return line
-
-    def _refresh(self) -> None:
-        if self.live is not None:
-            if not self.live.is_started:
-                self.live.start()
-            from rich.text import Text
-
-            self.live.update(Text(self._status_line()), refresh=True)
+class SweepProgress:
+    """What a sweep reports as it goes; this base reports nothing. The display on a terminal or in a log is
+    `bench.output.progress.Progress` (rendering lives in the output layer)."""
 
     def submitted(self, count: int) -> None:
         """A streaming executor took `count` cells at once; records arrive as they finish."""
-        if self.enabled and count:
-            self._print(f"{count} cells submitted; each is reported as it finishes")
-
-    def _print(self, text: str) -> None:
-        if self.console is not None:
-            self.console.print(text, highlight=False, markup=False)
-        else:
-            self.stream.write(text + "\n")
-            self.stream.flush()
 
     def start(self, index: int, spec: BenchmarkSpec) -> None:
-        if not self.enabled:
-            return
-        self.cell, self.cell_info = (index, spec), {}
-        if self.live is not None:
-            self._refresh()
-        else:
-            self._print(f"[{index + 1}/{self.total}] running {spec.label} ({self._eta()})")
+        """Cell `index` (0-based) starts."""
 
     def update(self, info: dict) -> None:
-        """The running cell's phase, calls and running median (from its worker); redraws on a terminal."""
-        if self.enabled and self.live is not None:
-            self.cell_info = info
-            self._refresh()
+        """The running cell's phase, calls and running median, as its worker reports them."""
 
     def finish(self, index: int, record: Record, seconds: float) -> None:
-        self.done += 1
-        if not self.enabled:
-            return
-        self.cell = None
-        outcome = record.status if record.status == "ok" else f"{record.status}: {record.reason}"
-        self._print(f"[{index + 1}/{self.total}] {outcome} ({seconds:.1f} s) {record.spec.label}")
-        if self.live is not None:
-            if self.done >= self.total:
-                self.live.stop()
-            else:
-                self._refresh()
+        """Cell `index` ended with `record` after `seconds`."""
 
     def close(self) -> None:
-        if self.live is not None and self.live.is_started:
-            self.live.stop()
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return (
-        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else f"{seconds // 60}:{seconds % 60:02d}"
-    )
+        """The sweep is over (or interrupted)."""
 
 
 @dataclass
@@ -428,7 +344,7 @@ def run_sweep(
     store: RunStore,
     executor: Executor | None = None,
     resume: bool = False,
-    progress: Progress | None = None,
+    progress: SweepProgress | None = None,
     on_record: Callable[[Record], None] | None = None,
     unavailable: Mapping[BenchmarkSpec, str] | None = None,
 ) -> SweepResult:
@@ -443,7 +359,7 @@ def run_sweep(
         executor.scratch_dir = store.directory.resolve() / SIMULATION_CACHE_DIR
     done = store.ok_keys() if resume else set()
     todo = [spec for spec in specs if spec.key not in done]
-    progress = progress or Progress(len(todo), enabled=False)
+    progress = progress or SweepProgress()
     if executor.progress_hook is None:
         executor.progress_hook = progress.update
     records: list[Record] = []

@@ -81,12 +81,13 @@ def _does_not_fit(workload, spec, backend) -> str | None:
 def _work_per_call(workload, spec, prepared, backend) -> dict[str, Any]:
     """FLOPs counted on one extra (untimed) call, the analytic FLOPs and the minimum bytes per call."""
     from bench.core.calls import make_stamp
-    from models.facts import BYTES_PER_PARAMETER, count_parameters
+    from bench.core.vocabulary import DTYPE_BYTES
+    from models.facts import count_parameters
     from models.work import Shape, analytic_flops, count_flops, min_bytes
 
     shape = Shape(spec.batch_size, spec.seq_len, spec.new_tokens)
     total, active, embedding = count_parameters(workload)
-    element_bytes = BYTES_PER_PARAMETER[spec.precision]
+    element_bytes = DTYPE_BYTES[spec.precision]
     counted = None if prepared.uncountable else count_flops(prepared.call, make_stamp(backend.synchronize))
     return {
         "flops_per_call": counted,
