@@ -114,7 +114,7 @@ class SimulatedAscendBackend(SimulatedBackend):
     )
     capabilities: ClassVar[Capabilities] = Capabilities(
         precisions=("fp32", "bf16", "fp16", "int8", "int4"),
-        simulated=True,
+        kind="simulated",
         loadgen=False,
         reference_neutral_options=SIMULATED_SETTINGS,
         options={

@@ -1,15 +1,21 @@
-"""The backend protocol: what the harness needs from a runtime on a device.
+"""The backend protocols: what the harness needs from a backend, by kind.
 
-A backend answers `probe()` (available, or the reason not) without side effects, turns a workload at a
-precision into a `PreparedCall`, and supplies the device-specific pieces the measurement loop uses:
-`synchronize()`, an `execution_context()` for the timed region, memory statistics, device and thread facts.
-Measurement code calls these and never looks at the backend's name.
+Every backend (`Backend`) declares its name, capabilities (precisions, options, what a cell occupies, its kind),
+the libraries of its fingerprint, and answers `probe()` (available, or the reason not) without side effects;
+it checks a spec before anything runs and describes its device for the fingerprint. Then, by declared kind
+(`Capabilities.kind`; the worker dispatches on it, never on a name):
+- `MeasuredBackend` ("measured"): turns a workload at a precision into a `PreparedCall` and supplies the pieces
+  the timed loop uses -- `synchronize()`, an `execution_context()`, device timers, telemetry, memory statistics.
+- `SimulationBackend` ("simulated"): `simulate()` returns a `SimulationResult`; nothing is timed.
+- `RemoteBackend` ("remote"): a server measured from outside -- a `client()`, `prompts()`, the served model's
+  name; it is also a `MeasuredBackend` whose prepared call is a network system under test for LoadGen.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, ContextManager
 
 from bench.core.calls import (
@@ -31,6 +37,10 @@ if TYPE_CHECKING:
     from models.base import Workload
 
 __all__ = [
+    "MeasuredBackend",
+    "SimulationBackend",
+    "SimulationResult",
+    "RemoteBackend",
     "Availability",
     "OptionSpec",
     "Capabilities",
@@ -45,7 +55,8 @@ __all__ = [
 
 
 class Backend(abc.ABC):
-    """Base class of every adapter. Class-level facts are light; instances may hold heavy state."""
+    """What every backend declares and answers, whatever its kind. Class-level facts are light; instances may
+    hold heavy state."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
@@ -153,6 +164,18 @@ class Backend(abc.ABC):
         return {}
 
     @abc.abstractmethod
+    def device_info(self) -> dict[str, Any]:
+        """Device name, driver and properties for the environment fingerprint."""
+
+    def thread_info(self) -> dict[str, Any]:
+        """Thread settings in force, for the environment fingerprint."""
+        return {}
+
+
+class MeasuredBackend(Backend):
+    """A runtime on a device, timed by the harness's loop (`Capabilities.kind` "measured")."""
+
+    @abc.abstractmethod
     def prepare(self, workload: "Workload", spec: "BenchmarkSpec") -> PreparedCall:
         """Build the model at the spec's precision on the device, and its inputs; outside any timing."""
 
@@ -183,18 +206,47 @@ class Backend(abc.ABC):
         """Memory a model on this device can still use, for the fits-or-not check before building; None if unknown."""
         return None
 
+    @staticmethod
+    def technique(spec: "BenchmarkSpec") -> str:
+        """A short human description of the technique, kept in the record (`model.technique`)."""
+        return technique_of(spec, spec.options)
+
+
+@dataclass
+class SimulationResult:
+    """What `SimulationBackend.simulate` returns: the record's `simulation` section, model facts and work, an
+    output for the accuracy guard where the host ran at the spec's precision (else why not), and -- when nothing
+    could be projected (the model does not fit) -- why: the record is then `unavailable`."""
+
+    simulation: dict[str, Any]
+    facts: dict[str, Any]
+    work: dict[str, Any]
+    output: Any = None
+    accuracy_note: str | None = None
+    not_projected: str | None = None
+
+
+class SimulationBackend(Backend):
+    """A device projected, not measured (`Capabilities.kind` "simulated"): every figure labelled simulated."""
+
     @abc.abstractmethod
-    def device_info(self) -> dict[str, Any]:
-        """Device name, driver and properties for the environment fingerprint."""
-
-    def thread_info(self) -> dict[str, Any]:
-        """Thread settings in force, for the environment fingerprint."""
-        return {}
-
     def simulate(
-        self, workload: "Workload", spec: "BenchmarkSpec", settings: Any, context: SimulationContext | None = None
-    ) -> Any:
-        """A simulated backend's projection of the cell (`capabilities.simulated`): an object with `simulation`,
-        `facts`, `work`, `output`, `accuracy_note` and `not_projected` (see backends.simulated.SimulationResult).
-        Measured backends are timed through `prepare()` instead."""
-        raise NotImplementedError(f"backend {self.name} is measured, not simulated")
+        self, workload: "Workload", spec: "BenchmarkSpec", settings: Any, context: SimulationContext
+    ) -> SimulationResult:
+        """The cell's projection (no timed loop; the context holds the run's shared cache and the timed loop for
+        simulations that check themselves against this host)."""
+
+
+class RemoteBackend(MeasuredBackend):
+    """A server measured from outside over the network (`Capabilities.kind` "remote"): the worker runs the request
+    load through `client()` with `prompts()`; LoadGen scenarios use `prepare()` as a network system under test."""
+
+    served_model: str
+
+    @abc.abstractmethod
+    def client(self) -> Any:
+        """A fresh client of the server (an async context manager with `request(prompt, max_tokens, on_token)`)."""
+
+    @abc.abstractmethod
+    def prompts(self, count: int) -> list[Any]:
+        """`count` seeded prompts of the spec's length."""

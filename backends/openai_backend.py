@@ -30,7 +30,7 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from backends.base import Availability, Backend, Capabilities, OptionSpec, PreparedCall
+from backends.base import Availability, Capabilities, OptionSpec, PreparedCall, RemoteBackend
 from bench.core.calls import StreamedRequest
 from bench.core.errors import UsageError
 
@@ -207,7 +207,7 @@ def check_endpoint(endpoint: str, timeout_s: float = 10.0) -> None:
         raise UsageError(f"options.endpoint: {public_endpoint(endpoint)!r} cannot be reached: {reason}") from None
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(RemoteBackend):
     name: ClassVar[str] = "openai"
     summary: ClassVar[str] = (
         "a serving engine over its OpenAI-compatible API (vLLM, SGLang, TGI, llama.cpp, MindIE, "
@@ -238,7 +238,7 @@ class OpenAIBackend(Backend):
         generation=True,
         loadgen=True,
         device="remote",
-        remote=True,
+        kind="remote",
     )
 
     @classmethod

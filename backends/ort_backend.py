@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from backends.base import Availability, Backend, Capabilities, OptionSpec, PreparedCall
+from backends.base import Availability, Capabilities, MeasuredBackend, OptionSpec, PreparedCall
 from bench.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def quantize_onnx(source: Path, directory: Path) -> None:
     )
 
 
-class OrtBackend(Backend):
+class OrtBackend(MeasuredBackend):
     name: ClassVar[str] = "onnxruntime"
     summary: ClassVar[str] = "ONNX Runtime on a torch.onnx export (cached): CPU, CUDA and CANN providers, int8"
     libraries: ClassVar[tuple[str, ...]] = (
@@ -169,13 +169,20 @@ class OrtBackend(Backend):
 
     @classmethod
     def probe(cls) -> Availability:
-        for module, package in (("onnxruntime", "onnxruntime"), ("onnx", "onnx"), ("onnxscript", "onnxscript")):
-            try:
-                __import__(module)
-            except Exception as exc:
-                why = "needed to run" if module == "onnxruntime" else "needed to export with torch.onnx"
+        """onnxruntime importable (it is what runs), onnx and onnxscript installed (torch.onnx's exporter imports
+        them when a cell exports; found here without importing them, which is slow)."""
+        import importlib.util
+
+        try:
+            import onnxruntime  # noqa: F401
+        except Exception as exc:
+            return Availability(
+                False, f"onnxruntime cannot be imported ({type(exc).__name__}; needed to run): pip install onnxruntime"
+            )
+        for module in ("onnx", "onnxscript"):
+            if importlib.util.find_spec(module) is None:
                 return Availability(
-                    False, f"{module} cannot be imported ({type(exc).__name__}; {why}): pip install {package}"
+                    False, f"{module} is not installed (needed to export with torch.onnx): pip install {module}"
                 )
         return Availability(True)
 

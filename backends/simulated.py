@@ -15,10 +15,9 @@ when it ran at the spec's precision.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from backends.base import Availability, Backend, Capabilities, OptionSpec, PreparedCall, SimulationContext
+from backends.base import Availability, Capabilities, OptionSpec, SimulationBackend, SimulationContext, SimulationResult
 from bench.core.errors import UsageError
 from bench.projection import cell_projection, get_profile, load_profiles
 
@@ -27,16 +26,6 @@ if TYPE_CHECKING:
     from models.base import Workload
 
 __all__ = ["SimulatedBackend", "SimulationResult", "SERVING_OPTIONS", "SIMULATED_SETTINGS", "projection_of"]
-
-
-@dataclass
-class SimulationResult:
-    simulation: dict[str, Any]
-    facts: dict[str, Any]
-    work: dict[str, Any]
-    output: Any = None
-    accuracy_note: str | None = None
-    not_projected: str | None = None  # why there is no estimate (e.g. the model does not fit): an unavailable record
 
 
 #: Options of the serving projection (shared by every simulated backend).
@@ -83,14 +72,14 @@ def projection_of(spec: "BenchmarkSpec", workload: "Workload | None") -> str:
     return "serving" if workload is not None and workload.generates else "trace"
 
 
-class SimulatedBackend(Backend):
+class SimulatedBackend(SimulationBackend):
     name: ClassVar[str] = "simulated"
     libraries: ClassVar[tuple[str, ...]] = ("torch", "transformers")
     in_wildcard: ClassVar[bool] = False  # needs --profile; `ascend` (below) is the wildcard's simulated device
     summary: ClassVar[str] = "any device profile, projected from a call traced on this host (labelled simulated)"
     capabilities: ClassVar[Capabilities] = Capabilities(
         precisions=("fp32", "bf16", "fp16", "int8", "fp8", "int4"),
-        simulated=True,
+        kind="simulated",
         loadgen=False,
         reference_neutral_options=SIMULATED_SETTINGS,
         options={
@@ -159,12 +148,6 @@ class SimulatedBackend(Backend):
         self.profile = get_profile(str(self.profile_key(spec)))
         self.mode = str(spec.option("mode", "eager"))  # torch (trace path only) is imported when it is needed
 
-    def prepare(self, workload: "Workload", spec: "BenchmarkSpec") -> PreparedCall:
-        raise NotImplementedError("a simulated backend is run through simulate(), not timed")
-
-    def synchronize(self) -> None:
-        pass
-
     def device_info(self) -> dict[str, Any]:
         from backends.runtime import CpuRuntime
 
@@ -189,13 +172,13 @@ class SimulatedBackend(Backend):
         workload: "Workload",
         spec: "BenchmarkSpec",
         settings: "MeasureSettings",
-        context: SimulationContext | None = None,
+        context: SimulationContext,
     ) -> SimulationResult:
         if projection_of(spec, workload) == "serving":
             return self._simulate_serving(workload, spec)
         from backends.trace_projection import simulate_trace
 
-        return simulate_trace(self.profile, self.mode, workload, spec, settings, context or SimulationContext())
+        return simulate_trace(self.profile, self.mode, workload, spec, settings, context)
 
     def _simulate_serving(self, workload: "Workload", spec: "BenchmarkSpec") -> SimulationResult:
         """The serving model's projection (no host run, no weights)."""

@@ -27,7 +27,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, ContextManager
 
-from backends.base import Availability, Backend, Capabilities, OptionSpec, PreparedCall, Telemetry
+from backends.base import Availability, Capabilities, MeasuredBackend, OptionSpec, PreparedCall, Telemetry
 from backends.runtime import CpuRuntime, CudaRuntime, DeviceRuntime
 
 if TYPE_CHECKING:
@@ -53,17 +53,15 @@ def torch_dtype(precision: str):
 
 def _quantizer_missing(quantizer: str) -> str | None:
     """Why int8 dynamic quantization with `quantizer` cannot run here, or None."""
+    import importlib.util
+    from pathlib import Path
+
     if quantizer == "torchao":
-        try:
-            import torchao.quantization  # noqa: F401
-        except Exception as exc:
-            return f"quantizer torchao: torchao cannot be imported ({type(exc).__name__}); pip install torchao"
+        if importlib.util.find_spec("torchao") is None:
+            return "quantizer torchao: torchao is not installed; pip install torchao"
         return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from torch.ao.quantization import quantize_dynamic  # noqa: F401
-    except Exception:
+    found = importlib.util.find_spec("torch")  # the package's location only: torch itself is not imported
+    if found is None or not found.origin or not (Path(found.origin).parent / "ao" / "quantization").is_dir():
         return "quantizer torch.ao: this torch no longer ships torch.ao.quantization; use quantizer=torchao"
     return None
 
@@ -84,7 +82,7 @@ def quantize_int8_dynamic(model, quantizer: str):
         return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
-class TorchBackend(Backend):
+class TorchBackend(MeasuredBackend):
     """PyTorch on one device runtime; subclasses declare the device, precisions and options."""
 
     runtime: DeviceRuntime
@@ -249,11 +247,10 @@ class TorchCpuBackend(TorchBackend):
 
     @classmethod
     def probe(cls) -> Availability:
-        try:
-            import torch  # noqa: F401
-        except Exception as exc:  # a broken torch install can raise more than ImportError
-            return Availability(False, f"torch cannot be imported: {exc}")
-        return Availability(True)
+        """torch installed (from its metadata: nothing imported, so `bench list` stays fast; a torch that is
+        installed but broken fails its cells with the import error, recorded)."""
+        reason = torch_missing_reason()
+        return Availability(reason is None, reason)
 
     @classmethod
     def threads_for(cls, spec: "BenchmarkSpec") -> int:
@@ -288,8 +285,30 @@ class TorchCpuBackend(TorchBackend):
         }
 
 
+def torch_missing_reason() -> str | None:
+    """Why torch is not there (from installed metadata, without importing it), or None."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version("torch")
+    except PackageNotFoundError:
+        return "torch is not installed"
+    return None
+
+
 def cuda_unavailable_reason() -> str | None:
-    """Why torch cannot drive an NVIDIA GPU here, or None."""
+    """Why torch cannot drive an NVIDIA GPU here, or None. Cheap answers first (torch's metadata says a CPU-only
+    build; no NVIDIA driver on this host), so no torch import is needed to say no on a machine without a GPU."""
+    import os
+    from importlib.metadata import version
+
+    missing = torch_missing_reason()
+    if missing:
+        return missing
+    if "+cpu" in version("torch"):
+        return f"torch {version('torch')} is a CPU-only build (no CUDA)"
+    if not os.path.exists("/proc/driver/nvidia/version") and os.path.exists("/proc"):
+        return "no NVIDIA driver on this host (/proc/driver/nvidia is missing)"
     try:
         import torch
     except Exception as exc:

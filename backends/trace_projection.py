@@ -26,7 +26,7 @@ from bench.core.calls import SimulationContext
 from bench.core.stats import log_symmetric_factor
 
 if TYPE_CHECKING:
-    from backends.simulated import SimulationResult
+    from backends.base import SimulationResult
     from bench.core.spec import BenchmarkSpec, MeasureSettings
     from models.base import Workload
 
@@ -150,9 +150,9 @@ def simulate_trace(
     import psutil
     import torch
 
+    from backends.base import SimulationResult
     from backends.calibrate import host_profile
     from backends.costmodel import COST_MODEL_VERSION, estimate
-    from backends.simulated import SimulationResult
     from backends.trace import trace_call
     from bench.core.environment import usable_cpu_count
     from bench.core.vocabulary import DTYPE_BYTES

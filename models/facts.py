@@ -16,8 +16,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 from bench.core.vocabulary import DTYPE_BYTES
 from models.base import FAMILIES, Workload
@@ -66,11 +70,51 @@ def _experts_per_token(config) -> tuple[int, int] | None:
 _COUNTS: dict[str, tuple[int, int, int]] = {}
 
 
+#: Counts of the catalogue's entries, each under the digest of the config it was counted from (`python -m
+#: models.facts --write` refreshes it; a test checks it against fresh meta-device counts). A config whose digest
+#: differs is counted afresh, so the file can be stale but never wrong.
+COUNTS_FILE = Path(__file__).with_name("parameter_counts.json")
+
+
+def config_digest(workload: Workload) -> str:
+    """What a parameter count depends on: the family and the published config."""
+    text = json.dumps([workload.family, dict(workload.config)], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _committed_counts() -> dict[str, Any]:
+    try:
+        return json.loads(COUNTS_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 def count_parameters(workload: Workload) -> tuple[int, int, int]:
-    """(total, active per token, input embedding) parameters, counted on the meta device (cached by name)."""
+    """(total, active per token, input embedding) parameters: from COUNTS_FILE when it holds this config's
+    counts, else counted on the meta device (either way cached by name in this process)."""
     if workload.name not in _COUNTS:
-        _COUNTS[workload.name] = _count(workload)
+        entry = _committed_counts().get(workload.name)
+        if entry and entry.get("config_digest") == config_digest(workload):
+            _COUNTS[workload.name] = (entry["total"], entry["active"], entry["embedding"])
+        else:
+            _COUNTS[workload.name] = _count(workload)
     return _COUNTS[workload.name]
+
+
+def fresh_counts() -> dict[str, dict[str, Any]]:
+    """Every catalogue entry counted on the meta device now (what COUNTS_FILE should hold)."""
+    from models.catalogue import WORKLOADS
+
+    out = {}
+    for workload in WORKLOADS.values():
+        total, active, embedding = _count(workload)
+        out[workload.name] = {
+            "config_digest": config_digest(workload),
+            "total": total,
+            "active": active,
+            "embedding": embedding,
+        }
+    return out
 
 
 def _count(workload: Workload) -> tuple[int, int, int]:
@@ -152,3 +196,12 @@ def activation_bytes(
     kv = tokens * 2 * hidden * layers * element_bytes if workload.generates else 0
     logits = batch * int(cfg.get("vocab_size") or 0) * 4 if workload.generates else 0
     return int(live + scores + kv + logits)
+
+
+if __name__ == "__main__":  # python -m models.facts --write: refresh COUNTS_FILE
+    import sys
+
+    if sys.argv[1:] != ["--write"]:
+        raise SystemExit("usage: python -m models.facts --write")
+    COUNTS_FILE.write_text(json.dumps(fresh_counts(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"wrote {COUNTS_FILE}")

@@ -68,3 +68,13 @@ def test_weights_directory_checks(tmp_path):
         check_weights_dir(entry, pickled)
     with pytest.raises(UsageError, match="is not a directory"):
         check_weights_dir(entry, str(tmp_path / "absent"))
+
+
+def test_the_committed_parameter_counts_are_those_of_the_configs():
+    """models/parameter_counts.json (what `bench list` reads instead of building every model) equals a fresh
+    meta-device count of every entry; refresh it with `python -m models.facts --write`."""
+    import json
+
+    from models.facts import COUNTS_FILE, fresh_counts
+
+    assert json.loads(COUNTS_FILE.read_text()) == fresh_counts()

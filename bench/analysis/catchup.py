@@ -131,10 +131,10 @@ def device_of(record: Record) -> str:
 def technique_of(record: Record) -> str:
     """The record's technique as its backend declares it (bench.core.vocabulary); every option for a backend
     this version does not know."""
-    from backends.registry import BACKENDS, backend_class
+    from backends.registry import backend_class, is_registered
 
     spec = record.spec
-    if spec.backend in BACKENDS:
+    if is_registered(spec.backend):
         return backend_class(spec.backend).technique_name(spec)
     return vocabulary_technique(spec, spec.options)
 

@@ -27,9 +27,9 @@ __all__ = ["TechniqueGain", "technique_gains", "technique_label"]
 
 def technique_label(spec: BenchmarkSpec) -> str:
     """A technique is backend, precision and the options the backend declares as technique (not threads)."""
-    from backends.registry import BACKENDS, backend_class
+    from backends.registry import backend_class, is_registered
 
-    name = backend_class(spec.backend).technique_name(spec) if spec.backend in BACKENDS else None
+    name = backend_class(spec.backend).technique_name(spec) if is_registered(spec.backend) else None
     return f"{spec.backend} {name or technique_of(spec, spec.options)}"
 
 
@@ -44,9 +44,9 @@ class TechniqueGain:
 
 
 def _is_reference(spec: BenchmarkSpec) -> bool:
-    from backends.registry import BACKENDS, backend_class
+    from backends.registry import backend_class, is_registered
 
-    return spec.backend in BACKENDS and backend_class(spec.backend).is_reference(spec)
+    return is_registered(spec.backend) and backend_class(spec.backend).is_reference(spec)
 
 
 def technique_gains(records: Iterable[Record]) -> list[TechniqueGain]:

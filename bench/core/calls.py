@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from bench.core.errors import invalid_value
 
 __all__ = [
+    "BACKEND_KINDS",
     "Availability",
     "OptionSpec",
     "Capabilities",
@@ -64,6 +65,9 @@ class OptionSpec:
             raise invalid_value(f"options.{name}", value, self.choices)
 
 
+BACKEND_KINDS = ("measured", "simulated", "remote")
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What an adapter can do, declared so the planner and reports need not guess from its name."""
@@ -74,12 +78,27 @@ class Capabilities:
     reference_neutral_options: tuple[str, ...] = ()  # options that leave a reference cell the reference (threads)
     device_memory: bool = False  # reports device memory statistics
     device_timer: bool = False  # has device-side event timing besides the wall clock
-    simulated: bool = False  # figures are projected, not measured
     telemetry: bool = False  # samples power/energy/clocks over the timed loop
     generation: bool = True  # runs multi-token generation (else decoders run prefill only: new_tokens 1)
     loadgen: bool = True  # can serve MLPerf LoadGen scenarios (a measured runtime; not a simulation)
-    remote: bool = False  # measures a server from outside over the network (a client): the worker runs its load
+    #: what the backend is: "measured" (a runtime timed here), "simulated" (projected, not measured) or "remote"
+    #: (a server measured from outside over the network: the worker runs its request load)
+    kind: str = "measured"
     device: str = "cpu"  # what a cell occupies while it runs (a DEVICE_KINDS word): "cpu" (the host's cores), "gpu" or "npu" (one card)
+
+    def __post_init__(self) -> None:
+        if self.kind not in BACKEND_KINDS:
+            raise ValueError(f"Capabilities.kind: {self.kind!r} is not allowed; expected one of {BACKEND_KINDS}")
+
+    @property
+    def simulated(self) -> bool:
+        """Figures are projected, not measured."""
+        return self.kind == "simulated"
+
+    @property
+    def remote(self) -> bool:
+        """A server measured from outside over the network."""
+        return self.kind == "remote"
 
 
 @dataclass

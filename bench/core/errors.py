@@ -13,7 +13,16 @@ __all__ = ["UsageError", "invalid_value"]
 
 
 class UsageError(ValueError):
-    """Bad input: an unknown name, a bad number, a malformed file, an unwritable path, missing hardware."""
+    """Bad input: an unknown name, a bad number, a malformed file, an unwritable path, missing hardware.
+
+    Always one line: control characters a user's input smuggles into the message (a newline in a key, an escape
+    sequence) are shown escaped, so the message cannot span lines or drive a terminal."""
+
+    def __init__(self, message: object = "") -> None:
+        text = str(message)
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            text = "".join(c if 32 <= ord(c) != 127 else repr(c)[1:-1] for c in text)
+        super().__init__(text)
 
 
 def invalid_value(field: str, value: Any, allowed: str | Iterable[str]) -> UsageError:

@@ -99,15 +99,14 @@ def _environment_section(records: Sequence[Record]) -> Section:
                 str(device.get("name")),
                 str(cpu.get("model")),
                 str(cpu.get("usable_cores")),
-                f"torch {libs.get('torch')}, transformers {libs.get('transformers')}, "
-                f"onnxruntime {libs.get('onnxruntime')}",
+                ", ".join(f"{name} {version}" for name, version in sorted(libs.items()) if version),
                 str((env.get("project") or {}).get("git_commit"))[:10],
             ]
         )
     return Section(
         "Environments",
         "Each distinct environment fingerprint among the records (a simulated device's "
-        "environment is the host that traced it).",
+        "environment is the host that traced it); libraries are those each backend declares for its fingerprint.",
         [Table("", ["fingerprint", "device type", "device", "host CPU", "usable cores", "libraries", "commit"], rows)],
     )
 

@@ -50,9 +50,10 @@ WORKING_DIR_EXCLUDES = [".git", "results", ".venv", "docs", "*.egg-info", "__pyc
 
 
 def ray_unavailable_reason() -> str | None:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
+    """Why the Ray executor cannot run here (Ray is not installed), found without importing Ray (slow)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
         return f"--executor: 'ray' needs Ray, which is not installed here: {INSTALL_HINT}"
     return None
 

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,7 @@ def _simulated_record(backend, workload, spec, settings, environment, started, c
 
     context = SimulationContext(cache_dir=cache_dir, time_call=run_timed_loop)
     result = backend.simulate(workload, spec, settings, context)
-    if getattr(result, "not_projected", None):
+    if result.not_projected:
         return Record(
             spec,
             "unavailable",
@@ -280,6 +281,110 @@ def progress_writer(path: Path | None):
     return write
 
 
+@dataclass
+class _Cell:
+    """One cell in this worker: what the record-making functions of each backend kind share."""
+
+    spec: Any
+    settings: Any
+    backend: Any
+    workload: Any
+    environment: dict[str, Any]
+    started: str
+    artifacts: Path | None
+    cache_dir: Path | None
+    report: Any
+
+    @property
+    def kind(self) -> type:
+        return type(self.backend)
+
+
+def _simulated_cell(cell: _Cell):
+    return _simulated_record(
+        cell.backend, cell.workload, cell.spec, cell.settings, cell.environment, cell.started, cell.cache_dir
+    )
+
+
+def _remote_cell(cell: _Cell):
+    """A server measured from outside: the request load (latency), or LoadGen through the network SUT."""
+    if cell.spec.scenario == "latency":
+        return _remote_record(cell.backend, cell.workload, cell.spec, cell.settings, cell.environment, cell.started)
+    return _prepared_cell(cell)
+
+
+def _measured_cell(cell: _Cell):
+    """A runtime on a device here: refused before building if the model cannot fit, else prepared and timed."""
+    from bench.core.record import Record
+
+    too_big = _does_not_fit(cell.workload, cell.spec, cell.backend)
+    if too_big:
+        return Record(
+            cell.spec,
+            "unavailable",
+            reason=too_big,
+            environment=cell.environment,
+            started_at=cell.started,
+            finished_at=_now(),
+        )
+    return _prepared_cell(cell)
+
+
+def _prepared_cell(cell: _Cell):
+    """Prepare the call, then hand it to LoadGen (a LoadGen scenario) or the timed loop."""
+    prepared = cell.backend.prepare(cell.workload, cell.spec)
+    _inject_fault(cell.workload.name)
+    cell.backend.reset_memory_stats()
+    if cell.spec.scenario != "latency":
+        artifacts = cell.artifacts or Path(tempfile.mkdtemp(prefix="bench-loadgen-"))
+        return _loadgen_record(
+            cell.backend, cell.workload, cell.spec, cell.settings, prepared, cell.environment, cell.started, artifacts
+        )
+    return _timed_record(cell, prepared)
+
+
+def _timed_record(cell: _Cell, prepared):
+    """The timed loop, then one untimed call for the work and one output for the accuracy guard."""
+    from bench.core.record import Record
+    from bench.measure.loop import run_timed_loop
+
+    backend, spec, cls = cell.backend, cell.spec, cell.kind
+    with backend.execution_context():
+        measurement = run_timed_loop(
+            prepared,
+            backend.synchronize,
+            cell.settings,
+            device_timer=backend.event_timer(),
+            telemetry=backend.telemetry(),
+            on_progress=cell.report,
+        )
+    cell.report("finish", len(measurement.samples_ns), median(measurement.samples_ns))
+    memory = _memory(backend)
+    with backend.execution_context():
+        work = _work_per_call(cell.workload, spec, prepared, backend)
+        # the compared output costs a full forward pass: only where there is a reference to compare with
+        output = prepared.output() if prepared.output and not _is_reference(spec, cls) else None
+    facts = prepared.facts
+    del prepared  # free the measured model before the accuracy reference is built
+    accuracy = _accuracy(cell.workload, spec, cls, output)
+    return Record(
+        spec,
+        "ok",
+        environment=cell.environment,
+        measurement=measurement,
+        memory=memory,
+        model=facts,
+        work=work,
+        accuracy=accuracy,
+        started_at=cell.started,
+        finished_at=_now(),
+    )
+
+
+#: What the worker does with a cell, by the backend's declared kind (`Capabilities.kind`).
+_BY_KIND = {"simulated": _simulated_cell, "remote": _remote_cell, "measured": _measured_cell}
+
+
 def run_cell(
     spec, settings, artifacts: Path | None = None, cache_dir: Path | None = None, progress: Path | None = None
 ):
@@ -288,7 +393,6 @@ def run_cell(
     from backends.registry import backend_class
     from bench.core.environment import collect_environment
     from bench.core.record import Record
-    from bench.measure.loop import run_timed_loop
     from models.catalogue import get_workload
 
     started = _now()
@@ -303,53 +407,8 @@ def run_cell(
         workload = get_workload(spec.workload)
         backend = cls(spec)
         environment = collect_environment(backend.thread_info(), backend.device_info(), cls.libraries)
-        if cls.capabilities.simulated:
-            return _simulated_record(backend, workload, spec, settings, environment, started, cache_dir)
-        if cls.capabilities.remote and spec.scenario == "latency":
-            return _remote_record(backend, workload, spec, settings, environment, started)
-        too_big = None if cls.capabilities.remote else _does_not_fit(workload, spec, backend)
-        if too_big:
-            return Record(
-                spec, "unavailable", reason=too_big, environment=environment, started_at=started, finished_at=_now()
-            )
-        prepared = backend.prepare(workload, spec)
-        _inject_fault(workload.name)
-        backend.reset_memory_stats()
-        if spec.scenario != "latency":
-            if artifacts is None:
-                artifacts = Path(tempfile.mkdtemp(prefix="bench-loadgen-"))
-            return _loadgen_record(backend, workload, spec, settings, prepared, environment, started, artifacts)
-        with backend.execution_context():
-            measurement = run_timed_loop(
-                prepared,
-                backend.synchronize,
-                settings,
-                device_timer=backend.event_timer(),
-                telemetry=backend.telemetry(),
-                on_progress=report,
-            )
-        report("finish", len(measurement.samples_ns), median(measurement.samples_ns))
-        memory = _memory(backend)
-        with backend.execution_context():
-            work = _work_per_call(workload, spec, prepared, backend)
-            # the compared output costs a full forward pass: only where there is a reference to compare with
-            output = prepared.output() if prepared.output and not _is_reference(spec, cls) else None
-        facts = prepared.facts
-        del prepared  # free the measured model before the accuracy reference is built
-        accuracy = _accuracy(workload, spec, cls, output)
-        return Record(
-            spec,
-            "ok",
-            simulated=cls.capabilities.simulated,
-            environment=environment,
-            measurement=measurement,
-            memory=memory,
-            model=facts,
-            work=work,
-            accuracy=accuracy,
-            started_at=started,
-            finished_at=_now(),
-        )
+        cell = _Cell(spec, settings, backend, workload, environment, started, artifacts, cache_dir, report)
+        return _BY_KIND[cls.capabilities.kind](cell)
     except MemoryError:
         return Record(
             spec,

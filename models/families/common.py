@@ -17,6 +17,7 @@ that accuracy deviations between precisions mean something.
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import math
 from pathlib import Path
@@ -63,7 +64,7 @@ def make_config(workload: Workload):
     """The transformers config object for a catalogue entry, built locally (no hub)."""
     import transformers
 
-    fields = dict(workload.config)
+    fields = copy.deepcopy(dict(workload.config))  # transformers normalises nested fields (rope_scaling) in place
     model_type = fields.pop("model_type")
     return transformers.AutoConfig.for_model(model_type, **fields)
 
