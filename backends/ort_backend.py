@@ -304,10 +304,8 @@ class OrtBackend(MeasuredBackend):
         return ort.InferenceSession(str(model_path), sess_options=options, providers=[self.provider])
 
     def prepare(self, workload: "Workload", spec: "BenchmarkSpec") -> PreparedCall:
-        import numpy as np
-        import onnxruntime as ort
-        import torch
-
+        """Export (or reuse the cached export), open a session with its inputs bound once, and return the call:
+        one run per call; for decoders the prefill and the first token (argmax of the last position)."""
         from backends.torch_backend import torch_dtype
 
         built = workload.prepare(dtype=torch_dtype(self.build_precision(spec)), device="cpu", spec=spec)
@@ -319,36 +317,8 @@ class OrtBackend(MeasuredBackend):
         facts = {**built.facts, **export_facts}
         del built  # the torch model is not needed once exported
         session = self._session(model_dir / "model.onnx")
-        binding = session.io_binding()
-        for name, array in feeds.items():
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, self.device_type, 0))
-        binding.bind_output(output_name, self.device_type)
-
-        def run() -> Any:
-            session.run_with_iobinding(binding)
-            return binding.get_outputs()[0]
-
-        if workload.generates:
-
-            def call(stamp):
-                logits = run().numpy() if self.device_type == "cpu" else binding.copy_outputs_to_cpu()[0]
-                np.argmax(logits[:, -1, :], axis=-1)  # the first output token
-                return [stamp()]
-
-            tokens = spec.batch_size
-        else:
-
-            def call(stamp):
-                run()
-                return None
-
-            tokens = None
-
-        def output():
-            return torch.from_numpy(
-                np.array(binding.copy_outputs_to_cpu()[0] if self.device_type != "cpu" else run().numpy())
-            )
-
+        binding = self._bound(session, feeds, output_name)
+        call, output = self._calls(session, binding, workload.generates)
         facts.update(
             {
                 "technique": self.technique(spec),
@@ -362,11 +332,46 @@ class OrtBackend(MeasuredBackend):
         return PreparedCall(
             call=call,
             items_per_call=spec.batch_size,
-            tokens_per_call=tokens,
+            tokens_per_call=spec.batch_size if workload.generates else None,
             facts=facts,
             output=output,
             uncountable="the call runs in onnxruntime, outside torch's dispatcher",
         )
+
+    def _bound(self, session, feeds: dict[str, Any], output_name: str):
+        """An IO binding with the inputs placed on the provider's device once, outside any timing."""
+        import onnxruntime as ort
+
+        binding = session.io_binding()
+        for name, array in feeds.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, self.device_type, 0))
+        binding.bind_output(output_name, self.device_type)
+        return binding
+
+    def _calls(self, session, binding, generates: bool):
+        """(call, output): the timed call and the one that returns the compared tensor."""
+        import numpy as np
+        import torch
+
+        def run() -> Any:
+            session.run_with_iobinding(binding)
+            return binding.get_outputs()[0]
+
+        def first_token(stamp):
+            logits = run().numpy() if self.device_type == "cpu" else binding.copy_outputs_to_cpu()[0]
+            np.argmax(logits[:, -1, :], axis=-1)  # the first output token
+            return [stamp()]
+
+        def forward(stamp):
+            run()
+            return None
+
+        def output():
+            return torch.from_numpy(
+                np.array(binding.copy_outputs_to_cpu()[0] if self.device_type != "cpu" else run().numpy())
+            )
+
+        return (first_token if generates else forward), output
 
     @staticmethod
     def technique(spec: "BenchmarkSpec") -> str:

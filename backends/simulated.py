@@ -22,7 +22,8 @@ from bench.core.errors import UsageError
 from bench.projection import cell_projection, get_profile, load_profiles
 
 if TYPE_CHECKING:
-    from bench.core.spec import BenchmarkSpec, MeasureSettings
+    from bench.core.settings import MeasureSettings
+    from bench.core.spec import BenchmarkSpec
     from models.base import Workload
 
 __all__ = ["SimulatedBackend", "SimulationResult", "SERVING_OPTIONS", "SIMULATED_SETTINGS", "projection_of"]

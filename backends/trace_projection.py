@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,8 @@ from bench.core.stats import log_symmetric_factor
 
 if TYPE_CHECKING:
     from backends.base import SimulationResult
-    from bench.core.spec import BenchmarkSpec, MeasureSettings
+    from bench.core.settings import MeasureSettings
+    from bench.core.spec import BenchmarkSpec
     from models.base import Workload
 
 __all__ = [
@@ -138,6 +140,19 @@ def profile_target(profile, mode: str):
     return Target(profile.key, peaks, profile.bandwidth_bytes_s, default_efficiency(profile.kind, mode))
 
 
+@dataclass
+class _Trace:
+    """A traced call: its phases, the host validation (or why there is none), and the output to compare."""
+
+    prepared: Any
+    phases: Any
+    validation: dict[str, Any]
+    traced_on: str
+    precision: str
+    output: Any = None
+    accuracy_note: str | None = None
+
+
 def simulate_trace(
     profile,
     mode: str,
@@ -147,90 +162,99 @@ def simulate_trace(
     context: SimulationContext,
 ) -> "SimulationResult":
     """The trace projection of one cell onto `profile` (module docstring)."""
-    import psutil
     import torch
 
     from backends.base import SimulationResult
     from backends.calibrate import host_profile
-    from backends.costmodel import COST_MODEL_VERSION, estimate
-    from backends.trace import trace_call
+    from backends.costmodel import estimate
     from bench.core.environment import usable_cpu_count
-    from bench.core.vocabulary import DTYPE_BYTES
-    from models.facts import count_parameters, memory_needed_bytes
 
     torch.set_num_threads(usable_cpu_count())
-    trace_precision = "fp32" if spec.precision == "fp32" else "bf16"
-    total = count_parameters(workload)[0]
-    needed = memory_needed_bytes(total, trace_precision)
-    on_host = needed <= psutil.virtual_memory().available
-    if not on_host and workload.is_moe:
-        trace_precision = "bf16"  # transformers' grouped experts run on the meta device in bf16 only
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[trace_precision]
     calibration = host_profile()
-    validation: dict[str, Any]
-    output = None
-    accuracy_note = None
-    if on_host:
-        prepared = workload.prepare(dtype=dtype, device="cpu", spec=spec)
-        cache = _run_cache_path(workload, spec, trace_precision, calibration, context.cache_dir)
-        cached = _read_json(cache)
-        if cached:  # another cell of this run (other profile, or int8/fp16 on the same trace) measured it
-            validation, phases = cached["validation"], cached["phases"]
-            validation["reused_from_cell"] = cached["cell"]
-        else:
-            validation, phases = _validate_on_host(
-                prepared, workload, spec, settings, calibration, trace_precision, context
-            )
-            _write_json(cache, {"validation": validation, "phases": phases, "cell": spec.label})
-        if trace_precision == spec.precision:
-            with torch.inference_mode():
-                output = prepared.output() if prepared.output else None
-        else:
-            accuracy_note = (
-                f"{spec.precision} numerics are not emulated: the host ran {trace_precision}, "
-                "so there is no deviation to report"
-            )
-    else:
-        prepared = workload.prepare(dtype=dtype, device="meta", spec=spec)
-        phases = trace_call(prepared)
-        validation = {
-            "skipped": f"traced on the meta device: {workload.name} at {trace_precision} needs "
-            f"~{needed / 2**30:.1f} GiB, more than this host has free"
-        }
-        accuracy_note = "traced on the meta device: no outputs to compare"
+    trace = _trace(workload, spec, settings, calibration, context)
     target = profile_target(profile, mode)
-    point = estimate(phases, target, spec.precision, spec.batch_size, workload.generates)
-    point["band"] = _band(point, validation, calibration)
-    weight_bytes = total * DTYPE_BYTES[spec.precision]
+    point = estimate(trace.phases, target, spec.precision, spec.batch_size, workload.generates)
+    point["band"] = _band(point, trace.validation, calibration)
+    simulation = _simulation_section(profile, mode, workload, spec, target, point, trace)
+    facts = dict(trace.prepared.facts)
+    facts["technique"] = f"simulated {profile.key} {spec.precision} ({mode}; trace of this host's eager call)"
+    return SimulationResult(simulation, facts, _work(workload, spec, point), trace.output, trace.accuracy_note)
+
+
+def _trace(workload, spec, settings, calibration, context: SimulationContext) -> _Trace:
+    """Trace on the host (validated there, or reused from this run's cache) when the model fits the host's free
+    memory at the trace precision, else on the meta device (no validation, no output)."""
+    import psutil
+    import torch
+
+    from backends.trace import trace_call
+    from models.facts import count_parameters, memory_needed_bytes
+
+    precision = "fp32" if spec.precision == "fp32" else "bf16"
+    needed = memory_needed_bytes(count_parameters(workload)[0], precision)
+    if needed > psutil.virtual_memory().available:
+        if workload.is_moe:
+            precision = "bf16"  # transformers' grouped experts run on the meta device in bf16 only
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+        prepared = workload.prepare(dtype=dtype, device="meta", spec=spec)
+        skipped = (
+            f"traced on the meta device: {workload.name} at {precision} needs ~{needed / 2**30:.1f} GiB, more "
+            "than this host has free"
+        )
+        return _Trace(prepared, trace_call(prepared), {"skipped": skipped}, "meta", precision, None,
+                      "traced on the meta device: no outputs to compare")  # fmt: skip
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+    prepared = workload.prepare(dtype=dtype, device="cpu", spec=spec)
+    cache = _run_cache_path(workload, spec, precision, calibration, context.cache_dir)
+    cached = _read_json(cache)
+    if cached:  # another cell of this run (other profile, or int8/fp16 on the same trace) measured it
+        validation, phases = cached["validation"], cached["phases"]
+        validation["reused_from_cell"] = cached["cell"]
+    else:
+        validation, phases = _validate_on_host(prepared, workload, spec, settings, calibration, precision, context)
+        _write_json(cache, {"validation": validation, "phases": phases, "cell": spec.label})
+    trace = _Trace(prepared, phases, validation, "cpu", precision)
+    if precision == spec.precision:
+        with torch.inference_mode():
+            trace.output = prepared.output() if prepared.output else None
+    else:
+        trace.accuracy_note = (
+            f"{spec.precision} numerics are not emulated: the host ran {precision}, so there is no deviation to report"
+        )
+    return trace
+
+
+def _simulation_section(profile, mode, workload, spec, target, point, trace: _Trace) -> dict[str, Any]:
+    from backends.costmodel import COST_MODEL_VERSION
+    from bench.core.vocabulary import DTYPE_BYTES
+    from models.facts import count_parameters
+
+    weight_bytes = count_parameters(workload)[0] * DTYPE_BYTES[spec.precision]
     devices = math.ceil(weight_bytes / profile.memory_bytes)
-    simulation = {
+    note = (
+        f"weights need {weight_bytes / 1e9:.1f} GB at {spec.precision}; the profile has {profile.memory_gb.value:g} GB"
+    )
+    if devices > 1:
+        note += (
+            f": at least {devices} devices would be needed, and their parallelism and communication are not "
+            "modelled (the estimate is of one device's work)"
+        )
+    return {
         "profile": profile.to_dict(),
         "projection": "trace",
         "fits_device_memory": devices <= 1,
-        "memory_note": (
-            f"weights need {weight_bytes / 1e9:.1f} GB at {spec.precision}; the profile has "
-            f"{profile.memory_gb.value:g} GB"
-            + (
-                ""
-                if devices <= 1
-                else f": at least {devices} devices would be needed, and their parallelism and "
-                "communication are not modelled (the estimate is of one device's work)"
-            )
-        ),
+        "memory_note": note,
         "assumed_figures": profile.assumed(),
         "cost_model_version": COST_MODEL_VERSION,
         "cost_model": "per operator max(FLOPs / (eta_c peak[dtype]), bytes / (eta_m bandwidth)) + overhead",
         "mode": mode,
         "efficiency": target.efficiency.to_dict(),
         "estimate": point,
-        "host_validation": validation,
-        "traced_on": "cpu" if on_host else "meta",
-        "trace_precision": trace_precision,
-        "trace": {"format": "per phase: [class, dtype, flops, bytes, count]", "phases": phases},
+        "host_validation": trace.validation,
+        "traced_on": trace.traced_on,
+        "trace_precision": trace.precision,
+        "trace": {"format": "per phase: [class, dtype, flops, bytes, count]", "phases": trace.phases},
     }
-    facts = dict(prepared.facts)
-    facts["technique"] = f"simulated {profile.key} {spec.precision} ({mode}; trace of this host's eager call)"
-    return SimulationResult(simulation, facts, _work(workload, spec, point), output, accuracy_note)
 
 
 def _validate_on_host(prepared, workload, spec, settings, calibration, trace_precision, context):

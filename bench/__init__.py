@@ -16,7 +16,9 @@ bench.core. docs/ARCHITECTURE.md draws the layers; pyproject.toml holds them as 
 
 from bench.core import __version__
 from bench.core.errors import UsageError
-from bench.core.spec import BenchmarkSpec, Matrix, MeasureSettings, Sweep
+from bench.core.settings import MeasureSettings
+from bench.core.spec import BenchmarkSpec
+from bench.core.sweep import Matrix, Sweep
 
 __all__ = [
     "__version__",

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from bench.core.errors import UsageError
-from bench.core.spec import BenchmarkSpec, Matrix, MeasureSettings, Sweep, matrix_from_mapping, sweep_from_mapping
+from bench.core.settings import MeasureSettings
+from bench.core.spec import BenchmarkSpec
+from bench.core.sweep import Matrix, Sweep, matrix_from_mapping, sweep_from_mapping
 
 if TYPE_CHECKING:
     import pandas

@@ -86,7 +86,7 @@ def _device_missing(marker: str) -> str | None:
 
 #: The same short settings as QUICK, for library calls.
 def quick_settings(**overrides):
-    from bench.core.spec import MeasureSettings
+    from bench.core.settings import MeasureSettings
 
     values = dict(
         warmup_iterations=2, warmup_time_s=0.0, warmup_window=0, min_iterations=8, min_time_s=0.2, ci_target=0.0
@@ -104,7 +104,7 @@ def run_here(sweep_toml: str, out: Path, cache: Path | None = None, resume: bool
         import tomli as tomllib
 
     import bench
-    from bench.core.spec import sweep_from_mapping
+    from bench.core.sweep import sweep_from_mapping
     from bench.runs.runner import InProcessExecutor
 
     sweep = sweep_from_mapping(tomllib.loads(sweep_toml), where="test sweep")

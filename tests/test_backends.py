@@ -256,7 +256,7 @@ def test_bad_technique_input_is_one_line(tmp_path, flag, message):
 
 def test_cuda_graphs_are_refused_for_generation_before_anything_runs():
     from bench.core.errors import UsageError
-    from bench.core.spec import Matrix, Sweep
+    from bench.core.sweep import Matrix, Sweep
     from bench.runs.plan import plan_sweep
 
     with pytest.raises(UsageError, match="options.graphs: CUDA graphs need a fixed-shape call; gpt2-tiny generates"):
@@ -350,7 +350,8 @@ class StandInEventTimer:
 def test_device_timer_gives_one_device_sample_per_call_and_telemetry_spans_the_timed_loop():
     from backends.base import PreparedCall, Telemetry
     from bench.core.record import Record
-    from bench.core.spec import BenchmarkSpec, MeasureSettings
+    from bench.core.settings import MeasureSettings
+    from bench.core.spec import BenchmarkSpec
     from bench.measure.loop import run_timed_loop
 
     now = [0]

@@ -223,12 +223,12 @@ def test_sweep_file_with_command_line_override(tmp_path):
         '[[matrix]]\nmodel = ["bert-base-tiny"]\nbatch_size = [1]\nseq_len = [8]\nthreads = [1]\n'
     )
     from bench.cli import build_parser
-    from bench.cli.run_cmd import _build_sweep
+    from bench.cli.run_sweep_args import build_sweep
     from bench.runs.plan import plan_sweep
 
     # what `bench run SWEEP --batch-size 2` plans (the run itself is the encoder_run fixture's business)
     args = build_parser().parse_args(["run", str(sweep), "--batch-size", "2", "--out", str(tmp_path / "out")])
-    sweep_planned, is_default = _build_sweep(args)
+    sweep_planned, is_default = build_sweep(args)
     [cell] = plan_sweep(sweep_planned).cells
     assert not is_default and cell.batch_size == 2 and cell.options == (("threads", 1),) and cell.seq_len == 8
     assert sweep_planned.measure.min_iterations == 6 and sweep_planned.measure.min_time_s == 0.1

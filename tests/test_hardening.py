@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from bench.core.errors import UsageError
 from bench.core.record import SCHEMA_VERSION, Record
-from bench.core.spec import BenchmarkSpec, sweep_from_mapping
+from bench.core.spec import BenchmarkSpec
+from bench.core.sweep import sweep_from_mapping
 from bench.runs.store import LOCK_FILE, RunStore, process_start_time, read_run_dirs
 from tests.conftest import ROOT, cli_result
 

@@ -16,7 +16,8 @@ from conftest import run_cli, run_here
 
 from bench.cli import main
 from bench.core.errors import UsageError
-from bench.core.spec import BenchmarkSpec, MeasureSettings
+from bench.core.settings import MeasureSettings
+from bench.core.spec import BenchmarkSpec
 
 
 def _needs_loadgen() -> None:

@@ -4,7 +4,7 @@ import gc
 import random
 
 from backends.base import PreparedCall
-from bench.core.spec import MeasureSettings
+from bench.core.settings import MeasureSettings
 from bench.measure.loop import run_timed_loop
 
 

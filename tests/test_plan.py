@@ -4,7 +4,7 @@ from backends import registry
 from backends.base import Availability, Capabilities
 from backends.torch_backend import TorchCpuBackend
 from bench.core.errors import UsageError
-from bench.core.spec import Matrix, Sweep
+from bench.core.sweep import Matrix, Sweep
 from bench.runs.plan import plan_sweep
 
 
@@ -83,9 +83,9 @@ def test_explicit_unavailable_backend_plans_unavailable_cells_with_the_reason(re
 
 
 def test_default_suite_plans_on_this_machine():
-    from bench.cli.run_cmd import _default_suite
+    from bench.cli.run_sweep_args import default_suite
 
-    cells = plan_sweep(_default_suite()).cells
+    cells = plan_sweep(default_suite()).cells
     assert {c.workload for c in cells} == {"bert-base-uncased", "resnet-50", "gpt2", "qwen2.5-0.5b", "deepseek-v3"}
     assert all(c.seq_len is None for c in cells if c.workload == "resnet-50")
     assert {c.backend for c in cells} <= {"cpu", "onnxruntime", "cuda", "simulated"}

@@ -1,7 +1,9 @@
 import pytest
 
 from bench.core.errors import UsageError
-from bench.core.spec import BenchmarkSpec, Matrix, MeasureSettings, load_sweep, parse_int_list, parse_name_list
+from bench.core.settings import MeasureSettings
+from bench.core.spec import BenchmarkSpec
+from bench.core.sweep import Matrix, load_sweep, parse_int_list, parse_name_list
 
 
 def test_spec_is_frozen_hashable_and_keyed_by_content():

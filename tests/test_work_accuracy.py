@@ -5,7 +5,8 @@ import importlib
 import pytest
 import torch
 
-from bench.core.spec import BenchmarkSpec, MeasureSettings
+from bench.core.settings import MeasureSettings
+from bench.core.spec import BenchmarkSpec
 from bench.runs.worker import run_cell
 from models.accuracy import deviation
 from models.base import FAMILIES

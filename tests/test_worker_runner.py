@@ -7,7 +7,8 @@ import time
 import pytest
 
 from bench.core.record import Record
-from bench.core.spec import BenchmarkSpec, MeasureSettings
+from bench.core.settings import MeasureSettings
+from bench.core.spec import BenchmarkSpec
 from bench.runs.runner import _death_reason, wait_blocking
 from bench.runs.worker import FAULT_ENV, run_cell
 

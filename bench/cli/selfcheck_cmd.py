@@ -12,10 +12,7 @@ from bench.cli.common import (
     parse_number,
 )
 from bench.core.errors import invalid_value
-from bench.core.spec import (
-    parse_int_list,
-    parse_name_list,
-)
+from bench.core.sweep import parse_int_list, parse_name_list
 
 
 def _cmd_selfcheck(args: argparse.Namespace) -> int:

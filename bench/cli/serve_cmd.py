@@ -8,7 +8,7 @@ import sys
 
 from bench.cli.common import EXIT_OK, parse_number
 from bench.core.errors import UsageError, invalid_value
-from bench.core.spec import parse_option_flags
+from bench.core.sweep import parse_option_flags
 
 
 def _host(raw: str) -> str:

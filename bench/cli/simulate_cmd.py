@@ -19,11 +19,8 @@ from bench.cli.common import (
     timestamp,
 )
 from bench.core.errors import UsageError
-from bench.core.spec import (
-    MeasureSettings,
-    Sweep,
-    parse_name_list,
-)
+from bench.core.settings import MeasureSettings
+from bench.core.sweep import Sweep, parse_name_list
 
 __all__ = [
     "add_serving_arguments",
@@ -188,7 +185,7 @@ def run_host_validation(args: argparse.Namespace, run_dirs: Sequence[str] | None
 
 def _measure_host(args: argparse.Namespace, out: Path) -> list:
     """Measure the host-validation LMs here (b1 and b4, 128-token prompts, 16 new tokens, fp32 and bf16)."""
-    from bench.core.spec import Matrix
+    from bench.core.sweep import Matrix
     from bench.projection.hostcheck import VALIDATION_MODELS
 
     models = parse_name_list("--model", args.model) if args.model else VALIDATION_MODELS
@@ -222,7 +219,7 @@ def _run_validation_sweep(sweep, out: Path) -> list:
 
 def _trace_validation_records(args: argparse.Namespace) -> list:
     """--from: the runs given; else the trace projection's validation set, measured and simulated now."""
-    from bench.core.spec import Matrix
+    from bench.core.sweep import Matrix
     from bench.runs.store import read_run_dirs
     from models.catalogue import HOST_VALIDATION_MODELS
 

@@ -30,12 +30,13 @@ import gc
 import math
 import statistics
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from bench.core.calls import PreparedCall, Telemetry, make_stamp
+from bench.core.calls import PreparedCall, Stamp, Telemetry, make_stamp
 from bench.core.hostload import HostLoadSampler
 from bench.core.record import Measurement
-from bench.core.spec import MeasureSettings
+from bench.core.settings import MeasureSettings
 from bench.core.stats import median_and_halfwidth
 
 __all__ = ["run_timed_loop", "FIRST_PRECISION_CHECK", "CHECK_GROWTH"]
@@ -81,6 +82,75 @@ def _warm_up(prepared: PreparedCall, stamp: Callable[[], int], settings: Measure
     return count, elapsed, (False if len(medians) > STABLE_WINDOWS else None)
 
 
+@dataclass
+class _StopRule:
+    """When the timed loop ends: at least min_iterations and min_time; then, with a precision target, once the
+    median's interval half-width is within it (checked on a geometric schedule, FIRST_PRECISION_CHECK x
+    CHECK_GROWTH^k calls, so the sort costs O(n log n) in all); or at max_iterations or max_time."""
+
+    settings: MeasureSettings
+    report: Callable[[str, int, float | None], None]
+    next_check: int = 0
+
+    def __post_init__(self) -> None:
+        self.min_ns = int(self.settings.min_time_s * 1e9)
+        self.max_ns = int(self.settings.max_time_s * 1e9)
+        self.next_check = max(FIRST_PRECISION_CHECK, self.settings.min_iterations)
+
+    def stop(self, samples: list[int], elapsed: int) -> str | None:
+        """Why the loop stops after this sample, or None to go on."""
+        settings, n = self.settings, len(samples)
+        if n >= settings.min_iterations and elapsed >= self.min_ns:
+            if settings.ci_target == 0:
+                return "min_reached"
+            if n >= self.next_check:
+                running, halfwidth = median_and_halfwidth(samples)  # one sort for both
+                self.next_check = math.ceil(self.next_check * CHECK_GROWTH)
+                self.report("measure", n, running)
+                if halfwidth is not None and halfwidth <= settings.ci_target:
+                    return "precision_reached"
+        if n >= settings.max_iterations:
+            return "max_iterations"
+        if elapsed >= self.max_ns:
+            return "max_time"
+        return None
+
+
+@dataclass
+class _Timed:
+    """What the loop collected: host samples, device samples, token marks (relative to each call's start)."""
+
+    samples: list[int] = field(default_factory=list)
+    device_samples: list[int] = field(default_factory=list)
+    marks_per_call: list[list[int]] = field(default_factory=list)
+    loop_wall_ns: int = 0
+    stopped_by: str = ""
+
+
+def _time_calls(call, stamp: Stamp, device_timer: Any, rule: _StopRule) -> _Timed:
+    """The timed loop itself: stamp, call, stamp; the stopping rule runs between calls, outside any sample."""
+    timed = _Timed()
+    loop_start = start = stamp()
+    while True:
+        if device_timer is not None:
+            device_timer.start()
+            marks = call(stamp)
+            device_timer.stop()
+            end = stamp()
+            timed.device_samples.append(device_timer.elapsed_ns())
+        else:
+            marks = call(stamp)
+            end = stamp()
+        timed.samples.append(end - start)
+        if marks is not None:
+            timed.marks_per_call.append([m - start for m in marks])
+        why = rule.stop(timed.samples, end - loop_start)
+        if why:
+            timed.loop_wall_ns, timed.stopped_by = end - loop_start, why
+            return timed
+        start = stamp()
+
+
 def run_timed_loop(
     prepared: PreparedCall,
     synchronize: Callable[[], None],
@@ -95,19 +165,13 @@ def run_timed_loop(
     `device_timer` (start/stop/elapsed_ns) adds device-side samples; `telemetry` (start/stop) is sampled over
     the timed calls. Both come from the backend; None means the device has none. `on_progress(phase, calls,
     median_ns)` hears "warm-up" and "measure" as they start and the running median at each precision check
-    (between calls, on the geometric check schedule, so it adds nothing to any sample)."""
+    (between calls, on the geometric check schedule, so it adds nothing to any sample). The garbage collector
+    is off while the loop runs (after one collection), so a collection never lands inside a sample."""
     report = on_progress or (lambda phase, calls, median_ns: None)
     stamp = make_stamp(synchronize, clock)
     report("warm-up", 0, None)
     warmup_count, warmup_ns, warmup_stable = _warm_up(prepared, stamp, settings)
     report("measure", 0, None)
-    min_ns, max_ns = int(settings.min_time_s * 1e9), int(settings.max_time_s * 1e9)
-    call = prepared.call
-    samples: list[int] = []
-    device_samples: list[int] = []
-    marks_per_call: list[list[int]] = []
-    next_check = max(FIRST_PRECISION_CHECK, settings.min_iterations)
-    halfwidth: float | None = None
     gc.collect()
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -116,57 +180,24 @@ def run_timed_loop(
     try:
         host_load.start()
         telemetry.start()
-        loop_start = stamp()
-        start = loop_start
-        while True:
-            if device_timer is not None:
-                device_timer.start()
-                marks = call(stamp)
-                device_timer.stop()
-                end = stamp()
-                device_samples.append(device_timer.elapsed_ns())
-            else:
-                marks = call(stamp)
-                end = stamp()
-            samples.append(end - start)
-            if marks is not None:
-                marks_per_call.append([m - start for m in marks])
-            n, elapsed = len(samples), end - loop_start
-            if n >= settings.min_iterations and elapsed >= min_ns:
-                if settings.ci_target == 0:
-                    stopped_by = "min_reached"
-                    break
-                if n >= next_check:
-                    running, halfwidth = median_and_halfwidth(samples)  # one sort for both
-                    next_check = math.ceil(next_check * CHECK_GROWTH)
-                    report("measure", n, running)
-                    if halfwidth is not None and halfwidth <= settings.ci_target:
-                        stopped_by = "precision_reached"
-                        break
-            if n >= settings.max_iterations:
-                stopped_by = "max_iterations"
-                break
-            if elapsed >= max_ns:
-                stopped_by = "max_time"
-                break
-            start = stamp()
+        timed = _time_calls(prepared.call, stamp, device_timer, _StopRule(settings, report))
     finally:
         telemetry_figures = telemetry.stop()
         host_load_figures = host_load.stop()
         if gc_was_enabled:
             gc.enable()
     return Measurement(
-        samples_ns=samples,
-        loop_wall_ns=end - loop_start,
+        samples_ns=timed.samples,
+        loop_wall_ns=timed.loop_wall_ns,
         items_per_iteration=prepared.items_per_call,
         warmup_iterations=warmup_count,
         warmup_ns=warmup_ns,
-        stopped_by=stopped_by,
+        stopped_by=timed.stopped_by,
         settings=settings.to_dict(),
-        token_marks_ns=marks_per_call or None,
+        token_marks_ns=timed.marks_per_call or None,
         tokens_per_iteration=prepared.tokens_per_call,
         warmup_stable=warmup_stable,
-        device_samples_ns=device_samples or None,
+        device_samples_ns=timed.device_samples or None,
         telemetry=telemetry_figures,
         host_load=host_load_figures,
     )

@@ -27,9 +27,30 @@ DEFAULT_PERCENTILES = (50.0, 90.0, 99.0)
 
 
 def summary_row(record: Record, percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> dict[str, Any]:
-    """One flat row of derived figures for a record (units in the key names)."""
+    """One flat row of derived figures for a record (units in the key names): the cell, then each section's
+    figures where the record has that section."""
+    row = _cell_fields(record)
+    latency = record.latency()
+    if latency:
+        row.update(_latency_fields(record, latency))
+        row.update(_extra_intervals(record, latency))
+    if record.simulation:
+        row.update(_simulated_fields(record))
+    if record.loadgen:
+        row.update(_loadgen_fields(record))
+    generation = record.generation()
+    if generation:
+        row.update(_generation_fields(generation))
+    if record.serving:
+        row.update(_serving_fields(record, percentiles))
+    row.update(_work_and_accuracy_fields(record))
+    row.update(_device_fields(record))
+    return row
+
+
+def _cell_fields(record: Record) -> dict[str, Any]:
     spec = record.spec
-    row: dict[str, Any] = {
+    return {
         "model": spec.workload,
         "backend": spec.backend,
         "precision": spec.precision,
@@ -45,49 +66,44 @@ def summary_row(record: Record, percentiles: Sequence[float] = DEFAULT_PERCENTIL
         "scenario": spec.scenario,
         "load": ";".join(f"{k}={v}" for k, v in spec.load),
     }
-    latency = record.latency()
-    if latency:
-        row.update(
-            {
-                "iterations": latency.n,
-                "p50_ms": _ms(latency.p50),
-                "p50_ci_low_ms": _ms(latency.p50_ci[0]) if latency.p50_ci else None,
-                "p50_ci_high_ms": _ms(latency.p50_ci[1]) if latency.p50_ci else None,
-                "p90_ms": _ms(latency.p90),
-                "p95_ms": _ms(latency.p95),
-                "p99_ms": _ms(latency.p99),
-                "mean_ms": _ms(latency.mean),
-                "std_ms": _ms(latency.std),
-                "min_ms": _ms(latency.min),
-                "max_ms": _ms(latency.max),
-                "items_per_s": record.throughput(),
-                "stopped_by": record.measurement.stopped_by,
-                "converged": record.converged(),
-                "p50_ci_halfwidth_rel": latency.p50_ci_halfwidth_rel,
-                "warmup_stable": record.measurement.warmup_stable,
-                "contended": record.contended(),
-                "others_cores": ((record.measurement.host_load or {}).get("others_cores")),
-            }
-        )
-        row.update(_extra_intervals(record, latency))
-    if record.simulation:
-        row.update(_simulated_fields(record))
-    if record.loadgen:
-        row.update(_loadgen_fields(record))
-    generation = record.generation()
-    if generation:
-        row.update(
-            {
-                "ttft_p50_ms": _ms(generation.ttft.p50),
-                "ttft_p90_ms": _ms(generation.ttft.p90),
-                "tpot_p50_ms": _ms(generation.tpot.p50) if generation.tpot else None,
-                "itl_p50_ms": _ms(generation.itl.p50) if generation.itl else None,
-                "itl_p99_ms": _ms(generation.itl.p99) if generation.itl else None,
-                "output_tokens_per_s": generation.output_tokens_per_s,
-            }
-        )
-    if record.serving:
-        row.update(_serving_fields(record, percentiles))
+
+
+def _latency_fields(record: Record, latency) -> dict[str, Any]:
+    return {
+        "iterations": latency.n,
+        "p50_ms": _ms(latency.p50),
+        "p50_ci_low_ms": _ms(latency.p50_ci[0]) if latency.p50_ci else None,
+        "p50_ci_high_ms": _ms(latency.p50_ci[1]) if latency.p50_ci else None,
+        "p90_ms": _ms(latency.p90),
+        "p95_ms": _ms(latency.p95),
+        "p99_ms": _ms(latency.p99),
+        "mean_ms": _ms(latency.mean),
+        "std_ms": _ms(latency.std),
+        "min_ms": _ms(latency.min),
+        "max_ms": _ms(latency.max),
+        "items_per_s": record.throughput(),
+        "stopped_by": record.measurement.stopped_by,
+        "converged": record.converged(),
+        "p50_ci_halfwidth_rel": latency.p50_ci_halfwidth_rel,
+        "warmup_stable": record.measurement.warmup_stable,
+        "contended": record.contended(),
+        "others_cores": ((record.measurement.host_load or {}).get("others_cores")),
+    }
+
+
+def _generation_fields(generation) -> dict[str, Any]:
+    return {
+        "ttft_p50_ms": _ms(generation.ttft.p50),
+        "ttft_p90_ms": _ms(generation.ttft.p90),
+        "tpot_p50_ms": _ms(generation.tpot.p50) if generation.tpot else None,
+        "itl_p50_ms": _ms(generation.itl.p50) if generation.itl else None,
+        "itl_p99_ms": _ms(generation.itl.p99) if generation.itl else None,
+        "output_tokens_per_s": generation.output_tokens_per_s,
+    }
+
+
+def _work_and_accuracy_fields(record: Record) -> dict[str, Any]:
+    row: dict[str, Any] = {}
     if record.work:
         row["gflops_per_call"] = (record.flops_per_call() or 0) / 1e9 or None
         row["achieved_gflops_per_s"] = (record.achieved_flops_per_s() or 0) / 1e9 or None
@@ -98,6 +114,12 @@ def summary_row(record: Record, percentiles: Sequence[float] = DEFAULT_PERCENTIL
         row["top1_agreement"] = record.accuracy["top1_agreement"]
     elif record.accuracy:
         row["accuracy_skipped"] = record.accuracy["skipped"]
+    return row
+
+
+def _device_fields(record: Record) -> dict[str, Any]:
+    """Memory, device timing, telemetry (energy, power, throttling) and the technique's description."""
+    row: dict[str, Any] = {}
     if record.memory.get("peak_rss_bytes") is not None:
         row["peak_rss_mib"] = record.memory["peak_rss_bytes"] / _MIB
     device = record.device_latency()

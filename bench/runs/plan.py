@@ -20,7 +20,8 @@ from backends.base import Availability
 from backends.registry import backend_class, backend_names
 from bench.core.errors import UsageError
 from bench.core.scenarios import LOADGEN_SCENARIOS
-from bench.core.spec import ALL_BACKENDS, BenchmarkSpec, Matrix, Sweep
+from bench.core.spec import ALL_BACKENDS, BenchmarkSpec
+from bench.core.sweep import Matrix, Sweep
 from models.base import Workload
 from models.catalogue import get_workload
 from models.weights import check_weights_dir

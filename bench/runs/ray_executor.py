@@ -35,7 +35,8 @@ from typing import Any, Iterator, Sequence
 
 from bench.core.errors import UsageError
 from bench.core.record import Record
-from bench.core.spec import BenchmarkSpec, MeasureSettings
+from bench.core.settings import MeasureSettings
+from bench.core.spec import BenchmarkSpec
 from bench.runs.runner import PROJECT_ROOT, Executor, LocalExecutor, utc_now
 
 __all__ = ["RayExecutor", "INSTALL_HINT", "ray_unavailable_reason"]

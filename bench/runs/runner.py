@@ -41,7 +41,8 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from backends.registry import backend_class
 from bench.core.record import Record
-from bench.core.spec import BenchmarkSpec, MeasureSettings
+from bench.core.settings import MeasureSettings
+from bench.core.spec import BenchmarkSpec
 from bench.runs.store import RunStore
 
 __all__ = [

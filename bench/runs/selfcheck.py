@@ -32,8 +32,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from backends.base import PreparedCall
-from bench.core.spec import BenchmarkSpec, Matrix, MeasureSettings, Sweep
+from bench.core.settings import MeasureSettings
+from bench.core.spec import BenchmarkSpec
 from bench.core.stats import median
+from bench.core.sweep import Matrix, Sweep
 from bench.measure.loop import run_timed_loop
 from bench.runs.plan import plan_sweep
 from bench.runs.runner import SAFE_PATH_FLAG, LocalExecutor, wait_blocking

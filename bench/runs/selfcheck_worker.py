@@ -17,7 +17,8 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     from backends.registry import backend_class
-    from bench.core.spec import BenchmarkSpec, MeasureSettings
+    from bench.core.settings import MeasureSettings
+    from bench.core.spec import BenchmarkSpec
     from bench.measure.loop import run_timed_loop
     from models.catalogue import get_workload
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.core.errors import UsageError
-from bench.core.spec import Sweep
+from bench.core.sweep import Sweep
 from bench.runs.plan import Plan, plan_sweep
 from bench.runs.runner import Executor, SweepProgress, SweepResult, run_sweep
 from bench.runs.store import RunStore

@@ -433,7 +433,8 @@ def run_cell(
 
 
 def main(argv: list[str]) -> int:
-    from bench.core.spec import BenchmarkSpec, MeasureSettings
+    from bench.core.settings import MeasureSettings
+    from bench.core.spec import BenchmarkSpec
 
     job_path, result_path = Path(argv[0]), Path(argv[1])
     job = json.loads(job_path.read_text())
