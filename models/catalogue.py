@@ -292,6 +292,51 @@ _QWEN3_30B_A3B = {
     "bos_token_id": 151643,
     "eos_token_id": 151645,
 }
+# huggingface.co/Qwen/Qwen3-8B, Qwen3-14B, Qwen3-32B config.json (copies: ai-dynamo/aiconfigurator
+# model_configs/Qwen--Qwen3-8B_config.json, Qwen--Qwen3-32B_config.json; citsjtu2020/LLM-Prof sglang/Model_Config.md)
+_QWEN3_DENSE = {
+    "model_type": "qwen3",
+    "vocab_size": 151936,
+    "head_dim": 128,
+    "num_key_value_heads": 8,
+    "hidden_act": "silu",
+    "max_position_embeddings": 40960,
+    "rope_theta": 1000000.0,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": False,
+    "attention_bias": False,
+    "use_sliding_window": False,
+    "bos_token_id": 151643,
+    "eos_token_id": 151645,
+}
+_QWEN3_8B = {**_QWEN3_DENSE, "hidden_size": 4096, "intermediate_size": 12288, "num_hidden_layers": 36,
+             "num_attention_heads": 32}  # fmt: skip
+_QWEN3_14B = {**_QWEN3_DENSE, "hidden_size": 5120, "intermediate_size": 17408, "num_hidden_layers": 40,
+              "num_attention_heads": 40}  # fmt: skip
+_QWEN3_32B = {**_QWEN3_DENSE, "hidden_size": 5120, "intermediate_size": 25600, "num_hidden_layers": 64,
+              "num_attention_heads": 64}  # fmt: skip
+# huggingface.co/mistralai/Mixtral-8x7B-v0.1 and Mixtral-8x22B-v0.1 config.json (copies: ai-dynamo/aiconfigurator
+# model_configs/mistralai--Mixtral-8x7B-v0.1_config.json, --Mixtral-8x22B-v0.1_config.json; NVIDIA/TensorRT-LLM
+# tests/unittest/_torch/modeling/test_modeling_mixtral.py)
+_MIXTRAL = {
+    "model_type": "mixtral",
+    "vocab_size": 32000,
+    "num_key_value_heads": 8,
+    "num_local_experts": 8,
+    "num_experts_per_tok": 2,
+    "hidden_act": "silu",
+    "rope_theta": 1000000.0,
+    "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": False,
+    "sliding_window": None,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+}
+_MIXTRAL_8X7B = {**_MIXTRAL, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                 "num_attention_heads": 32, "max_position_embeddings": 32768}  # fmt: skip
+_MIXTRAL_8X22B = {**_MIXTRAL, "hidden_size": 6144, "intermediate_size": 16384, "num_hidden_layers": 56,
+                  "num_attention_heads": 48, "max_position_embeddings": 65536}  # fmt: skip
+
 # huggingface.co/deepseek-ai/DeepSeek-V3/blob/main/config.json (the multi-token-prediction layer is not part
 # of the inference model; the card's 671B excludes its 14B)
 _DEEPSEEK_V3 = {
@@ -307,6 +352,7 @@ _DEEPSEEK_V3 = {
     "n_routed_experts": 256,
     "num_experts_per_tok": 8,
     "first_k_dense_replace": 3,
+    "num_nextn_predict_layers": 1,  # the MTP module (not built by transformers; the serving model's MTP drafter)
     "kv_lora_rank": 512,
     "q_lora_rank": 1536,
     "qk_nope_head_dim": 128,
@@ -570,6 +616,63 @@ _ENTRIES: list[Workload] = [
             max_position_embeddings=2048,
             rope_scaling=None,
         ),
+        default_new_tokens=32,
+    ),
+    *_entry(
+        "qwen3-8b",
+        "causal-lm",
+        "generate",
+        _QWEN3_8B,
+        "Qwen3 8B dense causal LM (GQA)",
+        "Qwen/Qwen3-8B config.json",
+        published=8.2e9,
+        tiny=_tiny(_QWEN3_8B, head_dim=16, **_TINY_DECODER),
+        default_new_tokens=32,
+    ),
+    *_entry(
+        "qwen3-14b",
+        "causal-lm",
+        "generate",
+        _QWEN3_14B,
+        "Qwen3 14B dense causal LM (GQA)",
+        "Qwen/Qwen3-14B config.json",
+        published=14.8e9,
+        tiny=_tiny(_QWEN3_14B, head_dim=16, **_TINY_DECODER),
+        default_new_tokens=32,
+    ),
+    *_entry(
+        "qwen3-32b",
+        "causal-lm",
+        "generate",
+        _QWEN3_32B,
+        "Qwen3 32B dense causal LM (GQA)",
+        "Qwen/Qwen3-32B config.json",
+        published=32.8e9,
+        tiny=_tiny(_QWEN3_32B, head_dim=16, **_TINY_DECODER),
+        default_new_tokens=32,
+    ),
+    *_entry(
+        "mixtral-8x7b",
+        "causal-lm",
+        "generate",
+        _MIXTRAL_8X7B,
+        "Mixtral 8x7B MoE (8 experts, 2 active, GQA)",
+        "mistralai/Mixtral-8x7B-v0.1 config.json",
+        published=46.7e9,
+        published_active=12.9e9,
+        tiny=_tiny(_MIXTRAL_8X7B, **_TINY_DECODER, num_local_experts=4),
+        default_new_tokens=32,
+    ),
+    *_entry(
+        "mixtral-8x22b",
+        "causal-lm",
+        "generate",
+        _MIXTRAL_8X22B,
+        "Mixtral 8x22B MoE (8 experts, 2 active, GQA)",
+        "mistralai/Mixtral-8x22B-v0.1 config.json",
+        published=141e9,
+        published_active=39e9,
+        tiny=_tiny(_MIXTRAL_8X22B, **_TINY_DECODER, num_local_experts=4),
         default_new_tokens=32,
     ),
     *_entry(

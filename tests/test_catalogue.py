@@ -37,7 +37,7 @@ def test_facts_of_the_671b_model_need_no_memory():
     facts = describe(get_workload("deepseek-v3"), machine_memory_bytes=24 << 30)
     assert facts.total_parameters > 670e9
     assert facts.weight_bytes["bf16"] == 2 * facts.total_parameters
-    assert facts.fits_here == {"fp32": False, "bf16": False, "fp16": False, "int8": False, "fp8": False, "int4": False}
+    assert not any(facts.fits_here.values()) and set(facts.fits_here) >= {"fp32", "bf16", "int8", "int4"}
     small = describe(get_workload("bert-base-uncased"), machine_memory_bytes=24 << 30)
     assert small.fits_here["fp32"] is True
 

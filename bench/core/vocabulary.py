@@ -22,7 +22,15 @@ if TYPE_CHECKING:
 
 __all__ = ["DTYPE_BYTES", "PRECISIONS", "DEVICE_KINDS", "OCCUPANCIES", "SHAPE_OPTIONS", "shape_of", "technique_of"]
 
-DTYPE_BYTES: dict[str, float] = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+DTYPE_BYTES: dict[str, float] = {
+    "fp32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+    "fp4": 0.5,
+}
 PRECISIONS: tuple[str, ...] = tuple(DTYPE_BYTES)
 DEVICE_KINDS: tuple[str, ...] = ("cpu", "gpu", "npu")
 #: What a cell can occupy while it runs: a device of one of the kinds, or nothing here (a remote server).

@@ -50,6 +50,7 @@ class Arch:
     routing_group_limit: int = 0
     tied_embeddings: bool = False
     position_embeddings: int = 0  # learned absolute positions (GPT-2): a table read one row per token
+    mtp_layers: int = 0  # multi-token prediction modules (DeepSeek-V3: one), usable as speculative drafters
 
     # -- parameters ------------------------------------------------------------------------------------------
 
@@ -187,6 +188,7 @@ def arch_of(name: str, config: Mapping[str, Any]) -> Arch:
         gated_mlp=not gpt_style,
         tied_embeddings=bool(config.get("tie_word_embeddings", gpt_style)),
         position_embeddings=int(config.get("n_positions") or 0) if model_type == "gpt2" else 0,
+        mtp_layers=int(config.get("num_nextn_predict_layers") or 0),
     )
     if config.get("kv_lora_rank"):
         common.update(

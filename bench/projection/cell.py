@@ -45,7 +45,7 @@ class CellProjection:
 
         projection = project(self.query)
         serving = projection.to_dict()
-        missing = serving["note"] if projection.headline()["decode_tokens_per_s_per_chip"] is None else None
+        missing = serving["note"] if projection.headline()["output_tokens_per_s_per_chip"] is None else None
         simulation = {
             "profile": projection.device.profile.to_dict(),
             "projection": "serving",
@@ -94,7 +94,7 @@ def serving_estimate(serving: Mapping[str, Any]) -> dict[str, Any]:
 
     out_tokens = serving["output_tokens"]
     ttft, tpot = serving["ttft_ms"], serving["tpot_ms"]
-    rate = serving["decode_tokens_per_s_per_chip"]
+    rate = serving["output_tokens_per_s_per_chip"]
     if ttft is None or tpot is None or not rate:
         return {"latency_s": None, "per_chip": True, "new_tokens": out_tokens, "band": None}
 
@@ -106,7 +106,7 @@ def serving_estimate(serving: Mapping[str, Any]) -> dict[str, Any]:
     low, high = serving.get("low") or {}, serving.get("high") or {}
     error = held_out_error()
     widen = log_symmetric_factor(error) if error is not None else 1.0
-    rate_low, rate_high = low.get("decode_tokens_per_s_per_chip"), high.get("decode_tokens_per_s_per_chip")
+    rate_low, rate_high = low.get("output_tokens_per_s_per_chip"), high.get("output_tokens_per_s_per_chip")
     return {
         "latency_s": latency(serving),
         "ttft_s": ttft / 1e3,

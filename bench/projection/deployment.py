@@ -1,6 +1,7 @@
 """What a serving projection is about: a chip (`Device`), precisions per tensor class (`Precision`), a split of
-the chips (`Parallel`), engine options (`Options`), and all of them with the model's architecture and the device
-kind's efficiency factors as one value, a `Deployment` -- the one argument the serving model's functions take.
+the chips (`Parallel`), speculative decoding (`Speculation`), engine settings (`Options`), and all of them with
+the model's architecture, the efficiency factors (the device kind's, scaled by the engine's kernels) and what the
+engine runs for the model's family as one value, a `Deployment` -- the one argument of the serving model.
 """
 
 from __future__ import annotations
@@ -15,10 +16,24 @@ from bench.projection.arch import Arch
 from bench.projection.efficiency import Efficiency
 from bench.projection.interconnect import Links
 
-__all__ = ["BYTES", "PRECISIONS", "Precision", "Parallel", "Device", "Options", "Deployment"]
+__all__ = [
+    "BYTES",
+    "PRECISIONS",
+    "MODES",
+    "Precision",
+    "Parallel",
+    "Device",
+    "Speculation",
+    "Options",
+    "Deployment",
+]
 
 BYTES = DTYPE_BYTES
 KV_PRECISIONS = ("fp32", "bf16", "fp16", "fp8", "int8")
+#: Schemes of the serving model beyond one dtype: weights at one precision, GEMM inputs at another.
+SCHEMES = {"int4": ("int4", "bf16"), "w4a8": ("int4", "int8")}
+#: How prefill and decode share chips: on separate instances, or on the same chips (chunked prefill).
+MODES = ("disaggregated", "colocated")
 
 
 @dataclass(frozen=True)
@@ -29,17 +44,21 @@ class Precision:
     compute: str
     kv: str
 
+    name: str = ""
+
     @classmethod
     def named(cls, name: str, kv: str | None = None) -> "Precision":
-        """bf16/fp16/fp32: everything at that precision; fp8/int8: weights and GEMM inputs (W8A8), KV cache
-        bf16 unless `kv` says otherwise; int4: weight-only (compute in bf16)."""
-        if name not in BYTES:
-            raise UsageError(f"precision: {name!r} is not allowed; expected one of {', '.join(PRECISIONS)}")
+        """bf16/fp16/fp32: everything at that precision; fp8/int8/fp4: weights and GEMM inputs (W8A8, FP4), KV
+        cache bf16 unless `kv` says otherwise; int4: weight-only (compute in bf16); w4a8: int4 weights, int8
+        GEMM inputs."""
+        if name not in BYTES and name not in SCHEMES:
+            allowed = ", ".join((*PRECISIONS, *SCHEMES.keys() - set(PRECISIONS)))
+            raise UsageError(f"precision: {name!r} is not allowed; expected one of {allowed}")
         if kv is not None and kv not in KV_PRECISIONS:
             raise UsageError(f"kv_precision: {kv!r} is not allowed; expected one of bf16, fp16, fp8, int8, fp32")
-        compute = "bf16" if name == "int4" else name
+        weights, compute = SCHEMES.get(name, (name, name))
         default_kv = name if name in ("fp32", "fp16") else "bf16"
-        return cls(name, compute, kv or default_kv)
+        return cls(weights, compute, kv or default_kv, name)
 
     @property
     def activation_bytes(self) -> float:
@@ -61,6 +80,11 @@ class Precision:
 
     def to_dict(self) -> dict[str, str]:
         return {"weights": self.weights, "compute": self.compute, "kv_cache": self.kv}
+
+    @property
+    def scheme(self) -> str:
+        """The name engines list among their precisions (w4a8, int4, fp8, ...)."""
+        return self.name or self.weights
 
 
 @dataclass(frozen=True)
@@ -130,33 +154,71 @@ class Device:
 
 
 @dataclass(frozen=True)
+class Speculation:
+    """Speculative decoding: `tokens` drafts per step, verified by the target in one step that emits
+    `acceptance_length` tokens per request on average (1 < L <= K + 1). MTP and EAGLE-3 draft with one extra
+    layer of the target's width per draft token (DeepSeek's MTP module is one decoder layer, MoE included);
+    a draft model drafts with its own full forward pass per token (`draft_model`)."""
+
+    method: str
+    tokens: int
+    acceptance_length: float
+    draft_model: str | None = None
+
+    @classmethod
+    def mtp(cls, acceptance: float) -> "Speculation":
+        """DeepSeek's one-token MTP at acceptance rate a: L = 1 + a."""
+        return cls("mtp", 1, 1.0 + acceptance)
+
+    @property
+    def query_tokens(self) -> int:
+        return self.tokens + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "tokens": self.tokens,
+            "acceptance_length": self.acceptance_length,
+            "draft_model": self.draft_model,
+        }
+
+
+@dataclass(frozen=True)
 class Options:
-    mtp_acceptance: float | None = None  # multi-token prediction: one draft token accepted with this probability
-    overlap: bool | None = None  # two-micro-batch overlap; None: searched (tried on and off where EP traffic exists)
+    """Engine settings a deployment runs with: speculative decoding, two-micro-batch overlap (None: searched
+    where the engine has it and expert-parallel traffic exists), expert load balancing where the engine has it."""
+
+    speculation: Speculation | None = None
+    overlap: bool | None = None
+    eplb: bool = True
 
     def overlap_for(self, arch: Arch, par: Parallel) -> bool:
         if self.overlap is not None:
             return self.overlap
         return arch.moe_layers > 0 and par.ep > 1
 
-    def choices(self, arch: Arch, par: Parallel) -> list["Options"]:
-        """The settings a search tries for this split: overlap as given, or both where it can matter."""
-        if self.overlap is not None or not (arch.moe_layers > 0 and par.ep > 1):
-            return [replace(self, overlap=self.overlap_for(arch, par))]
+    def choices(self, arch: Arch, par: Parallel, can_overlap: bool = True) -> list["Options"]:
+        """The settings a search tries for this split: overlap as given, or both where it can matter and the
+        engine has it."""
+        if self.overlap is not None:
+            return [self]
+        if not (arch.moe_layers > 0 and par.ep > 1) or not can_overlap:
+            return [replace(self, overlap=False)]
         return [replace(self, overlap=False), replace(self, overlap=True)]
 
     @property
     def tokens_per_request_step(self) -> int:
-        return 2 if self.mtp_acceptance is not None else 1
+        return self.speculation.query_tokens if self.speculation else 1
 
     @property
     def output_per_request_step(self) -> float:
-        return 1.0 + (self.mtp_acceptance or 0.0)
+        return self.speculation.acceptance_length if self.speculation else 1.0
 
 
 @dataclass(frozen=True)
 class Deployment:
-    """A model served on chips: architecture, precisions, split, chip, efficiency factors and engine options.
+    """A model served on chips: architecture, precisions, chip, efficiency factors (engine-scaled), engine
+    settings, split, the engine and what it runs for this family (`caps`), and how prefill and decode share chips.
     The search varies `parallel` and `options` (`with_split`); everything else is fixed by the query."""
 
     arch: Arch
@@ -165,10 +227,30 @@ class Deployment:
     efficiency: Efficiency
     options: Options = Options()
     parallel: Parallel = Parallel()
+    engine: Any = None  # bench.projection.engines.Engine (None: no engine constraints, e.g. the host check)
+    caps: Any = None  # bench.projection.engines.Capabilities for the model's family (None: unconstrained)
+    mode: str = "disaggregated"
+    batch_limit: int = (
+        0  # requests a replica may hold at once beyond the engine's own limit (a benchmark's concurrency)
+    )
 
     @property
     def overlap(self) -> bool:
         return self.options.overlap_for(self.arch, self.parallel)
+
+    @property
+    def eplb(self) -> bool:
+        return self.options.eplb and (self.caps is None or self.caps.eplb)
+
+    @property
+    def max_batch(self) -> int:
+        """Requests one replica runs at once at most: the engine's limit and the deployment's, 0 for none."""
+        limits = [x for x in (self.engine.max_batch if self.engine is not None else 0, self.batch_limit) if x]
+        return min(limits) if limits else 0
+
+    @property
+    def chunk_tokens(self) -> int:
+        return self.engine.chunk_tokens if self.engine is not None and self.engine.chunk_tokens else 8192
 
     def with_split(self, parallel: Parallel, options: Options | None = None) -> "Deployment":
         return replace(self, parallel=parallel, options=options or self.options)
@@ -178,4 +260,5 @@ class Deployment:
 
     def split_choices(self) -> list["Deployment"]:
         """This deployment with each engine setting the search tries for its split (overlap on/off)."""
-        return [replace(self, options=o) for o in self.options.choices(self.arch, self.parallel)]
+        can = self.caps is None or self.caps.overlap
+        return [replace(self, options=o) for o in self.options.choices(self.arch, self.parallel, can)]

@@ -1,6 +1,8 @@
 """Efficiency factors of the serving model (efficiency.toml): per device kind, the fraction of peak each class
-of work reaches, fixed costs per layer and per step, expert-load imbalance and usable memory -- each with a
-range, a status and a source, and optionally a value fitted on the published rows marked for fitting.
+of work reaches with the kind's reference engine, fixed costs per layer, per step and per all-to-all, and usable
+memory; and, for every kind alike ([common]), expert-load imbalance with and without load balancing -- each with
+a range, a status and a source, and optionally a value fitted on the published rows the split rule assigns to
+fitting. An engine's kernels factor (engines.toml) scales GEMM, attention and memory efficiency.
 
 `Efficiency.at("low")` / `at("high")` give the pessimistic / optimistic ends of every range (low efficiency,
 high overheads and imbalance), which projections carry into their low/high figures.
@@ -14,22 +16,38 @@ from typing import Any, Mapping
 
 from bench.core.errors import UsageError
 
-__all__ = ["Factor", "Efficiency", "load_efficiency", "FACTORS", "EFFICIENCY_FILE"]
+__all__ = ["Factor", "Efficiency", "load_efficiency", "parse_factor", "FACTORS", "EFFICIENCY_FILE"]
 
 EFFICIENCY_FILE = Path(__file__).with_name("efficiency.toml")
 FACTORS = (
     "gemm",
     "gemm_half_rows",
+    "grouped_gemm_half_rows",
     "attention",
     "memory",
     "collective",
+    "a2a_overhead_us",
     "layer_overhead_us",
     "step_overhead_ms",
     "moe_imbalance",
+    "moe_imbalance_eplb",
     "memory_usable",
 )
 #: Factors where a larger value makes a projection slower (the pessimistic end is `high`, not `low`).
-COSTS = ("gemm_half_rows", "layer_overhead_us", "step_overhead_ms", "moe_imbalance")
+COSTS = (
+    "gemm_half_rows",
+    "grouped_gemm_half_rows",
+    "a2a_overhead_us",
+    "layer_overhead_us",
+    "step_overhead_ms",
+    "moe_imbalance",
+    "moe_imbalance_eplb",
+)
+#: Efficiencies an engine's kernels factor scales (each stays below CEILING of peak).
+KERNEL_FACTORS = ("gemm", "attention", "memory")
+#: Fixed costs an engine's overheads factor scales.
+OVERHEAD_FACTORS = ("layer_overhead_us", "step_overhead_ms")
+CEILING = 0.98
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,22 @@ class Efficiency:
         matmuls fill a fraction of the matrix units' tiles; at gemm_half_rows rows they reach half of `gemm`."""
         return self.gemm * rows / (rows + self.gemm_half_rows) if rows > 0 else self.gemm
 
+    def grouped_gemm_at(self, rows_per_expert: float) -> float:
+        """Efficiency of the experts' grouped GEMM with `rows_per_expert` tokens per expert: gemm x r / (r +
+        grouped_gemm_half_rows) -- each expert's matmul is small, and its tiles fill as tokens per expert grow."""
+        r = max(rows_per_expert, 0.0)
+        return self.gemm * r / (r + self.grouped_gemm_half_rows) if r > 0 else self.gemm
+
+    def with_engine(self, kernels: float, overheads: float = 1.0) -> "Efficiency":
+        """These factors under an engine whose kernels reach `kernels` x the reference stack's efficiency
+        (GEMM, attention, memory; capped at CEILING of peak) and whose fixed costs per layer and per step are
+        `overheads` x the reference stack's (graphs, fused kernels, the scheduler)."""
+        if kernels == 1.0 and overheads == 1.0:
+            return self
+        values = {k: min(CEILING, self.values[k] * kernels) for k in KERNEL_FACTORS}
+        values.update({k: self.values[k] * overheads for k in OVERHEAD_FACTORS})
+        return self.with_values(**values)
+
     def with_values(self, **values: float) -> "Efficiency":
         return replace(self, values={**self.values, **values})
 
@@ -102,7 +136,7 @@ def _read(path: Path) -> dict[str, Any]:
     return read_toml(path, "efficiency file")
 
 
-def _factor(data: Any, where: str) -> Factor:
+def parse_factor(data: Any, where: str) -> Factor:
     if not isinstance(data, Mapping):
         raise UsageError(f"{where}: missing or not a table")
     for key in ("value", "low", "high", "status", "source"):
@@ -130,14 +164,28 @@ def _factor(data: Any, where: str) -> Factor:
 _CACHE: dict[str, dict[str, dict[str, Factor]]] = {}
 
 
+def _tables(path: Path) -> dict[str, dict[str, Factor]]:
+    """Per device kind, every factor: the kind's own table over the [common] one (factors of the workload, not
+    the silicon: the same figures for every kind)."""
+    raw = _read(path)
+    common = raw.pop("common", {})
+    if not isinstance(common, dict):
+        raise UsageError(f"{path.name}: [common]: not a table of factors")
+    out = {}
+    for kind, table in raw.items():
+        if not isinstance(table, dict):
+            raise UsageError(f"{path.name}: [{kind}]: not a table of factors")
+        merged = {**common, **table}
+        where = {f: f"{path.name}: [{kind if f in table else 'common'}.{f}]" for f in FACTORS}
+        out[kind] = {f: parse_factor(merged.get(f), where[f]) for f in FACTORS}
+    return out
+
+
 def load_efficiency(kind: str, path: Path = EFFICIENCY_FILE) -> Efficiency:
     """The factors for a device kind ("gpu", "npu", "cpu") at their central values."""
     key = str(path)
     if key not in _CACHE:
-        raw = _read(path)
-        _CACHE[key] = {
-            k: {f: _factor(table.get(f), f"{path.name}: [{k}.{f}]") for f in FACTORS} for k, table in raw.items()
-        }
+        _CACHE[key] = _tables(path)
     table = _CACHE[key]
     if kind not in table:
         raise UsageError(f"efficiency: no factors for device kind {kind!r}; allowed: {', '.join(table)}")

@@ -74,11 +74,23 @@ def _activation_bytes(dep: Deployment, tokens: float, logits_tokens: float) -> f
     return hidden + logits_tokens * arch.vocab * 4 / dep.parallel.tp
 
 
+def usable_bytes(dep: Deployment, weights: float) -> float:
+    """Memory an engine gives to weights, KV cache and activations: `memory_usable` of the device's memory, or --
+    for an engine that sizes its KV cache as a fraction of the memory left after loading the weights
+    (TensorRT-LLM's kv_cache_free_gpu_mem_fraction) -- the weights plus that fraction of the rest."""
+    total = dep.device.memory_bytes
+    fraction = dep.efficiency.memory_usable
+    if dep.engine is not None and dep.engine.memory_rule == "free" and weights < total:
+        return weights + fraction * (total - weights)
+    return total * fraction
+
+
 def memory(dep: Deployment, requests: float, context: float, tokens: float, logits_tokens: float) -> Memory:
     """Memory per chip with `requests` requests of `context` tokens cached and `tokens` tokens in flight."""
+    weights = weight_bytes_per_chip(dep.arch, dep.precision, dep.parallel)
     return Memory(
-        weight_bytes_per_chip(dep.arch, dep.precision, dep.parallel),
+        weights,
         requests * kv_bytes_per_request_chip(dep.arch, dep.precision, dep.parallel, context),
         _activation_bytes(dep, tokens, logits_tokens),
-        dep.device.memory_bytes * dep.efficiency.memory_usable,
+        usable_bytes(dep, weights),
     )

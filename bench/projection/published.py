@@ -1,25 +1,31 @@
-"""The serving model against published serving results (published_serving.toml), with an honest split.
+"""The serving model against published serving results (published_serving.toml), with a split fixed by date.
 
-- Rows marked `use = "fit"` may choose efficiency factors: per device kind, the GEMM and memory efficiencies
-  are picked on a grid inside their sourced ranges to minimise the squared log error on that kind's fit rows
-  (ties go to the values nearer the sourced central ones). Kinds without fit rows keep the sourced values.
-  `fit()` is handed the fit rows only (`PublishedSet.for_fitting()`); held-out rows never reach it.
-- Every row is then predicted with the resulting factors and compared: error = predicted / published - 1.
-  The summary gives the median |error| of the fit rows and of the held-out rows, the held-out rows' worst
-  ratio, and whether each published figure lies inside the projection's low/high range.
+- The corpus: rows of published figures, each with its setup and source (the file's header says what a row must
+  state and how each field is read). Rows published before the file's `[split].fit_published_before` are fit
+  rows; the rest are held out. `PublishedSet.for_fitting()` is all the fitting code is handed.
+- An identifiable fit, in two stages, each factor inside its sourced range: (1) per device kind, the silicon
+  factors FITTED_SILICON on the fit rows of the kind's reference engine only; (2) per other engine with fit rows,
+  its kernels and overheads factors on its own fit rows, the silicon held at stage 1. An engine without fit rows keeps its
+  sourced value (or its `tie`'s fitted one). Each minimises the sum of |ln(predicted / published)| (scipy,
+  bounded): an absolute, not squared, loss, so one badly configured benchmark moves a factor less.
+- Validation: every row predicted with the committed factors (or a fresh fit), error = predicted / published - 1;
+  per row and per group (dense/MoE x GPU/NPU x engine): median |ln(predicted/published)|, the worst row, and how
+  often the published figure lies inside the projection's [low, high] (every factor at the ends of its range).
+  Every fitted factor is reported with where it sits in its range; one within 2% of an end is flagged.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
-import re
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from bench.core.errors import UsageError
-from bench.projection.efficiency import EFFICIENCY_FILE, Efficiency, load_efficiency
+from bench.core.errors import UsageError, invalid_value
+from bench.core.tomlfile import read_toml
+from bench.projection.efficiency import Efficiency, load_efficiency
 
 __all__ = [
     "Row",
@@ -30,97 +36,198 @@ __all__ = [
     "validate",
     "Validation",
     "write_fit",
+    "committed_fit",
+    "held_out_error",
     "PUBLISHED_FILE",
-    "FITTED_FACTORS",
+    "FITTED_SILICON",
 ]
 
 PUBLISHED_FILE = Path(__file__).with_name("published_serving.toml")
-PHASES = ("decode", "prefill", "aggregated")
-USES = ("fit", "held_out")
-#: The factors the fit chooses (inside their ranges); the rest keep their sourced values.
-FITTED_FACTORS = ("gemm", "memory")
-GRID_STEPS = 13
+PHASES = ("decode", "prefill", "colocated", "system")
+UNITS = ("output", "input", "total")
+#: The silicon factors the fit chooses per device kind (the rest keep their sourced values).
+FITTED_SILICON = ("gemm", "memory", "layer_overhead_us", "grouped_gemm_half_rows")
+#: A fitted factor within this share of its range's width from an end is reported as pinned there.
+EDGE_SHARE = 0.02
 
 
 @dataclass(frozen=True)
 class Row:
     id: str
-    use: str
+    published: str
     source: str
+    source_group: str
+    engine: str
     model: str
     profile: str
     chips: int
     precision: str
     phase: str
+    unit: str
     input_tokens: int
     output_tokens: int
     figure: float
+    kv_precision: str | None = None
     parallel: str | None = None
+    batch_size: int | None = None
+    concurrency: int | None = None
+    prefill_chips: int | None = None
+    decode_chips: int | None = None
     tpot_slo_ms: float | None = None
     ttft_slo_ms: float | None = None
-    batch_size: int | None = None
-    mtp_acceptance: float | None = None
     bound_note: str | None = None
+    spec_method: str | None = None
+    spec_tokens: int | None = None
+    acceptance_length: float | None = None
+    note: str | None = None
 
-    def query(self):
-        from bench.projection.project import ServingQuery
+    def query(self, chips: int | None = None, parallel: str | None = "row", search: str = "engine"):
+        from bench.projection.query import ServingQuery
 
         return ServingQuery(
             model=self.model,
             profile=self.profile,
-            chips=self.chips,
+            chips=chips or self.chips,
             precision=self.precision,
+            kv_precision=self.kv_precision,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             tpot_slo_ms=self.tpot_slo_ms,
             ttft_slo_ms=self.ttft_slo_ms,
             batch_size=self.batch_size,
-            parallel=self.parallel,
-            mtp_acceptance=self.mtp_acceptance,
+            parallel=self.parallel if parallel == "row" else parallel,
+            engine=self.engine,
+            mode="colocated" if self.phase == "colocated" else "disaggregated",
+            spec_tokens=self.spec_tokens,
+            acceptance_length=self.acceptance_length,
+            spec_method=self.spec_method,
+            search=search,
         )
 
 
 @dataclass(frozen=True)
 class PublishedSet:
     rows: tuple[Row, ...]
+    fit_before: str
+
+    def is_fit(self, row: Row) -> bool:
+        return row.published < self.fit_before
 
     def for_fitting(self) -> tuple[Row, ...]:
-        """The rows fitting may read: `use = "fit"` only."""
-        return tuple(r for r in self.rows if r.use == "fit")
+        """The rows fitting may read: published before the split date."""
+        return tuple(r for r in self.rows if self.is_fit(r))
 
     def held_out(self) -> tuple[Row, ...]:
-        return tuple(r for r in self.rows if r.use == "held_out")
+        return tuple(r for r in self.rows if not self.is_fit(r))
 
 
-def _read(path: Path) -> dict[str, Any]:
-    from bench.core.tomlfile import read_toml
+def _date(where: str, value: Any) -> str:
+    try:
+        _dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise invalid_value(where, value, "a date YYYY-MM-DD") from None
+    return str(value)
 
-    return read_toml(path, "published results file")
+
+def _row(data: Any, where: str) -> Row:
+    if not isinstance(data, Mapping):
+        raise invalid_value(where, data, "a [[row]] table")
+    known = {f.name for f in fields(Row)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise invalid_value(f"{where}.{unknown[0]}", unknown[0], sorted(known))
+    try:
+        row = Row(**data)
+    except TypeError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    _date(f"{where}.published", row.published)
+    if row.phase not in PHASES:
+        raise invalid_value(f"{where}.phase", row.phase, PHASES)
+    if row.unit not in UNITS:
+        raise invalid_value(f"{where}.unit", row.unit, UNITS)
+    if isinstance(row.figure, bool) or not isinstance(row.figure, (int, float)) or not row.figure > 0:
+        raise invalid_value(f"{where}.figure", row.figure, "a positive number")
+    if row.phase == "system" and not (row.prefill_chips and row.decode_chips):
+        raise UsageError(f"{where}: a system row needs prefill_chips and decode_chips")
+    return row
 
 
 def load_published(path: Path = PUBLISHED_FILE) -> PublishedSet:
-    rows = []
-    for i, data in enumerate(_read(path).get("row") or []):
-        where = f"{path.name}: row {i + 1} ({data.get('id', '?')})"
-        known = {f for f in Row.__dataclass_fields__}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UsageError(f"{where}: {unknown[0]!r} is not a row field; allowed: {', '.join(sorted(known))}")
-        try:
-            row = Row(**data)
-        except TypeError as exc:
-            raise UsageError(f"{where}: {exc}") from None
-        if row.use not in USES:
-            raise UsageError(f"{where}.use: {row.use!r} is not allowed; expected one of {', '.join(USES)}")
-        if row.phase not in PHASES:
-            raise UsageError(f"{where}.phase: {row.phase!r} is not allowed; expected one of {', '.join(PHASES)}")
-        if not (isinstance(row.figure, (int, float)) and row.figure > 0):
-            raise UsageError(f"{where}.figure: {row.figure!r} is not allowed; expected a positive number")
-        rows.append(row)
+    data = read_toml(path, "published results file")
+    split = data.get("split") or {}
+    fit_before = _date(f"{Path(path).name}: [split].fit_published_before", split.get("fit_published_before"))
+    rows = [
+        _row(d, f"{Path(path).name}: row {i + 1} ({d.get('id', '?')})") for i, d in enumerate(data.get("row") or [])
+    ]
     ids = [r.id for r in rows]
     if len(set(ids)) != len(ids):
-        raise UsageError(f"{path.name}: row ids must be unique")
-    return PublishedSet(tuple(rows))
+        raise UsageError(f"{Path(path).name}: row ids must be unique")
+    return PublishedSet(tuple(rows), fit_before)
+
+
+# -- prediction --------------------------------------------------------------------------------------------------
+
+
+def _resolved(row: Row, silicon: Efficiency | None, engine: Mapping[str, float] | None, end: str, **query):
+    from bench.projection.query import resolve
+
+    resolved = resolve(row.query(**query), silicon, end=end, engine_factors=engine)
+    if row.concurrency:
+        dep = resolved.deployment
+        replicas = max(
+            1, (query.get("chips") or row.chips) // (resolved.parallel.replica_chips if resolved.parallel else 1)
+        )
+        limit = max(1, math.ceil(row.concurrency / replicas))
+        resolved = replace(resolved, deployment=replace(dep, batch_limit=limit))
+    return resolved
+
+
+def _phase_rate(row: Row, phase: str, chips: int, silicon, engine, end: str) -> float | None:
+    """Tokens/s per chip of one phase: output for decode and colocated, input for prefill."""
+    from bench.projection.search import search_colocated, search_decode, search_prefill
+
+    parallel = "row" if phase == row.phase else None
+    resolved = _resolved(row, silicon, engine, end, chips=chips, parallel=parallel)
+    dep, par = resolved.deployment, resolved.parallel
+    tpot = row.tpot_slo_ms / 1e3 if row.tpot_slo_ms else None
+    ttft = row.ttft_slo_ms / 1e3 if row.ttft_slo_ms else None
+    i, o = row.input_tokens, row.output_tokens
+    if phase == "decode":
+        point = search_decode(dep, chips, i, o, tpot, row.batch_size, par)
+    elif phase == "prefill":
+        dep = replace(dep, options=replace(dep.options, speculation=None))
+        point = search_prefill(dep, chips, i, ttft, row.batch_size if row.phase == "prefill" else None, par)
+    else:
+        point = search_colocated(dep, chips, i, o, tpot, ttft, row.batch_size, par)
+    return point.tokens_per_s_per_chip if point else None
+
+
+def predict(
+    row: Row, silicon: Efficiency | None = None, engine: Mapping[str, float] | None = None, end: str = "central"
+) -> float | None:
+    """The serving model's figure for the row, in its unit (None where nothing fits). `silicon` and `engine` (the
+    engine's factors) replace the committed ones (the fit); `end` takes every factor at an end of its range."""
+    if row.phase == "system":
+        decode = _phase_rate(row, "decode", row.decode_chips, silicon, engine, end)
+        prefill = _phase_rate(row, "prefill", row.prefill_chips, silicon, engine, end)
+        if not decode or not prefill:
+            return None
+        output = min(decode * row.decode_chips, prefill * row.prefill_chips * row.output_tokens / row.input_tokens)
+        rate = output / (row.decode_chips + row.prefill_chips)
+    else:
+        rate = _phase_rate(row, row.phase, row.chips, silicon, engine, end)
+    if rate is None:
+        return None
+    if row.unit == "total":
+        return rate * (row.input_tokens + row.output_tokens) / row.output_tokens
+    return rate
+
+
+# -- fit ---------------------------------------------------------------------------------------------------------
+
+
+def _log_error(predicted: float | None, figure: float) -> float:
+    return math.log(predicted / figure) if predicted else math.log(1e3)
 
 
 def _kind(row: Row) -> str:
@@ -129,184 +236,264 @@ def _kind(row: Row) -> str:
     return get_profile(row.profile).kind
 
 
-def predict(row: Row, eff: Efficiency) -> float | None:
-    """The serving model's figure for the row (same unit as `row.figure`), or None where nothing fits."""
-    from bench.projection.deployment import Deployment, Options
-    from bench.projection.project import resolve
-    from bench.projection.search import (
-        aggregated_tokens_per_s_per_chip,
-        decode_point,
-        parse_parallel,
-        search_decode,
-        search_prefill,
-    )
+def _engine(row: Row):
+    from bench.projection.engines import get_engine
 
-    arch, device, precision = resolve(row.query())
-    parallel = parse_parallel(row.parallel, arch, row.chips) if row.parallel else None
-    dep = Deployment(arch, precision, device, eff, Options(row.mtp_acceptance))
-    if row.phase == "decode":
-        tpot = row.tpot_slo_ms / 1e3 if row.tpot_slo_ms else None
-        point = search_decode(dep, row.chips, row.input_tokens, row.output_tokens, tpot, row.batch_size, parallel)
-        return point.tokens_per_s_per_chip if point else None
-    if row.phase == "prefill":
-        ttft = row.ttft_slo_ms / 1e3 if row.ttft_slo_ms else None
-        prefill_dep = Deployment(arch, precision, device, eff, Options())
-        point = search_prefill(prefill_dep, row.chips, row.input_tokens, ttft, row.batch_size, parallel)
-        return point.tokens_per_s_per_chip if point else None
-    if parallel is None or row.batch_size is None:
-        raise UsageError(f"row {row.id}: an aggregated row needs parallel and batch_size")
-    dep = dep.with_split(parallel)
-    if not decode_point(dep, row.batch_size, row.input_tokens, row.output_tokens).fits:
-        return None
-    return aggregated_tokens_per_s_per_chip(dep, row.batch_size, row.input_tokens, row.output_tokens)
+    return get_engine(row.engine)
 
 
-def _log_error(predicted: float | None, figure: float) -> float:
-    return math.log(predicted / figure) if predicted else math.log(1e3)
+def _fit_silicon(kind: str, rows: Sequence[Row]) -> dict[str, float]:
+    from scipy.optimize import minimize
+
+    base = load_efficiency(kind)
+    factors = [base.factors[k] for k in FITTED_SILICON]
+    bounds = [(math.log(f.low), math.log(f.high)) for f in factors]
+    start = [math.log(f.value) for f in factors]
+
+    def loss(x: Sequence[float]) -> float:
+        eff = base.with_values(**{k: math.exp(v) for k, v in zip(FITTED_SILICON, x)})
+        return sum(abs(_log_error(predict(r, eff, _NEUTRAL), r.figure)) for r in rows)
+
+    result = minimize(loss, start, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-4, "maxfev": 400})
+    return {k: round(math.exp(v), 4) for k, v in zip(FITTED_SILICON, result.x)}
 
 
-def _grid(low: float, high: float) -> list[float]:
-    return [round(low + (high - low) * i / (GRID_STEPS - 1), 4) for i in range(GRID_STEPS)]
+_NEUTRAL = {"kernels": 1.0, "overheads": 1.0}
 
 
-def fit(fit_rows: Sequence[Row]) -> dict[str, dict[str, float]]:
-    """Per device kind with fit rows: {"gemm": x, "memory": y} minimising the squared log error on those rows,
-    each inside its sourced range. Reads nothing but `fit_rows`."""
-    if any(r.use != "fit" for r in fit_rows):
+def _fit_engine(engine, rows: Sequence[Row], silicon: Mapping[str, dict[str, float]]) -> dict[str, float]:
+    """The engine's kernels and overheads factors on its fit rows, the silicon held at its fitted values."""
+    from scipy.optimize import minimize
+
+    from bench.projection.engines import ENGINE_FACTORS
+
+    effs = {r.id: load_efficiency(_kind(r)).with_values(**silicon.get(_kind(r), {})) for r in rows}
+    factors = [engine.factors[k] for k in ENGINE_FACTORS]
+    bounds = [(math.log(f.low), math.log(f.high)) for f in factors]
+    start = [math.log(min(max(f.value, f.low), f.high)) for f in factors]
+
+    def loss(x: Sequence[float]) -> float:
+        values = {k: math.exp(v) for k, v in zip(ENGINE_FACTORS, x)}
+        return sum(abs(_log_error(predict(r, effs[r.id], values), r.figure)) for r in rows)
+
+    result = minimize(loss, start, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-4, "maxfev": 300})
+    return {k: round(math.exp(v), 4) for k, v in zip(ENGINE_FACTORS, result.x)}
+
+
+def fit(fit_rows: Sequence[Row], published: PublishedSet | None = None) -> dict[str, dict[str, Any]]:
+    """{"silicon": {kind: {factor: value}}, "engines": {engine: {kernels, overheads}}} from `fit_rows` only
+    (module docstring). Refuses a held-out row."""
+    published = published or load_published()
+    if any(not published.is_fit(r) for r in fit_rows):
         raise ValueError("fit() was handed a held-out row")
-    by_kind: dict[str, list[Row]] = {}
-    for row in fit_rows:
-        by_kind.setdefault(_kind(row), []).append(row)
-    result = {}
-    for kind, rows in sorted(by_kind.items()):
-        base = load_efficiency(kind)
-        centre = {k: base.factors[k].value for k in FITTED_FACTORS}
-        best: tuple[float, float, dict[str, float]] | None = None
-        for gemm in _grid(base.factors["gemm"].low, base.factors["gemm"].high):
-            for mem in _grid(base.factors["memory"].low, base.factors["memory"].high):
-                eff = base.with_values(gemm=gemm, memory=mem)
-                loss = sum(_log_error(predict(r, eff), r.figure) ** 2 for r in rows)
-                distance = abs(gemm - centre["gemm"]) + abs(mem - centre["memory"])
-                if best is None or (loss, distance) < best[:2]:
-                    best = (loss, distance, {"gemm": gemm, "memory": mem})
-        result[kind] = best[2]
-    return result
+    silicon: dict[str, dict[str, float]] = {}
+    for kind in sorted({_kind(r) for r in fit_rows}):
+        reference = [r for r in fit_rows if _kind(r) == kind and _engine(r).reference]
+        if reference:
+            silicon[kind] = _fit_silicon(kind, reference)
+    engines: dict[str, dict[str, float]] = {}
+    for key in sorted({r.engine for r in fit_rows}):
+        engine = _engine(next(r for r in fit_rows if r.engine == key))
+        if not engine.reference:
+            engines[key] = _fit_engine(engine, [r for r in fit_rows if r.engine == key], silicon)
+    return {"silicon": silicon, "engines": engines}
 
 
-def efficiency_for(kind: str, fitted: Mapping[str, Mapping[str, float]] | None = None) -> Efficiency:
-    """The factors a projection uses: central values, with `fitted` (or the committed fit) applied."""
-    eff = load_efficiency(kind)
-    if fitted is not None and kind in fitted:
-        eff = eff.with_values(**fitted[kind])
-    return eff
+def committed_fit() -> dict[str, dict[str, Any]]:
+    """The fitted values efficiency.toml and engines.toml hold (written by the last `--write-fit`)."""
+    from bench.projection.engines import load_engines
+
+    silicon = {}
+    for kind in ("gpu", "npu"):
+        factors = load_efficiency(kind).factors
+        values = {k: factors[k].fitted for k in FITTED_SILICON if factors[k].fitted is not None}
+        if values:
+            silicon[kind] = values
+    engines = {
+        key: {name: f.fitted for name, f in e.factors.items() if f.fitted is not None}
+        for key, e in load_engines().items()
+        if any(f.fitted is not None for f in e.factors.values())
+    }
+    return {"silicon": silicon, "engines": engines}
+
+
+# -- validation ---------------------------------------------------------------------------------------------------
+
+
+def _group(row: Row) -> str:
+    from bench.projection.query import arch_of_model
+
+    moe = "moe" if arch_of_model(row.model).moe_layers else "dense"
+    return f"{moe} {_kind(row)} {row.engine}"
+
+
+def _ln(value: float | None) -> float | None:
+    return abs(math.log(1 + value)) if value is not None else None
+
+
+def _stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    errors = [r["abs_ln_error"] for r in rows if r["abs_ln_error"] is not None]
+    worst = max((r for r in rows if r["abs_ln_error"] is not None), key=lambda r: r["abs_ln_error"], default=None)
+    return {
+        "rows": len(rows),
+        "predicted": len(errors),
+        "median_abs_ln_error": statistics.median(errors) if errors else None,
+        "worst_row": worst["id"] if worst else None,
+        "worst_ratio": math.exp(worst["abs_ln_error"]) if worst else None,
+        "within_2x": sum(1 for e in errors if e <= math.log(2)),
+        "inside_low_high": sum(1 for r in rows if r["inside_band"]),
+    }
 
 
 @dataclass
 class Validation:
     rows: list[dict[str, Any]] = field(default_factory=list)
-    fitted: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def _errors(self, use: str) -> list[float]:
-        return [r["error"] for r in self.rows if r["use"] == use and r["error"] is not None]
+    fitted: dict[str, Any] = field(default_factory=dict)
+    factors: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        held = self._errors("held_out")
-        fitted = self._errors("fit")
-        held_rows = [r for r in self.rows if r["use"] == "held_out"]
+        held = [r for r in self.rows if r["use"] == "held_out"]
+        fitted = [r for r in self.rows if r["use"] == "fit"]
+        rel = [abs(r["error"]) for r in held if r["error"] is not None]
         return {
-            "median_abs_error_fit": statistics.median(abs(e) for e in fitted) if fitted else None,
-            "median_abs_error_held_out": statistics.median(abs(e) for e in held) if held else None,
-            "held_out_rows": len(held_rows),
-            "held_out_worst_ratio": max((max(1 + e, 1 / (1 + e)) for e in held), default=None),
-            "held_out_within_2x": sum(1 for e in held if 0.5 <= 1 + e <= 2),
-            "held_out_inside_low_high": sum(1 for r in held_rows if r["inside_band"]),
-            "held_out_no_prediction": sum(1 for r in held_rows if r["predicted"] is None),
+            "held_out": _stats(held),
+            "fit": _stats(fitted),
+            "median_abs_error_held_out": statistics.median(rel) if rel else None,
+            "groups_held_out": {
+                g: _stats([r for r in held if r["group"] == g]) for g in sorted({r["group"] for r in held})
+            },
+            "groups_fit": {
+                g: _stats([r for r in fitted if r["group"] == g]) for g in sorted({r["group"] for r in fitted})
+            },
+            "pinned_factors": [f["name"] for f in self.factors if f["pinned"]],
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "fitted": self.fitted, "summary": self.summary()}
+        return {"rows": self.rows, "fitted": self.fitted, "factors": self.factors, "summary": self.summary()}
 
 
-def validate(
-    published: PublishedSet | None = None, fitted: Mapping[str, Mapping[str, float]] | None = None, refit: bool = True
-) -> Validation:
-    """Fit on the fit rows (unless `refit` is false: then the committed fit in efficiency.toml), then predict
-    every row; low/high come from the ends of every factor's range."""
+def _factor_positions(fitted: Mapping[str, Any]) -> list[dict[str, Any]]:
+    from bench.projection.engines import get_engine
+
+    out = []
+    for kind, values in fitted["silicon"].items():
+        for name, value in values.items():
+            f = load_efficiency(kind).factors[name]
+            out.append(_position(f"{kind}.{name}", value, f.low, f.high))
+    for key, values in fitted["engines"].items():
+        for name, value in values.items():
+            f = get_engine(key).factors[name]
+            out.append(_position(f"engine {key}.{name}", value, f.low, f.high))
+    return out
+
+
+def _position(name: str, value: float, low: float, high: float) -> dict[str, Any]:
+    share = (value - low) / (high - low) if high > low else 0.5
+    pinned = high > low and (share <= EDGE_SHARE or share >= 1 - EDGE_SHARE)
+    return {"name": name, "value": value, "low": low, "high": high, "position": share, "pinned": pinned}
+
+
+def _factors_for(row: Row, fitted: Mapping[str, Any]) -> tuple[Efficiency, dict[str, float] | None]:
+    kind = _kind(row)
+    eff = load_efficiency(kind).with_values(**fitted["silicon"].get(kind, {}))
+    engine = _engine(row)
+    values = fitted["engines"].get(row.engine)
+    if values is None and engine.tie:
+        values = fitted["engines"].get(engine.tie)
+    return eff, values
+
+
+def _row_result(row: Row, published: PublishedSet, fitted: Mapping[str, Any]) -> dict[str, Any]:
+    eff, engine = _factors_for(row, fitted)
+    predicted = predict(row, eff, engine)
+    low, high = predict(row, end="low"), predict(row, end="high")
+    error = predicted / row.figure - 1 if predicted else None
+    return {
+        "id": row.id,
+        "use": "fit" if published.is_fit(row) else "held_out",
+        "published_on": row.published,
+        "group": _group(row),
+        "engine": row.engine,
+        "model": row.model,
+        "profile": row.profile,
+        "chips": row.chips,
+        "precision": row.precision,
+        "phase": row.phase,
+        "unit": row.unit,
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+        "tpot_slo_ms": row.tpot_slo_ms,
+        "published": row.figure,
+        "predicted": predicted,
+        "low": low,
+        "high": high,
+        "error": error,
+        "abs_ln_error": _ln(error),
+        "inside_band": bool(low and high and low <= row.figure <= high),
+        "source_group": row.source_group,
+        "source": row.source,
+        "bound_note": row.bound_note,
+    }
+
+
+def validate(published: PublishedSet | None = None, refit: bool = False) -> Validation:
+    """Predict every row with the committed fit (or, with `refit`, a fresh fit on the fit rows); low/high from
+    every factor at the ends of its range."""
     published = published or load_published()
-    fitted = dict(fitted) if fitted is not None else (fit(published.for_fitting()) if refit else committed_fit())
-    out = Validation(fitted={k: dict(v) for k, v in fitted.items()})
-    for row in published.rows:
-        eff = efficiency_for(_kind(row), fitted)
-        predicted = predict(row, eff)
-        low, high = predict(row, eff.at("low")), predict(row, eff.at("high"))
-        error = predicted / row.figure - 1 if predicted else None
-        out.rows.append(
-            {
-                "id": row.id,
-                "use": row.use,
-                "model": row.model,
-                "profile": row.profile,
-                "chips": row.chips,
-                "precision": row.precision,
-                "phase": row.phase,
-                "parallel": row.parallel,
-                "input_tokens": row.input_tokens,
-                "output_tokens": row.output_tokens,
-                "tpot_slo_ms": row.tpot_slo_ms,
-                "published": row.figure,
-                "predicted": predicted,
-                "low": low,
-                "high": high,
-                "error": error,
-                "inside_band": bool(low and high and low <= row.figure <= high),
-                "source": row.source,
-                "bound_note": row.bound_note,
-            }
-        )
+    fitted = fit(published.for_fitting(), published) if refit else committed_fit()
+    out = Validation(fitted=fitted, factors=_factor_positions(fitted))
+    out.rows = [_row_result(row, published, fitted) for row in published.rows]
     return out
 
 
-def committed_fit(path: Path = EFFICIENCY_FILE) -> dict[str, dict[str, float]]:
-    """The fitted values written into efficiency.toml by the last `--write-fit`."""
-    out: dict[str, dict[str, float]] = {}
-    for kind in ("gpu", "npu", "cpu"):
-        eff = load_efficiency(kind, path)
-        values = {k: eff.factors[k].fitted for k in FITTED_FACTORS if eff.factors[k].fitted is not None}
-        if values:
-            out[kind] = values
-    return out
+def write_fit(fitted: Mapping[str, Any]) -> None:
+    """Write `fitted = X` under each fitted factor's table (efficiency.toml, engines.toml), removing stale ones."""
+    from bench.projection import efficiency, engines
+    from bench.projection.efficiency import EFFICIENCY_FILE
+    from bench.projection.engines import ENGINES_FILE
+
+    _write_efficiency_fit(EFFICIENCY_FILE, fitted["silicon"])
+    _write_engine_fit(ENGINES_FILE, fitted["engines"])
+    efficiency._CACHE.clear()
+    engines._CACHE.clear()
+    _HELD_OUT.clear()
 
 
-def write_fit(fitted: Mapping[str, Mapping[str, float]], fit_rows: Iterable[Row], path: Path = EFFICIENCY_FILE) -> None:
-    """Write `fitted = X` and `fit_rows = [...]` under each fitted factor's table in efficiency.toml (and remove
-    stale ones), leaving everything else as it is."""
-    from bench.projection import efficiency
+def _write_efficiency_fit(path: Path, silicon: Mapping[str, Mapping[str, float]]) -> None:
+    import re
 
-    rows_by_kind: dict[str, list[str]] = {}
-    for row in fit_rows:
-        rows_by_kind.setdefault(_kind(row), []).append(row.id)
-    text = path.read_text(encoding="utf-8")
-    text = re.sub(r"(?m)^(fitted|fit_rows) = .*\n", "", text)
-    for kind, values in fitted.items():
+    text = re.sub(r"(?m)^fitted = .*\n", "", path.read_text(encoding="utf-8"))
+    for kind, values in silicon.items():
         for name, value in values.items():
             header = f"[{kind}.{name}]\n"
             if header not in text:
                 raise UsageError(f"{path.name}: no table {header.strip()} to write the fit into")
-            start = text.index(header) + len(header)
-            end = text.find("\n\n", start)
-            end = len(text) if end < 0 else end
-            ids = ", ".join(f'"{i}"' for i in rows_by_kind.get(kind, []))
-            text = text[:end] + f"\nfitted = {value}\nfit_rows = [{ids}]" + text[end:]
+            end = text.find("\n\n", text.index(header))
+            end = len(text.rstrip("\n")) if end < 0 else end
+            text = text[:end] + f"\nfitted = {value}" + text[end:]
     path.write_text(text, encoding="utf-8")
-    efficiency._CACHE.clear()
+
+
+def _write_engine_fit(path: Path, engines: Mapping[str, Mapping[str, float]]) -> None:
+    import re
+
+    text = re.sub(r", fitted = [0-9.]+ }", " }", path.read_text(encoding="utf-8"))
+    for key, values in engines.items():
+        start = text.index(f"[{key}]\n")
+        for name, value in values.items():
+            line_start = text.index(f"factors.{name} = {{", start)
+            line_end = text.index("\n", line_start)
+            line = text[line_start:line_end]
+            text = text[:line_start] + line[: line.rindex(" }")] + f", fitted = {value} }}" + text[line_end:]
+    path.write_text(text, encoding="utf-8")
 
 
 _HELD_OUT: list[float | None] = []
 
 
 def held_out_error() -> float | None:
-    """The serving model's median |error| on the published results held out from its fit, with the committed
-    factors (computed once per process): the validation error of the serving path, for its bands."""
+    """The serving model's median |predicted / published - 1| on the held-out rows, with the committed factors
+    (computed once per process): the validation error of the serving path, for its bands."""
     if not _HELD_OUT:
-        _HELD_OUT.append(validate(refit=False).to_dict()["summary"].get("median_abs_error_held_out"))
+        _HELD_OUT.append(validate().summary()["median_abs_error_held_out"])
     return _HELD_OUT[0]

@@ -1,13 +1,23 @@
 """Operating points of a deployment and the search over splits and batch.
 
-Phases are projected separately, as disaggregated deployments run them: decode at the mean context of the
-generation (input + output / 2, exact for costs linear in the context) with memory sized for the longest;
-prefill of whole prompts (TTFT = one batch's time through every stage; queueing is not modelled).
-Multi-token prediction (acceptance a): each step verifies 2 tokens per request and yields 1 + a.
+Disaggregated serving (prefill and decode on separate instances, as large deployments run them): decode at the
+mean context of the generation (input + output / 2, exact for costs linear in the context) with memory sized for
+the longest; prefill of whole prompts (TTFT = one batch's time through every stage; queueing is not modelled).
 
-Search: over TP/PP/EP splits of the chips and the batch, the highest decode output tokens/s per chip with
-TPOT <= the bound (and memory), and the highest prefill input tokens/s per chip with TTFT <= the bound; without
-a bound, the largest batch that fits (decode) or the smallest prefill batch within 2% of the best rate.
+Colocated serving (chunked prefill beside the decode batch on the same chips: vLLM, SGLang and TensorRT-LLM by
+default; MLPerf offline and server): in steady state each step decodes the batch's B requests and prefills the
+prompts of the requests that replace the finished ones, B x L x I / O tokens for prompts of I and outputs of O
+tokens at L tokens per step; one step's tokens stay within the engine's chunk budget and B within its batch
+limit. TPOT = the step's time / L; TTFT = the steps a new prompt needs at the budget left after the decode
+tokens, times the step's time (no queueing); output tokens/s per chip = B x L / (step x chips of the replica).
+
+Speculative decoding (K drafts, acceptance length L): each step verifies K + 1 tokens per request, yields L, and
+pays the drafts' own cost (bench.projection.step.draft_cost_s).
+
+Search: over the splits of the chips the engine runs (bench.projection.engines; all of them with `--search any`)
+and the batch, the highest output (decode, colocated) or input (prefill) tokens/s per chip within memory and the
+latency bounds; without a bound, the largest batch that fits (decode, colocated) or the smallest prefill batch
+within 2% of the best rate.
 """
 
 from __future__ import annotations
@@ -19,13 +29,16 @@ from bench.core.errors import UsageError
 from bench.projection.arch import Arch
 from bench.projection.deployment import Deployment, Options, Parallel
 from bench.projection.memory import Memory, memory
-from bench.projection.step import StepCost, stage_step
+from bench.projection.step import StepCost, StepWork, draft_cost_s, stage_step
 
 __all__ = [
     "DecodePoint",
     "PrefillPoint",
+    "ColocatedPoint",
     "decode_point",
     "prefill_point",
+    "colocated_point",
+    "search_colocated",
     "aggregated_tokens_per_s_per_chip",
     "search_decode",
     "search_prefill",
@@ -76,11 +89,34 @@ class PrefillPoint:
         return self.memory.fits
 
 
+@dataclass
+class ColocatedPoint:
+    parallel: Parallel
+    batch: int  # requests decoding per replica micro-batch
+    options: Options
+    step: StepCost
+    memory: Memory
+    tpot_s: float
+    ttft_s: float
+    prefill_tokens_per_step: float
+    tokens_per_s_per_chip: float  # output tokens
+
+    @property
+    def fits(self) -> bool:
+        return self.memory.fits
+
+    @property
+    def batch_per_chip(self) -> float:
+        return self.batch / self.parallel.tp
+
+
 def decode_point(dep: Deployment, batch: int, input_tokens: int, output_tokens: int) -> DecodePoint:
     opts, par = dep.options, dep.parallel
     q = opts.tokens_per_request_step
     mean_context = input_tokens + output_tokens / 2
-    step = stage_step(dep, batch, mean_context, decode=True, query_tokens=q)
+    step = stage_step(dep, StepWork.decode(batch, q, mean_context))
+    step.draft_s = draft_cost_s(dep, batch, mean_context)
+    step.time_s += step.draft_s
     mem = memory(dep, batch, input_tokens + output_tokens, batch * q, batch * q)
     produced = opts.output_per_request_step
     tpot = par.pp * step.time_s / produced
@@ -90,16 +126,42 @@ def decode_point(dep: Deployment, batch: int, input_tokens: int, output_tokens: 
 
 def prefill_point(dep: Deployment, batch: int, input_tokens: int) -> PrefillPoint:
     par = dep.parallel
-    step = stage_step(dep, batch, input_tokens, decode=False, query_tokens=input_tokens)
+    step = stage_step(dep, StepWork.prefill(batch, input_tokens))
     mem = memory(dep, batch, input_tokens, batch * input_tokens, batch)
     ttft = par.pp * step.time_s
     rate = batch * input_tokens / (step.time_s * par.tp * par.pp)
     return PrefillPoint(par, batch, dep.options, step, mem, ttft, rate)
 
 
+def colocated_point(dep: Deployment, batch: int, input_tokens: int, output_tokens: int) -> ColocatedPoint:
+    """The steady state of `batch` requests per replica decoding while new prompts are prefilled in chunks."""
+    opts, par = dep.options, dep.parallel
+    q, produced = opts.tokens_per_request_step, opts.output_per_request_step
+    mean_context = input_tokens + output_tokens / 2
+    prefill_tokens = batch * produced * input_tokens / output_tokens
+    work = StepWork(
+        decode_requests=batch,
+        query_tokens=q,
+        context=mean_context,
+        prefill_tokens=prefill_tokens,
+        prefill_context=(input_tokens + 1) / 2,
+        prefill_requests=prefill_tokens / input_tokens,
+    )
+    step = stage_step(dep, work)
+    step.draft_s = draft_cost_s(dep, batch, mean_context)
+    step.time_s += step.draft_s
+    mem = memory(dep, batch, input_tokens + output_tokens, work.tokens, work.logits_rows)
+    room = dep.chunk_tokens - batch * q  # prefill tokens a step can take beside the decode tokens
+    keeps_up = room > 0 and prefill_tokens <= room  # else new prompts queue without end: not a steady state
+    ttft = par.pp * step.time_s * max(1.0, input_tokens / room) if keeps_up else float("inf")
+    tpot = par.pp * step.time_s / produced
+    rate = batch * produced / (step.time_s * par.tp * par.pp)
+    return ColocatedPoint(par, batch, opts, step, mem, tpot, ttft, prefill_tokens, rate)
+
+
 def aggregated_tokens_per_s_per_chip(dep: Deployment, batch: int, input_tokens: int, output_tokens: int) -> float:
     """Output tokens/s per chip when the same chips prefill a batch of prompts and then decode it to the end
-    (static batching, as offline benchmarks and max-throughput runs do): batch x output / (prefill + decode)."""
+    (static batching, as early engines' max-throughput runs did): batch x output / (prefill + decode)."""
     pre = prefill_point(dep, batch, input_tokens)
     dec = decode_point(dep, batch, input_tokens, output_tokens)
     steps = max(output_tokens - 1, 0) / dep.options.output_per_request_step
@@ -119,25 +181,39 @@ def _powers_of_two(limit: int) -> list[int]:
     return out
 
 
-def candidates(arch: Arch, chips: int) -> Iterator[Parallel]:
+def candidates(
+    arch: Arch, chips: int, caps=None, phase: str = "decode", domain: int | None = None
+) -> Iterator[Parallel]:
     """TP/PP/EP splits of `chips`: powers of two for TP (<= 64, <= heads) and PP (<= 16, <= layers); for MoE
-    models EP over any power-of-two divisor of a stage's chips that TP divides, or the whole stage, or 1."""
-    for pp in _powers_of_two(min(16, arch.layers, chips)):
+    models EP over any power-of-two divisor of a stage's chips that TP divides, or the whole stage, or 1. With an
+    engine's capabilities (`caps`) only what it runs for that phase: PP where it pipelines that phase, EP where it
+    has expert parallelism, EP spanning several attention replicas (EP > TP) where it has data-parallel attention,
+    EP beyond one scale-up domain of `domain` chips where it has wide EP."""
+    pipelined = caps is None or (caps.pp_decode if phase == "decode" else caps.pp_prefill)
+    for pp in _powers_of_two(min(16, arch.layers, chips) if pipelined else 1):
         if chips % pp:
             continue
         per_stage = chips // pp
         for tp in _powers_of_two(min(64, arch.heads, per_stage)):
-            if per_stage % tp:
+            if per_stage % tp or (caps is not None and tp > 1 and not caps.tp):
                 continue
-            eps = {1}
-            if arch.moe_layers:
-                eps |= {
-                    d
-                    for d in _powers_of_two(per_stage) + [per_stage]
-                    if d >= 2 and per_stage % d == 0 and d % tp == 0 and d <= arch.experts * 8
-                }
-            for ep in sorted(eps):
+            for ep in sorted(_eps(arch, per_stage, tp, caps, domain)):
                 yield Parallel(tp=tp, pp=pp, ep=ep, dp=per_stage // tp)
+
+
+def _eps(arch: Arch, per_stage: int, tp: int, caps, domain: int | None) -> set[int]:
+    eps = {1}
+    if not arch.moe_layers or (caps is not None and not caps.ep):
+        return eps
+    eps |= {
+        d
+        for d in _powers_of_two(per_stage) + [per_stage]
+        if d >= 2 and per_stage % d == 0 and d % tp == 0 and d <= arch.experts * 8
+    }
+    if caps is not None:
+        eps = {e for e in eps if e <= tp or caps.attention_dp}
+        eps = {e for e in eps if domain is None or e <= domain or caps.wide_ep}
+    return eps
 
 
 def _parse_split_values(text: str) -> dict[str, int]:
@@ -194,9 +270,10 @@ def _largest_fitting_batch(fits: Callable[[int], bool]) -> int:
     return low
 
 
-def _splits(dep: Deployment, chips: int, parallel: Parallel | None) -> Iterator[Deployment]:
+def _splits(dep: Deployment, chips: int, parallel: Parallel | None, phase: str) -> Iterator[Deployment]:
     """The deployment on every split the search visits, with every engine setting it tries on that split."""
-    for par in [parallel] if parallel else list(candidates(dep.arch, chips)):
+    domain = dep.device.links(dep.efficiency).domain if dep.device.links(dep.efficiency) else None
+    for par in [parallel] if parallel else list(candidates(dep.arch, chips, dep.caps, phase, domain)):
         yield from dep.with_split(par).split_choices()
 
 
@@ -220,7 +297,7 @@ def search_decode(
     """The decode configuration with the most output tokens/s per chip that fits memory and meets the TPOT
     bound; None where none does. Ties (within 0.5%) go to the lower TPOT."""
     best: DecodePoint | None = None
-    for candidate in _splits(dep, chips, parallel):
+    for candidate in _splits(dep, chips, parallel, "decode"):
 
         def ok(b: int, candidate=candidate) -> bool:
             point = decode_point(candidate, b, input_tokens, output_tokens)
@@ -246,7 +323,7 @@ def search_prefill(
     """The prefill configuration with the most input tokens/s per chip within the TTFT bound and memory; per
     split, the smallest prompt batch (powers of two) within 2% of that split's best rate."""
     best: PrefillPoint | None = None
-    for candidate in _splits(dep, chips, parallel):
+    for candidate in _splits(dep, chips, parallel, "prefill"):
         points = []
         limit = max(1, MAX_PREFILL_TOKENS_PER_CHIP * candidate.parallel.tp // input_tokens)
         for b in [batch] if batch else _powers_of_two(limit):
@@ -260,4 +337,40 @@ def search_prefill(
         chosen = next(p for p in points if p.tokens_per_s_per_chip >= 0.98 * top)
         if _better(chosen, best, "tokens_per_s_per_chip", "ttft_s"):
             best = chosen
+    return best
+
+
+def search_colocated(
+    dep: Deployment,
+    chips: int,
+    input_tokens: int,
+    output_tokens: int,
+    tpot_slo_s: float | None = None,
+    ttft_slo_s: float | None = None,
+    batch: int | None = None,
+    parallel: Parallel | None = None,
+) -> ColocatedPoint | None:
+    """The colocated configuration with the most output tokens/s per chip that fits memory, the engine's batch
+    limit and chunk budget, and both latency bounds; None where none does. Ties go to the lower TPOT."""
+    best: ColocatedPoint | None = None
+    limit = dep.max_batch or MAX_DECODE_BATCH
+    for candidate in _splits(dep, chips, parallel, "decode"):
+
+        def ok(b: int, candidate=candidate) -> bool:
+            if b > limit:
+                return False
+            point = colocated_point(candidate, b, input_tokens, output_tokens)
+            return (
+                point.fits
+                and point.ttft_s != float("inf")
+                and (tpot_slo_s is None or point.tpot_s <= tpot_slo_s)
+                and (ttft_slo_s is None or point.ttft_s <= ttft_slo_s)
+            )
+
+        b = batch if batch is not None and ok(batch) else (None if batch is not None else _largest_fitting_batch(ok))
+        if not b:
+            continue
+        point = colocated_point(candidate, b, input_tokens, output_tokens)
+        if _better(point, best, "tokens_per_s_per_chip", "tpot_s"):
+            best = point
     return best
