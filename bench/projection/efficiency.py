@@ -23,6 +23,7 @@ FACTORS = (
     "gemm",
     "gemm_half_rows",
     "grouped_gemm_half_rows",
+    "grouped_gemm",
     "attention",
     "memory",
     "collective",
@@ -103,10 +104,13 @@ class Efficiency:
         return self.gemm * rows / (rows + self.gemm_half_rows) if rows > 0 else self.gemm
 
     def grouped_gemm_at(self, rows_per_expert: float) -> float:
-        """Efficiency of the experts' grouped GEMM with `rows_per_expert` tokens per expert: gemm x r / (r +
-        grouped_gemm_half_rows) -- each expert's matmul is small, and its tiles fill as tokens per expert grow."""
+        """Efficiency of the experts' grouped GEMM with `rows_per_expert` tokens per expert: gemm x grouped_gemm
+        x r / (r + grouped_gemm_half_rows) -- many small matmuls (routing, permutation, per-expert scheduling)
+        reach `grouped_gemm` of a dense GEMM's efficiency at best, and their tiles fill as tokens per expert
+        grow."""
         r = max(rows_per_expert, 0.0)
-        return self.gemm * r / (r + self.grouped_gemm_half_rows) if r > 0 else self.gemm
+        best = self.gemm * self.grouped_gemm
+        return best * r / (r + self.grouped_gemm_half_rows) if r > 0 else best
 
     def with_engine(self, kernels: float, overheads: float = 1.0) -> "Efficiency":
         """These factors under an engine whose kernels reach `kernels` x the reference stack's efficiency

@@ -103,7 +103,6 @@ class Engine:
     chunk_tokens: int
     factors: Mapping[str, Factor]  # ENGINE_FACTORS
     families: Mapping[str, Capabilities]
-    tie: str | None = None
     memory_rule: str = "total"  # "total": memory_usable of the device; "free": of the memory left after weights
     sources: tuple[str, ...] = ()
     notes: Mapping[str, Any] = field(default_factory=dict)  # max_batch / chunk_tokens status and source
@@ -135,7 +134,6 @@ class Engine:
             "max_batch": self.max_batch,
             "chunk_tokens": self.chunk_tokens,
             "factors": {k: f.to_dict() for k, f in self.factors.items()},
-            "tie": self.tie,
             "families": {k: c.to_dict() for k, c in self.families.items()},
             "sources": list(self.sources),
         }
@@ -212,7 +210,6 @@ def _engine(key: str, data: Any, where: str) -> Engine:
         chunk_tokens=chunk,
         factors={k: parse_factor(factors.get(k), f"{where}.factors.{k}") for k in ENGINE_FACTORS},
         families=families,
-        tie=data.get("tie"),
         memory_rule=_memory_rule(where, data.get("memory_rule", "total")),
         sources=tuple(data.get("sources") or ()),
         notes={"max_batch": batch_note, "chunk_tokens": chunk_note},
@@ -234,9 +231,6 @@ def load_engines(path: Path = ENGINES_FILE) -> dict[str, Engine]:
                 raise UsageError(
                     f"{Path(path).name}: device kind {kind} needs exactly one reference engine; has {refs}"
                 )
-        for e in engines.values():
-            if e.tie is not None and e.tie not in engines:
-                raise invalid_value(f"{Path(path).name}: [{e.key}].tie", e.tie, tuple(engines))
         _CACHE[key] = engines
     return _CACHE[key]
 
@@ -250,14 +244,12 @@ def get_engine(name: str, field: str = "engine") -> Engine:
 
 def engine_factor(engine: Engine, name: str, end: str = "central") -> float:
     """One of an engine's factors at an end of its range (pessimistic "low", optimistic "high"), or central: the
-    fitted figure where the fit wrote one, else its tie's fitted figure, else the sourced value."""
+    fitted figure where the fit wrote one, else the sourced value."""
     factor = engine.factors[name]
     if end in ("low", "high"):
         slower = end == "low"
         return factor.low if (name == "kernels") == slower else factor.high
-    if factor.fitted is not None or engine.tie is None:
-        return factor.central
-    return engine_factor(get_engine(engine.tie, field="tie"), name)
+    return factor.central
 
 
 def reference_engine(kind: str) -> Engine:

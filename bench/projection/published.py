@@ -4,9 +4,11 @@
   state and how each field is read). Rows published before the file's `[split].fit_published_before` are fit
   rows; the rest are held out. `PublishedSet.for_fitting()` is all the fitting code is handed.
 - An identifiable fit, in two stages, each factor inside its sourced range: (1) per device kind, the silicon
-  factors FITTED_SILICON on the fit rows of the kind's reference engine only; (2) per other engine with fit rows,
-  its kernels and overheads factors on its own fit rows, the silicon held at stage 1. An engine without fit rows keeps its
-  sourced value (or its `tie`'s fitted one). Each minimises the sum of |ln(predicted / published)| (scipy,
+  factors FITTED_SILICON (as many as the rows allow, in that order) on the fit rows of the kind's reference
+  engine -- the best published stack -- only; (2) per other engine with fit rows,
+  its kernels and overheads factors on its own fit rows, the silicon held at stage 1. An engine without fit rows
+  takes, per factor, the geometric mean of the other engines' fitted figures on its kind of device (a typical
+  engine there, as far as the fit rows show). Each minimises the sum of |ln(predicted / published)| (scipy,
   bounded): an absolute, not squared, loss, so one badly configured benchmark moves a factor less.
 - Validation: every row predicted with the committed factors (or a fresh fit), error = predicted / published - 1;
   per row and per group (dense/MoE x GPU/NPU x engine): median |ln(predicted/published)|, the worst row, and how
@@ -46,9 +48,12 @@ PUBLISHED_FILE = Path(__file__).with_name("published_serving.toml")
 PHASES = ("decode", "prefill", "colocated", "system")
 UNITS = ("output", "input", "total")
 #: The silicon factors the fit chooses per device kind (the rest keep their sourced values).
-FITTED_SILICON = ("gemm", "memory", "layer_overhead_us", "grouped_gemm_half_rows")
+FITTED_SILICON = ("gemm", "memory", "layer_overhead_us", "grouped_gemm")
 #: A fitted factor within this share of its range's width from an end is reported as pinned there.
 EDGE_SHARE = 0.02
+#: An engine fits its overheads factor too only with at least this many fit rows (else kernels alone: two factors
+#: on one or two rows would fit noise).
+ROWS_FOR_TWO_FACTORS = 3
 
 
 @dataclass(frozen=True)
@@ -243,41 +248,43 @@ def _engine(row: Row):
 
 
 def _fit_silicon(kind: str, rows: Sequence[Row]) -> dict[str, float]:
+    """The first len(rows) of FITTED_SILICON (all of them with enough rows) on the reference engine's rows."""
     from scipy.optimize import minimize
 
     base = load_efficiency(kind)
-    factors = [base.factors[k] for k in FITTED_SILICON]
+    names = FITTED_SILICON[: len(rows)]
+    factors = [base.factors[k] for k in names]
     bounds = [(math.log(f.low), math.log(f.high)) for f in factors]
     start = [math.log(f.value) for f in factors]
 
     def loss(x: Sequence[float]) -> float:
-        eff = base.with_values(**{k: math.exp(v) for k, v in zip(FITTED_SILICON, x)})
+        eff = base.with_values(**{k: math.exp(v) for k, v in zip(names, x)})
         return sum(abs(_log_error(predict(r, eff, _NEUTRAL), r.figure)) for r in rows)
 
     result = minimize(loss, start, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-4, "maxfev": 400})
-    return {k: round(math.exp(v), 4) for k, v in zip(FITTED_SILICON, result.x)}
+    return {k: round(math.exp(v), 4) for k, v in zip(names, result.x)}
 
 
 _NEUTRAL = {"kernels": 1.0, "overheads": 1.0}
 
 
 def _fit_engine(engine, rows: Sequence[Row], silicon: Mapping[str, dict[str, float]]) -> dict[str, float]:
-    """The engine's kernels and overheads factors on its fit rows, the silicon held at its fitted values."""
+    """The engine's kernels factor (and, with ROWS_FOR_TWO_FACTORS fit rows or more, its overheads factor) on
+    its fit rows, the silicon held at its fitted values."""
     from scipy.optimize import minimize
 
-    from bench.projection.engines import ENGINE_FACTORS
-
+    names = ("kernels", "overheads") if len(rows) >= ROWS_FOR_TWO_FACTORS else ("kernels",)
     effs = {r.id: load_efficiency(_kind(r)).with_values(**silicon.get(_kind(r), {})) for r in rows}
-    factors = [engine.factors[k] for k in ENGINE_FACTORS]
+    factors = [engine.factors[k] for k in names]
     bounds = [(math.log(f.low), math.log(f.high)) for f in factors]
     start = [math.log(min(max(f.value, f.low), f.high)) for f in factors]
 
     def loss(x: Sequence[float]) -> float:
-        values = {k: math.exp(v) for k, v in zip(ENGINE_FACTORS, x)}
+        values = {k: math.exp(v) for k, v in zip(names, x)}
         return sum(abs(_log_error(predict(r, effs[r.id], values), r.figure)) for r in rows)
 
     result = minimize(loss, start, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-4, "maxfev": 300})
-    return {k: round(math.exp(v), 4) for k, v in zip(ENGINE_FACTORS, result.x)}
+    return {k: round(math.exp(v), 4) for k, v in zip(names, result.x)}
 
 
 def fit(fit_rows: Sequence[Row], published: PublishedSet | None = None) -> dict[str, dict[str, Any]]:
@@ -296,7 +303,29 @@ def fit(fit_rows: Sequence[Row], published: PublishedSet | None = None) -> dict[
         engine = _engine(next(r for r in fit_rows if r.engine == key))
         if not engine.reference:
             engines[key] = _fit_engine(engine, [r for r in fit_rows if r.engine == key], silicon)
+    engines.update(_typical_engines(engines))
     return {"silicon": silicon, "engines": engines}
+
+
+def _typical_engines(fitted: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """Engines with no fit rows: each factor the geometric mean of the fitted figures of the other engines of
+    the same device kind (a typical engine there, as far as the fit rows show), inside the engine's own range."""
+    from bench.projection.engines import load_engines
+
+    out = {}
+    for key, engine in load_engines().items():
+        if engine.reference or key in fitted:
+            continue
+        peers = [fitted[k] for k, e in load_engines().items() if k in fitted and e.device_kind == engine.device_kind]
+        values = {}
+        for name, factor in engine.factors.items():
+            seen = [p[name] for p in peers if name in p]
+            if seen:
+                typical = math.exp(statistics.fmean(math.log(v) for v in seen))
+                values[name] = round(min(max(typical, factor.low), factor.high), 4)
+        if values:
+            out[key] = values
+    return out
 
 
 def committed_fit() -> dict[str, dict[str, Any]]:
@@ -396,17 +425,14 @@ def _position(name: str, value: float, low: float, high: float) -> dict[str, Any
 def _factors_for(row: Row, fitted: Mapping[str, Any]) -> tuple[Efficiency, dict[str, float] | None]:
     kind = _kind(row)
     eff = load_efficiency(kind).with_values(**fitted["silicon"].get(kind, {}))
-    engine = _engine(row)
-    values = fitted["engines"].get(row.engine)
-    if values is None and engine.tie:
-        values = fitted["engines"].get(engine.tie)
-    return eff, values
+    return eff, fitted["engines"].get(row.engine)
 
 
 def _row_result(row: Row, published: PublishedSet, fitted: Mapping[str, Any]) -> dict[str, Any]:
     eff, engine = _factors_for(row, fitted)
     predicted = predict(row, eff, engine)
-    low, high = predict(row, end="low"), predict(row, end="high")
+    # at the pessimistic end nothing may meet the bound: that end's figure is 0 tokens/s
+    low, high = predict(row, end="low") or 0.0, predict(row, end="high")
     error = predicted / row.figure - 1 if predicted else None
     return {
         "id": row.id,
@@ -429,7 +455,7 @@ def _row_result(row: Row, published: PublishedSet, fitted: Mapping[str, Any]) ->
         "high": high,
         "error": error,
         "abs_ln_error": _ln(error),
-        "inside_band": bool(low and high and low <= row.figure <= high),
+        "inside_band": bool(high and low <= row.figure <= high),
         "source_group": row.source_group,
         "source": row.source,
         "bound_note": row.bound_note,

@@ -188,12 +188,16 @@ def candidates(
     models EP over any power-of-two divisor of a stage's chips that TP divides, or the whole stage, or 1. With an
     engine's capabilities (`caps`) only what it runs for that phase: PP where it pipelines that phase, EP where it
     has expert parallelism, EP spanning several attention replicas (EP > TP) where it has data-parallel attention,
-    EP beyond one scale-up domain of `domain` chips where it has wide EP."""
+    EP beyond one scale-up domain of `domain` chips where it has wide EP; and PP only with each stage at least one
+    whole scale-up domain (the engines' deployment guides: tensor parallelism within a node, pipeline parallelism
+    across nodes, when the model does not fit one)."""
     pipelined = caps is None or (caps.pp_decode if phase == "decode" else caps.pp_prefill)
     for pp in _powers_of_two(min(16, arch.layers, chips) if pipelined else 1):
         if chips % pp:
             continue
         per_stage = chips // pp
+        if caps is not None and pp > 1 and domain is not None and per_stage < domain:
+            continue  # engines pipeline across scale-up domains, each stage at least one whole domain
         for tp in _powers_of_two(min(64, arch.heads, per_stage)):
             if per_stage % tp or (caps is not None and tp > 1 and not caps.tp):
                 continue

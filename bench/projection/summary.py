@@ -67,7 +67,6 @@ def _engine(proj) -> dict[str, Any]:
         "reference": engine.reference,
         **{name: engine_factor(engine, name) for name in ENGINE_FACTORS},
         "factors": {name: engine.factors[name].to_dict() for name in ENGINE_FACTORS},
-        "tie": engine.tie,
         "max_batch": engine.max_batch,
         "chunk_tokens": engine.chunk_tokens,
         "search": proj.query.search,
