@@ -44,12 +44,29 @@ SERVING_OPTIONS = {
     "mtp_acceptance": OptionSpec(float, "serving: multi-token prediction with this acceptance rate", minimum=0.0),
     "overlap": OptionSpec(bool, "serving: two-micro-batch overlap on/off (default: searched)"),
     "kv_precision": OptionSpec(str, "serving: KV-cache precision", choices=("bf16", "fp16", "fp8", "int8", "fp32")),
+    "engine": OptionSpec(str, "serving: engine (bench list shows them; default: the best published stack)"),
+    "serving_mode": OptionSpec(
+        str,
+        "serving: prefill and decode on the same chips or on separate instances (default: colocated where "
+        "the engine runs it)",
+        choices=("colocated", "disaggregated"),
+    ),
+    "spec_tokens": OptionSpec(int, "serving: speculative decoding with K draft tokens per step", minimum=1),
+    "acceptance_length": OptionSpec(float, "serving: tokens emitted per target step (1 <= L <= K + 1)", minimum=1.0),
+    "spec_method": OptionSpec(str, "serving: drafter", choices=("mtp", "eagle3", "draft")),
+    "draft_model": OptionSpec(str, "serving: with spec_method=draft, the catalogue model that drafts"),
+    "search": OptionSpec(
+        str,
+        "serving: engine (only configurations the engine runs) or any (every split; a what-if)",
+        choices=("engine", "any"),
+        default="engine",
+    ),
     "fixed_batch": OptionSpec(
         bool, "serving: use --batch-size as the decode batch per replica instead of searching it", default=False
     ),
 }
 #: Options of a simulated cell that say where and how it is projected, not which technique it compares.
-SIMULATED_SETTINGS = ("profile", "projection", "parallel", "fixed_batch")
+SIMULATED_SETTINGS = ("profile", "projection", "parallel", "fixed_batch", "search")
 
 
 def serving_fields(spec: "BenchmarkSpec", workload: "Workload", profile_key: str) -> dict[str, Any]:

@@ -51,11 +51,32 @@ def _register_cpu_attention_formula() -> None:
         return 2 * batch * heads * queries * keys * (d_qk + d_v)
 
 
+def _register_grouped_mm_formula() -> None:
+    """Teach the FLOP counter `aten._grouped_mm` (transformers' batched MoE experts), which torch leaves
+    unregistered: each group multiplies its rows by its own (K x N) matrix, so 2 x total rows x K x N. With 2-D
+    activations and 3-D weights (the experts' case) the rows of all groups sum to the activations' rows."""
+    import torch
+    from torch.utils import flop_counter
+
+    op = getattr(torch.ops.aten, "_grouped_mm", None)
+    if op is None or op in flop_counter.flop_registry:
+        return
+
+    @flop_counter.register_flop_formula(op)
+    def _grouped_mm(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+        if len(a_shape) == 2 and len(b_shape) == 3:  # (rows, K) x (groups, K, N)
+            return 2 * a_shape[0] * a_shape[1] * b_shape[2]
+        if len(a_shape) == 3 and len(b_shape) == 3:  # (groups, M, K) x (groups, K, N)
+            return 2 * a_shape[0] * a_shape[1] * a_shape[2] * b_shape[2]
+        return 2 * a_shape[0] * a_shape[-1] * b_shape[-1]
+
+
 def count_flops(call: Callable[[Callable[[], int]], Any], stamp: Callable[[], int]) -> int:
     """FLOPs of one real call, counted at the dispatcher."""
     from torch.utils.flop_counter import FlopCounterMode
 
     _register_cpu_attention_formula()
+    _register_grouped_mm_formula()
     with FlopCounterMode(display=False) as counter:
         call(stamp)
     return int(counter.get_total_flops())
@@ -105,11 +126,11 @@ def _mlp_params_per_token(cfg: Mapping[str, Any], layer: int) -> int:
         return 2 * hidden * (cfg.get("n_inner") or 4 * hidden)
     if model_type in ("bert", "vit"):
         return 2 * hidden * cfg["intermediate_size"]
-    experts = _get(cfg, "n_routed_experts", "num_experts")
+    experts = _get(cfg, "n_routed_experts", "num_experts", "num_local_experts")
     dense_layers = cfg.get("first_k_dense_replace", 0)
     if not experts or layer < dense_layers or layer in cfg.get("mlp_only_layers", []):
         return 3 * hidden * cfg["intermediate_size"]
-    moe = cfg["moe_intermediate_size"]
+    moe = cfg.get("moe_intermediate_size") or cfg["intermediate_size"]  # Mixtral: every expert at intermediate_size
     shared = cfg.get("n_shared_experts") or 0
     return hidden * experts + 3 * hidden * moe * (shared + cfg["num_experts_per_tok"])
 

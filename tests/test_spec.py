@@ -29,7 +29,7 @@ def test_spec_round_trips_through_dict():
         ({"batch_size": -3}, "batch_size"),
         ({"seq_len": 0}, "seq_len"),
         ({"new_tokens": 0}, "new_tokens"),
-        ({"precision": "fp4"}, "precision"),
+        ({"precision": "fp2"}, "precision"),
         ({"batch_size": True}, "batch_size"),
         ({"options": {"threads": [1]}}, "options.threads"),
     ],

@@ -1,4 +1,5 @@
-"""`bench catchup SCENARIO`: the catch-up waterfall of a named scenario (bench.analysis.waterfall), SIMULATED."""
+"""`bench catchup SCENARIO`: the catch-up of a named scenario with both sides at their best (bench.analysis.gap),
+SIMULATED; `--trajectory` over chip generations; `--list` the scenarios."""
 
 from __future__ import annotations
 
@@ -11,23 +12,55 @@ from bench.cli.common import EXIT_OK
 from bench.core.errors import UsageError
 
 
+def _list(path: Path | None, fmt: str) -> int:
+    from bench.analysis.gap.scenario import load_scenarios
+
+    scenarios = load_scenarios(path)
+    if fmt == "json":
+        print(json.dumps([{"name": n, "title": s.title} for n, s in scenarios.items()], indent=1))
+    else:
+        for name, s in scenarios.items():
+            print(f"{name:<32} {s.title}")
+    return EXIT_OK
+
+
+def _trajectory(scenario, fmt: str) -> int:
+    from bench.analysis.gap.trajectory import gap_over_time, trajectory
+    from bench.output.catchup import render_trajectory
+
+    points = trajectory(scenario)
+    gaps = gap_over_time(points)
+    if fmt == "json":
+        print(json.dumps({"simulated": True, "scenario": scenario.name, "trajectory": points, "gap_over_time": gaps},
+                         indent=1))  # fmt: skip
+    else:
+        sys.stdout.write(render_trajectory(points, gaps, markdown=fmt == "md"))
+    return EXIT_OK
+
+
 def _cmd_catchup(args: argparse.Namespace) -> int:
-    from bench.analysis.waterfall import get_scenario, load_scenarios, waterfall
-    from bench.output.analyses import render_waterfall
+    from bench.analysis.gap.scenario import get_scenario
 
     path = Path(args.scenarios) if args.scenarios else None
-    if args.list or not args.scenario:
-        scenarios = load_scenarios(path)
-        if not args.scenario and not args.list:
-            raise UsageError(f"SCENARIO: missing; expected one of {', '.join(scenarios)} (bench catchup --list)")
-        for name, s in scenarios.items():
-            print(f"{name:<24} {s.title}")
-        return EXIT_OK
-    result = waterfall(get_scenario(args.scenario, path))
+    if args.list:
+        return _list(path, args.format)
+    if not args.scenario:
+        from bench.analysis.gap.scenario import SCENARIOS_FILE
+        from bench.core.tomlfile import read_toml
+
+        names = ", ".join(read_toml(path or SCENARIOS_FILE, "scenarios file"))
+        raise UsageError(f"SCENARIO: missing; expected one of {names} (bench catchup --list)")
+    scenario = get_scenario(args.scenario, path)
+    if args.trajectory:
+        return _trajectory(scenario, args.format)
+    from bench.analysis.gap.analysis import analyse
+    from bench.output.catchup import render_catchup
+
+    result = analyse(scenario, stability=not args.no_stability).to_dict()
     if args.format == "json":
-        print(json.dumps(result.to_dict(), indent=1))
+        print(json.dumps(result, indent=1))
     else:
-        sys.stdout.write(render_waterfall(result, markdown=args.format == "md"))
+        sys.stdout.write(render_catchup(result, markdown=args.format == "md"))
     return EXIT_OK
 
 
@@ -35,16 +68,17 @@ def register(sub) -> None:
     """Add this command's parser to the `bench` subcommands."""
     p = sub.add_parser(
         "catchup",
-        help="the catch-up waterfall of a named scenario (simulated): gap and factor per lever",
-        description="Projects a scenario of bench/suites/scenarios.toml with the serving model at the efficiency "
-        "factors' central values and both ends of their ranges, and decomposes the ratio of the constrained "
-        "device at its best to the frontier device at its reference configuration into hardware (compute, "
-        "bandwidth, capacity, interconnect, chip efficiency), software, precision, model architecture at equal "
-        "published quality, and serving-system factors, each with its band and status (docs/CATCHUP.md).",
-        epilog="Example: bench catchup h20-vs-h100 --format md",
+        help="catch-up of a named scenario (simulated): the gap with both sides at their best, levers, stability",
+        description="Projects a scenario of bench/suites/scenarios.toml with the serving model: the gap with both "
+        "sides at their best and at the common reference (with bands), each lever's order-free (Shapley) factor "
+        "on each side, the hardware gap's split, the chips that match the frontier, and whether the conclusions "
+        "hold over the scenario's declared ranges (docs/CATCHUP.md). Every figure is SIMULATED.",
+        epilog="Examples: bench catchup ascend-910c-vs-h100 --format md; bench catchup --trajectory ascend-910c-vs-h100",
     )
     p.add_argument("scenario", nargs="?", metavar="SCENARIO", help="a scenario name (see --list)")
     p.add_argument("--list", action="store_true", help="list the scenarios")
+    p.add_argument("--trajectory", action="store_true", help="the scenario's workload on each chip generation")
+    p.add_argument("--no-stability", action="store_true", help="skip the sweep over the scenario's ranges")
     p.add_argument("--scenarios", metavar="FILE", help="another scenarios file (default bench/suites/scenarios.toml)")
     p.add_argument("--format", "-f", choices=("table", "md", "json"), default="table")
     p.set_defaults(func=_cmd_catchup)

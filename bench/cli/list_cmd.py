@@ -66,18 +66,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 "summary": cls.summary,
             }
         )
+    from bench.projection.engines import engine_factor, load_engines
     from bench.projection.profiles import load_profiles
 
     profiles = [p.to_dict() for p in load_profiles().values()]
+    engines = [{**e.to_dict(), "fitted": {n: engine_factor(e, n) for n in e.factors}} for e in load_engines().values()]
     extras = _extras()
     if args.format == "json":
-        print(
-            json.dumps({"workloads": workloads, "backends": backends, "profiles": profiles, "extras": extras}, indent=2)
-        )
+        listing = {"workloads": workloads, "backends": backends, "profiles": profiles, "engines": engines}
+        print(json.dumps({**listing, "extras": extras}, indent=2))
         return EXIT_OK
     from bench.output.listing import render_listing
 
-    print(render_listing(workloads, backends, profiles, extras), end="")
+    print(render_listing(workloads, backends, profiles, extras, engines), end="")
     return EXIT_OK
 
 

@@ -33,7 +33,7 @@ def parse_budget(raw: str | None):
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from bench.analysis.waterfall import get_scenario
+    from bench.analysis.gap.scenario import get_scenario
     from bench.runs.store import read_run_dirs
 
     out = checked_output_file("--out", args.out) if args.out is not None else None  # before any work

@@ -45,17 +45,44 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
         "--mtp-acceptance", metavar="A", help="multi-token prediction: one draft token accepted at rate A (e.g. 0.85)"
     )
     g.add_argument("--overlap", choices=("on", "off"), help="two-micro-batch overlap (default: searched)")
+    g.add_argument(
+        "--engine",
+        help="serving engine (see `bench list`): trtllm, sglang, vllm, ...; mindie, vllm-ascend, sglang-ascend, "
+        "cloudmatrix-infer (default: the best published stack for the device and model family)",
+    )
+    g.add_argument(
+        "--mode",
+        choices=("colocated", "disaggregated"),
+        help="prefill and decode on the same chips (chunked prefill) or on separate instances (default: "
+        "colocated where the engine runs it)",
+    )
+    g.add_argument("--spec-tokens", metavar="K", help="speculative decoding: K draft tokens per step")
+    g.add_argument("--acceptance-length", metavar="L", help="tokens emitted per target step (1 <= L <= K + 1)")
+    g.add_argument(
+        "--spec-method",
+        choices=("mtp", "eagle3", "draft"),
+        help="drafter (default: mtp for MLA MoE models, else eagle3)",
+    )
+    g.add_argument("--draft-model", help="with --spec-method draft: the catalogue model that drafts")
+    g.add_argument(
+        "--search",
+        choices=("engine", "any"),
+        default="engine",
+        help="engine (default): only configurations the engine runs; any: every split the model can express "
+        "(a what-if, labelled so)",
+    )
     g.add_argument("--format", choices=("table", "json", "md"), default="table")
     v = parser.add_argument_group("serving-model validation")
     v.add_argument(
         "--validate-serving",
         action="store_true",
-        help="fit on the published rows marked fit, predict every row, print errors (< 30 s)",
+        help="predict every published row with the committed factors; errors per row and per group (< 30 s)",
     )
+    v.add_argument("--refit", action="store_true", help="with --validate-serving: fit afresh on the fit rows (~1 min)")
     v.add_argument(
         "--write-fit",
         action="store_true",
-        help="with --validate-serving: write the fitted factors into bench/projection/efficiency.toml",
+        help="with --refit: write the fitted factors into bench/projection/efficiency.toml and engines.toml",
     )
     v.add_argument(
         "--validate-host",
@@ -103,6 +130,13 @@ def _query(args: argparse.Namespace):
         parallel=args.parallel,
         mtp_acceptance=_bounded_number("--mtp-acceptance", args.mtp_acceptance, float, 0.0),
         overlap=None if args.overlap is None else args.overlap == "on",
+        engine=args.engine,
+        mode=args.mode,
+        spec_tokens=_bounded_number("--spec-tokens", args.spec_tokens, int, 1),
+        acceptance_length=_bounded_number("--acceptance-length", args.acceptance_length, float, 0.0),
+        spec_method=args.spec_method,
+        draft_model=args.draft_model,
+        search=args.search,
     )
 
 
@@ -127,13 +161,15 @@ def run_serving_validation(args: argparse.Namespace) -> int:
 
     from bench.projection.published import load_published, validate, write_fit
 
+    if args.write_fit and not args.refit:
+        raise UsageError("--write-fit: only with --refit (the committed factors are what --validate-serving uses)")
     began = time.perf_counter()
     published = load_published()
-    result = validate(published)
+    result = validate(published, refit=args.refit)
     elapsed = time.perf_counter() - began
     if args.write_fit:
-        write_fit(result.fitted, published.for_fitting())
-        print("fitted factors written to bench/projection/efficiency.toml", file=sys.stderr)
+        write_fit(result.fitted)
+        print("fitted factors written to bench/projection/efficiency.toml and engines.toml", file=sys.stderr)
     data = result.to_dict()
     data["elapsed_s"] = elapsed
     if args.format == "json":

@@ -1,6 +1,5 @@
 """Text and Markdown of the analyses: a comparison (`bench compare`), technique gains (`bench show --format
-gains`), the trace projection's validation (`bench simulate --validate`) and a catch-up waterfall (`bench
-catchup`). Plain functions from analysis results to strings; numbers through `bench.output.format.number`.
+gains`) and the trace projection's validation (`bench simulate --validate`). Plain functions from analysis results to strings; numbers through `bench.output.format.number`.
 """
 
 from __future__ import annotations
@@ -15,9 +14,6 @@ __all__ = [
     "render_comparison",
     "render_gains",
     "render_validation",
-    "render_waterfall",
-    "waterfall_rows",
-    "WATERFALL_HEADERS",
 ]
 
 
@@ -152,42 +148,3 @@ def render_validation(rows, fit) -> str:
             f"{fit['median_abs_error']:.1%}."
         )
     return "\n".join(lines) + "\n"
-
-
-WATERFALL_HEADERS = ["lever", "what changes", "factor [band]", "tokens/s per chip after", "status", "source"]
-
-
-def waterfall_rows(w) -> list[list[str]]:
-    """A catch-up waterfall (bench.analysis.waterfall.Waterfall) as table rows: start, one per lever, end."""
-    s, c = w.scenario, w.catch_up
-    start = f"{s.frontier} x {s.chips}, {s.reference_model} {s.reference_precision}, basic serving"
-    rows = [["start", start, "", number(w.start["central"]), "simulated", ""]]
-    rows += [
-        [
-            st.lever,
-            st.detail,
-            f"x{st.factor:.3g} [{st.low:.3g}, {st.high:.3g}]",
-            number(st.rate_after),
-            st.status,
-            st.source,
-        ]
-        for st in w.steps
-    ]
-    rows.append(
-        [
-            "end",
-            f"{s.constrained} x {s.chips} at its best",
-            f"x{c[0]:.3g} [{c[1]:.3g}, {c[2]:.3g}]",
-            number(w.end["central"]),
-            "simulated",
-            "catch-up ratio",
-        ]
-    )
-    return rows
-
-
-def render_waterfall(w, markdown: bool = False) -> str:
-    """The waterfall as a table (terminal or Markdown) after its summary sentences."""
-    rows = waterfall_rows(w)
-    table = markdown_table(WATERFALL_HEADERS, rows) if markdown else text_table(WATERFALL_HEADERS, rows)
-    return "\n".join(w.summary()) + "\n\n" + table

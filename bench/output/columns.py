@@ -323,11 +323,20 @@ def _status(row: dict[str, Any]) -> str:
     return row["status"] + (f" ({', '.join(flags)})" if flags else "")
 
 
+def batch_text(row: dict[str, Any]) -> str:
+    """The batch a cell ran: the spec's, or for a simulated serving cell whose batch the serving model searched,
+    "searched: N/chip" (the decode batch per chip it found; `-O fixed_batch=true` keeps --batch-size)."""
+    if row.get("projection") == "serving" and "fixed_batch=True" not in (row.get("options") or ""):
+        found = row.get("batch_per_chip")
+        return f"searched: {number(found)}/chip" if found else "searched"
+    return str(row["batch_size"])
+
+
 TABLE_COLUMNS: list[tuple[str, Any]] = [
     ("model", lambda r: r["model"]),
     ("backend", lambda r: r["backend"]),
     ("prec", lambda r: r["precision"]),
-    ("batch", lambda r: r["batch_size"]),
+    ("batch", batch_text),
     ("seq", lambda r: r["seq_len"] or ""),
     ("new", lambda r: r["new_tokens"] or ""),
     ("opts", lambda r: r["options"]),

@@ -10,7 +10,15 @@ import io
 import textwrap
 from typing import Any, Sequence
 
-__all__ = ["catch_up_chart", "latency_distributions", "throughput_by_batch", "roofline_chart", "waterfall_chart"]
+__all__ = [
+    "catch_up_chart",
+    "latency_distributions",
+    "throughput_by_batch",
+    "roofline_chart",
+    "gap_chart",
+    "tornado_chart",
+    "trajectory_chart",
+]
 
 
 def _plt():
@@ -155,51 +163,94 @@ def roofline_chart(points: Sequence[dict[str, Any]], ceilings: Sequence[dict[str
     return _png(fig)
 
 
-def waterfall_chart(title: str, start: float, steps: Sequence[dict[str, Any]], end_label: str) -> bytes | None:
-    """A catch-up waterfall on a log axis: the start (frontier at its reference, = 1), one floating bar per lever
-    from the running product before it to after it (green: helps the constrained side, red: hurts), each with its
-    band as an error bar and its factor written beside it, and the end bar (the catch-up ratio). Simulated
-    throughout: every bar is hatched."""
-    if not steps or not start:
+def _log_ticks(ax, axis: str = "x") -> None:
+    """Readable log axis: plain numbers (0.5, 1, 2, 5) rather than powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
+def gap_chart(title: str, bars: Sequence[dict[str, Any]]) -> bytes | None:
+    """The catch-up headline: one horizontal bar per figure (hardware gap, gap at best, per watt, per dollar), each
+    frontier / constrained with its band as an error bar, on a log axis with parity (1) marked. Simulated: hatched."""
+    bars = [b for b in bars if b.get("value")]
+    if not bars:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 4.6))
-    level, labels = 1.0, ["start\n(frontier, reference)"]
-    ax.bar(0, 1.0, bottom=0, color="#9e9e9e", hatch="//", edgecolor="black", linewidth=0.4)
-    for i, step in enumerate(steps, start=1):
-        after = level * step["factor"]
-        bottom, top = min(level, after), max(level, after)
-        color = "#59a14f" if step["factor"] >= 1 else "#e15759"
-        ax.bar(i, top - bottom, bottom=bottom, color=color, hatch="//", edgecolor="black", linewidth=0.4)
-        low, high = level * step["low"], level * step["high"]
-        ax.errorbar(
-            i, after, yerr=[[max(after - low, 0)], [max(high - after, 0)]], color="black", capsize=3, linewidth=0.8
-        )
-        ax.annotate(  # above the bar and its error bar, clear of both
-            f"x{step['factor']:.2f}",
-            (i, max(top, high)),
-            textcoords="offset points",
-            xytext=(0, 3),
-            ha="center",
-            fontsize=7,
-        )
-        labels.append(textwrap.fill(step["label"], 24, max_lines=3, placeholder="..."))
-        level = after
-    ax.bar(len(steps) + 1, level, bottom=0, color="#f28e2b", hatch="//", edgecolor="black", linewidth=0.4)
-    ax.annotate(
-        f"{level:.2f}",
-        (len(steps) + 1, level),
-        textcoords="offset points",
-        xytext=(0, 4),
-        ha="center",
-        fontsize=8,
-        fontweight="bold",
-    )
-    labels.append(end_label)
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=7)
-    ax.set_ylabel("constrained / frontier-reference (log; 1 = parity)")
-    ax.set_title(title + " (simulated)", fontsize=9)
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(bars) + 1.3))
+    for i, bar in enumerate(bars):
+        value, low, high = bar["value"], bar.get("low") or bar["value"], bar.get("high") or bar["value"]
+        ax.barh(i, value, color=bar.get("color", "#4c78a8"), hatch="//", edgecolor="black", linewidth=0.4)
+        ax.errorbar(value, i, xerr=[[max(value - low, 0)], [max(high - value, 0)]], color="black", capsize=3,
+                    linewidth=0.8)  # fmt: skip
+        ax.annotate(f"{value:.2f}x", (max(value, high), i), textcoords="offset points", xytext=(4, -3), fontsize=7)
+    ax.set_yticks(range(len(bars)))
+    ax.set_yticklabels([b["label"] for b in bars], fontsize=8)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    _log_ticks(ax)
+    ax.invert_yaxis()
+    ax.set_xlabel("frontier / constrained (log; 1 = parity, > 1 the frontier serves more)", fontsize=8)
+    ax.set_title(textwrap.fill(title + " (simulated)", 90), fontsize=9)
+    return _png(fig)
+
+
+def tornado_chart(title: str, base: float, rows: Sequence[dict[str, Any]]) -> bytes | None:
+    """The stability sweep: for each setting swept, a bar from the scenario's gap at best to the gap at that
+    setting (log axis), settings with no configuration left out; parity and the scenario's value marked."""
+    rows = [r for r in rows if r.get("gap_at_best")]
+    if not rows or not base:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.3))
+    for i, row in enumerate(rows):
+        gap = row["gap_at_best"]
+        color = "#e15759" if (gap > 1) != (base > 1) else "#4c78a8"
+        ax.barh(i, gap - base, left=base, color=color, hatch="//", edgecolor="black", linewidth=0.4)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{r['setting']} = {r['value']}" for r in rows], fontsize=7)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.axvline(base, color="#f58518", linewidth=1.2, linestyle="--")
+    ax.set_xscale("log")
+    _log_ticks(ax)
+    ax.invert_yaxis()
+    ax.set_xlabel("gap at best, frontier / constrained (log; dashed: the scenario's setting; red: leader flips)",
+                  fontsize=8)  # fmt: skip
+    ax.set_title(textwrap.fill(title + " (simulated)", 90), fontsize=9)
+    return _png(fig)
+
+
+def trajectory_chart(title: str, points: Sequence[dict[str, Any]], gaps: Sequence[dict[str, Any]]) -> bytes | None:
+    """Per-chip throughput of each generation over its release date (log axis; hollow markers: ANNOUNCED), and the
+    gap over time between the best chip each side had by then."""
+    drawn = [p for p in points if p.get("tokens_per_s_per_chip") and p.get("year")]
+    if not drawn:
+        return None
+    plt = _plt()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=(2, 1))
+    for side, color in (("frontier", "#4c78a8"), ("constrained", "#f58518")):
+        mine = sorted((p for p in drawn if p["side"] == side), key=lambda p: p["year"])
+        top.plot([p["year"] for p in mine], [p["tokens_per_s_per_chip"] for p in mine], color=color, linewidth=0.8)
+        for p in mine:
+            announced = p["status"] == "ANNOUNCED"
+            top.scatter(p["year"], p["tokens_per_s_per_chip"], color="white" if announced else color,
+                        edgecolor=color, zorder=3, s=28)  # fmt: skip
+            top.annotate(p["device"], (p["year"], p["tokens_per_s_per_chip"]), textcoords="offset points",
+                         xytext=(3, 3), fontsize=6)  # fmt: skip
+        top.plot([], [], color=color, label=side)
+    top.set_yscale("log")
+    _log_ticks(top, "y")
+    top.set_ylabel("output tokens/s per chip (log)", fontsize=8)
+    top.legend(fontsize=7)
+    series = [g for g in gaps if g.get("gap")]
+    bottom.step([g["year"] for g in series], [g["gap"] for g in series], where="post", color="black", linewidth=1)
+    bottom.axhline(1.0, color="gray", linewidth=0.6)
+    bottom.set_yscale("log")
+    _log_ticks(bottom, "y")
+    bottom.set_ylabel("gap (frontier /\nconstrained, log)", fontsize=8)
+    bottom.set_xlabel("release date (hollow: ANNOUNCED, not shipping)", fontsize=8)
+    top.set_title(textwrap.fill(title + " (simulated)", 90), fontsize=9)
     return _png(fig)

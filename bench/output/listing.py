@@ -25,9 +25,10 @@ def render_listing(
     backends: Sequence[dict[str, Any]],
     profiles: Sequence[dict[str, Any]],
     extras: dict[str, dict[str, Any]],
+    engines: Sequence[dict[str, Any]] = (),
 ) -> str:
-    """The four lists as `bench list` prints them."""
-    parts = [_workloads(workloads), _backends(backends), _extras(extras), _profiles(profiles)]
+    """The five lists as `bench list` prints them."""
+    parts = [_workloads(workloads), _backends(backends), _extras(extras), _profiles(profiles), _engines(engines)]
     return "\n".join(parts) + "\n"
 
 
@@ -79,19 +80,51 @@ def _profiles(profiles: Sequence[dict[str, Any]]) -> str:
     lines: list[str] = []
     lines.append(
         "\nDevice profiles for simulation (bench/projection/profiles.toml; --backend simulated --profile NAME; "
-        "status: OFF vendor, 3P third party, DER derived, UNV unverified, ASSUMED):"
+        "status: OFF vendor, 3P third party, DER derived, UNV unverified, ASSUMED, ANNOUNCED: not yet shipping):"
     )
     lines.append(
         f"  {'name':<14} {'bf16 TFLOPS':>12} {'int8 TOPS':>10} {'memory GB':>10} {'TB/s':>6} {'TDP W':>6} "
         f"{'price USD':>10} {'scale-up GB/s x chips':>22}  device"
     )
     for p in profiles:
-        peak = p["peak_tflops"]
-        price = p["price_usd"]["value"]
+        lines.append(_profile_line(p))
+    return "\n".join(lines)
+
+
+def _peak(p: dict[str, Any], dtype: str, width: int) -> str:
+    figure = p["peak_tflops"].get(dtype)
+    return f"{'-':>{width}} {'':<3}" if figure is None else f"{figure['value']:>{width}g} {figure['status']:<3}"
+
+
+def _value(figure: dict[str, Any], spec: str = "g") -> str:
+    return "-" if figure["value"] is None else format(figure["value"], spec)
+
+
+def _profile_line(p: dict[str, Any]) -> str:
+    released = p.get("released")
+    when = f"  {released['date']}{' ANNOUNCED' if released['status'] == 'ANNOUNCED' else ''}" if released else ""
+    return (
+        f"  {p['key']:<14} {_peak(p, 'bf16', 7)} {_peak(p, 'int8', 6)} {_value(p['memory_gb']):>10} "
+        f"{_value(p['bandwidth_tbs']):>6} {_value(p['tdp_w']):>6} {_value(p['price_usd'], ',.0f'):>10} "
+        f"{_link(p):>22}  {p['name']}{when}"
+    )
+
+
+def _engines(engines: Sequence[dict[str, Any]]) -> str:
+    if not engines:
+        return ""
+    lines = [
+        "\nServing engines of the serving model (bench/projection/engines.toml; bench simulate --engine NAME, "
+        "-O engine=NAME; kernels: x the reference stack's efficiency, overheads: x its fixed costs):",
+        f"  {'name':<18} {'device':<6} {'kernels':>8} {'overheads':>9}  {'families':<24} modes",
+    ]
+    for e in engines:
+        fitted = e["fitted"]
+        families = e["families"].values()
+        modes = [m for m in ("colocated", "disaggregated") if any(f[m] for f in families)]
+        reference = " (reference)" if e["reference"] else ""
         lines.append(
-            f"  {p['key']:<14} {peak['bf16']['value']:>7g} {peak['bf16']['status']:<4} "
-            f"{peak['int8']['value']:>6g} {peak['int8']['status']:<3} {p['memory_gb']['value']:>10g} "
-            f"{p['bandwidth_tbs']['value']:>6g} {p['tdp_w']['value']:>6g} "
-            f"{'-' if price is None else format(price, ',.0f'):>10} {_link(p):>22}  {p['name']}"
+            f"  {e['key']:<18} {e['device_kind']:<6} {fitted['kernels']:>8.3g} {fitted.get('overheads', 1.0):>9.3g}  "
+            f"{','.join(e['families']):<24} {'+'.join(modes)}  {e['name']} {e['version']}{reference}"
         )
     return "\n".join(lines)

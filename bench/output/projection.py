@@ -51,8 +51,14 @@ def _memory(m: Mapping[str, float]) -> str:
     )
 
 
+def _latency(phase: Mapping[str, Any], latency: str) -> str:
+    if latency == "both":
+        return f"{figure(phase['tpot_ms'])} / {figure(phase['ttft_ms'])} ms"
+    return f"{figure(phase[latency])} ms"
+
+
 def _phase_rows(r: Mapping[str, Any], phase_key: str, headline: str, latency: str) -> list[str]:
-    """The column of one phase (decode or prefill) of a projection's dict."""
+    """The column of one phase (decode, prefill or colocated) of a projection's dict."""
     phase = r[phase_key]
     if phase is None:
         return ["-"] * len(_PHASE_LABELS)
@@ -63,7 +69,7 @@ def _phase_rows(r: Mapping[str, Any], phase_key: str, headline: str, latency: st
         _split(phase["parallelism"]),
         {True: "on", False: "off", None: "-"}[phase.get("overlap")],
         figure(phase.get("batch_per_replica", phase.get("prompts_per_replica"))),
-        f"{figure(phase[latency])} ms",
+        _latency(phase, latency),
         f"{figure(phase['tokens_per_s_per_chip'])}{band}",
         figure(phase["tokens_per_s_cluster"]),
         f"{figure(per_watt.get(headline))} / {figure(per_k.get(headline))}",
@@ -84,19 +90,44 @@ def _heading(r: Mapping[str, Any]) -> str:
     )
 
 
+def _engine_line(r: Mapping[str, Any]) -> str:
+    e, spec = r["engine"], r.get("speculation")
+    searched = "" if e["search"] == "engine" else " -- --search any: every split, not only the engine's (a what-if)"
+    drafting = ""
+    if spec:
+        drafting = f"; speculative decoding {spec.get('method')} K={spec.get('tokens')}"
+        drafting += f", acceptance length {figure(spec.get('acceptance_length'))}"
+    return f"engine: {e['name']} {e['version']} ({e['key']}), {r['mode']}{drafting}{searched}"
+
+
+def _headline_line(r: Mapping[str, Any]) -> str:
+    key = "output_tokens_per_s_per_chip"
+    low, high = (r["low"] or {}).get(key), (r["high"] or {}).get(key)
+    return (
+        f"headline ({r['mode']}): {figure(r[key])} output tokens/s per chip [low {figure(low or 0)}, high "
+        f"{figure(high)}], TPOT {figure(r['tpot_ms'])} ms, TTFT {figure(r['ttft_ms'])} ms"
+    )
+
+
 def render_projection(r: Mapping[str, Any], markdown: bool = False) -> str:
     """One projection (`Projection.to_dict()`): heading, SIMULATED label, one column per phase, flagged figures."""
     lines = [
         _heading(r),
         "SIMULATED: analytical serving model, not a measurement. Low/high: every efficiency factor at "
         "the pessimistic/optimistic end of its sourced range.",
+        _engine_line(r),
         f"fits: {'yes' if r['fits'] else 'no'}" + ("" if r["fits"] else f" -- {r['note']}"),
+        _headline_line(r),
         "",
     ]
-    decode = _phase_rows(r, "decode", "decode_tokens_per_s_per_chip", "tpot_ms")
-    prefill = _phase_rows(r, "prefill", "prefill_tokens_per_s_per_chip", "ttft_ms")
-    headers = ["", "decode (output tokens)", "prefill (input tokens)"]
-    rows = list(zip(_PHASE_LABELS, decode, prefill))
+    columns = [
+        ("colocated (output tokens)", _phase_rows(r, "colocated", "colocated_tokens_per_s_per_chip", "both")),
+        ("disaggregated decode (output tokens)", _phase_rows(r, "decode", "decode_tokens_per_s_per_chip", "tpot_ms")),
+        ("disaggregated prefill (input tokens)", _phase_rows(r, "prefill", "prefill_tokens_per_s_per_chip", "ttft_ms")),
+    ]
+    columns = [(h, c) for h, c in columns if any(v != "-" for v in c)] or columns[1:]
+    headers = [""] + [h for h, _ in columns]
+    rows = list(zip(_PHASE_LABELS, *(c for _, c in columns)))
     table = markdown_table(headers, rows) if markdown else text_table(headers, rows)
     lines.append(table.rstrip("\n"))
     if r["assumed_figures"]:
@@ -112,18 +143,35 @@ def _error(value: float | None) -> str:
     return "no fit" if value is None else f"{'+' if value >= 0 else ''}{number(100 * value)}%"
 
 
-def render_serving_validation(data: Mapping[str, Any]) -> str:
-    """`--validate-serving`: every published row with its prediction, band and error, then the summary."""
-    headers = ["row", "use", "model", "device x chips", "precision", "phase", "bound", "published"]
-    headers += ["predicted [low, high]", "error"]
-    rows = [
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{number(value)}x"
+
+
+def _group_rows(groups: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
+    return [
+        [
+            name,
+            g["rows"],
+            figure(g["median_abs_ln_error"]),
+            f"{g['worst_row'] or '-'} ({_ratio(g['worst_ratio'])})",
+            f"{g['within_2x']} of {g['predicted']}",
+            f"{g['inside_low_high']} of {g['rows']}",
+        ]
+        for name, g in groups.items()
+    ]
+
+
+def _validation_rows(data: Mapping[str, Any]) -> list[list[Any]]:
+    return [
         [
             r["id"],
             r["use"],
+            r["published_on"],
+            r["engine"],
             r["model"],
             f"{r['profile']} x {r['chips']}",
             r["precision"],
-            r["phase"],
+            f"{r['phase']} ({r['unit']})",
             f"TPOT {figure(r['tpot_slo_ms'])} ms" if r["tpot_slo_ms"] else "-",
             figure(r["published"]),
             f"{figure(r['predicted'])} [{figure(r['low'])}, {figure(r['high'])}]",
@@ -131,21 +179,43 @@ def render_serving_validation(data: Mapping[str, Any]) -> str:
         ]
         for r in data["rows"]
     ]
+
+
+def render_serving_validation(data: Mapping[str, Any]) -> str:
+    """`--validate-serving`: every published row with its prediction, band and error; the error per group
+    (dense/MoE x GPU/NPU x engine) of the held-out and the fit rows; every fitted factor and where it sits in its
+    range; the summary."""
+    headers = ["row", "use", "published on", "engine", "model", "device x chips", "precision", "phase (unit)"]
+    headers += ["bound", "published", "predicted [low, high]", "error"]
+    group_headers = ["group", "rows", "median |ln error|", "worst row", "within 2x", "inside [low, high]"]
+    factor_rows = [
+        [f["name"], figure(f["value"]), f"[{figure(f['low'])}, {figure(f['high'])}]", f"{figure(100 * f['position'])}%",
+         "PINNED at an end" if f["pinned"] else ""]
+        for f in data["factors"]
+    ]  # fmt: skip
     s = data["summary"]
-    fitted = "; ".join(
-        f"{kind}: " + ", ".join(f"{k} {figure(v)}" for k, v in values.items())
-        for kind, values in data["fitted"].items()
-    )
-    held = s["held_out_rows"]
+    held, fit = s["held_out"], s["fit"]
     lines = [
-        markdown_table(headers, rows).rstrip("\n"),
+        "SIMULATED: the serving model's predictions of published serving results (tokens/s per chip).",
         "",
-        f"fitted on the fit rows (inside the sourced ranges): {fitted or 'nothing'}",
-        f"median |error|: fit rows {_percent(s['median_abs_error_fit'])}, held-out rows "
-        f"{_percent(s['median_abs_error_held_out'])} ({held} rows); worst held-out ratio "
-        f"{figure(s['held_out_worst_ratio'])}x; within 2x: {s['held_out_within_2x']} of {held}; published figure "
-        f"inside [low, high]: {s['held_out_inside_low_high']} of {held}",
-        f"({figure(data['elapsed_s'])} s; units: tokens/s per chip; simulated figures)",
+        markdown_table(headers, _validation_rows(data)).rstrip("\n"),
+        "",
+        "Held-out rows by group:",
+        markdown_table(group_headers, _group_rows(s["groups_held_out"])).rstrip("\n"),
+        "",
+        "Fit rows by group:",
+        markdown_table(group_headers, _group_rows(s["groups_fit"])).rstrip("\n"),
+        "",
+        "Fitted factors (inside their sourced ranges; position 0% = low end, 100% = high end):",
+        markdown_table(["factor", "fitted", "range", "position", ""], factor_rows).rstrip("\n"),
+        "",
+        f"held-out: {held['rows']} rows, median |ln(predicted/published)| {figure(held['median_abs_ln_error'])} "
+        f"(median |error| {_percent(s['median_abs_error_held_out'])}); worst {held['worst_row']} "
+        f"{_ratio(held['worst_ratio'])}; within 2x: {held['within_2x']} of {held['predicted']} predicted; published "
+        f"figure inside [low, high]: {held['inside_low_high']} of {held['rows']}",
+        f"fit: {fit['rows']} rows, median |ln| {figure(fit['median_abs_ln_error'])}; pinned factors: "
+        f"{', '.join(s['pinned_factors']) or 'none'}",
+        f"({figure(data['elapsed_s'])} s)",
     ]
     return "\n".join(lines) + "\n"
 

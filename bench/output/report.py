@@ -12,50 +12,23 @@ Markdown references its images in a folder beside it, so it renders on GitHub.
 
 from __future__ import annotations
 
-import base64
-import html
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 from bench.analysis.catchup import CatchUp, Ratio, catch_up, deviation_of, metric_of, ratio, technique_of
 from bench.core.record import Record
-from bench.output.analyses import WATERFALL_HEADERS, waterfall_rows
-from bench.output.columns import median_with_ci, summary_row
+from bench.output.columns import batch_text, median_with_ci, summary_row
 from bench.output.format import accuracy_cell, number
+from bench.output.report_model import Report, Section, Table, draw
+from bench.output.report_render import render_html, render_markdown
 
 __all__ = ["Report", "build_report", "render_html", "render_markdown", "DEFAULT_FRONTIER", "DEFAULT_CONSTRAINED"]
+
+_ = (render_html, render_markdown)  # re-exported: the report's renderers
 
 DEFAULT_FRONTIER = "h100"
 DEFAULT_CONSTRAINED = "ascend-910b2"
 
 _COLORS = {"gap": "#9e9e9e", "technique": "#4c78a8", "best": "#f58518"}
-
-
-@dataclass
-class Table:
-    title: str
-    headers: list[str]
-    rows: list[list[str]]
-    note: str = ""
-
-
-@dataclass
-class Section:
-    title: str
-    text: str = ""
-    tables: list[Table] = field(default_factory=list)
-    figure: bytes | None = None
-    figure_name: str | None = None
-    figure_alt: str = ""
-    bullets: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Report:
-    title: str
-    sections: list[Section]
-    catch_ups: list[CatchUp]
 
 
 def _ratio_text(r: Ratio | None) -> str:
@@ -206,190 +179,11 @@ def _catch_up_section(
                 else "",
             ),
         ],
-        figure=_figure("catch_up_chart", chart_rows),
+        figure=draw("catch_up_chart", chart_rows),
         figure_name="catch-up.png",
         figure_alt="Catch-up chart: per workload, the constrained device's throughput relative to the frontier's "
         "reference, for the reference technique and each technique",
     )
-
-
-def _summary_section(results: Sequence[CatchUp], waterfalls: Sequence[Any], frontier: str, constrained: str) -> Section:
-    """Plain sentences with the headline figures and their status, fit to quote; they restate the tables."""
-    bullets = []
-    for w in waterfalls:
-        bullets += w.summary()
-    for c in results:
-        gap, cur = c.hardware_gap(), c.catch_up_ratio()
-        if gap is None or cur is None:
-            continue
-        best = c.best(c.techniques)
-        lever = (
-            f"the best technique within the accuracy budget is {best.technique}"
-            if best is not c.constrained_reference
-            else "no technique beat the reference within the accuracy budget with a gain interval above 1"
-        )
-        flagged = sorted(
-            {
-                f
-                for p in (c.frontier_reference, c.constrained_reference)
-                if p and p.simulated
-                for f in _flagged_figures(p.record)
-            }
-        )
-        bullets.append(
-            f"{_shape_label(c.shape)} ({gap.kind}): hardware gap {frontier} / {constrained} {_ratio_text(gap)}; "
-            f"{lever}; catch-up ratio {_ratio_text(cur)}"
-            + (f"; ASSUMED/UNV figures used: {', '.join(flagged)}" if flagged else "")
-            + "."
-        )
-    if not bullets:
-        return None
-    return Section(
-        "Summary",
-        "Every figure below is restated from the tables of this report; intervals of "
-        "simulated figures are bands from the model's ranges and validation error, not confidence "
-        "intervals.",
-        bullets=bullets,
-    )
-
-
-def _flagged_figures(record: Record) -> list[str]:
-    profile = (record.simulation or {}).get("profile") or {}
-    found = []
-    for name, figure in profile.items():
-        if isinstance(figure, dict) and figure.get("status") in ("ASSUMED", "UNV"):
-            found.append(f"{profile.get('key')} {name} ({figure['status']})")
-        elif isinstance(figure, dict):
-            found += [
-                f"{profile.get('key')} {name}.{k} ({v['status']})"
-                for k, v in figure.items()
-                if isinstance(v, dict) and v.get("status") in ("ASSUMED", "UNV")
-            ]
-    return found
-
-
-def _scenario_section(w) -> Section:
-    s = w.scenario
-    chart = _figure(
-        "waterfall_chart",
-        s.title,
-        w.start["central"],
-        [{"label": f"{st.lever}: {st.detail}", "factor": st.factor, "low": st.low, "high": st.high} for st in w.steps],
-        "end: catch-up ratio",
-    )
-    extra = [f"Quality: {w.quality}."]
-    extra.append(
-        f"Chips to match: {w.chips_to_match[0]:.1f} [{w.chips_to_match[1]:.1f}, {w.chips_to_match[2]:.1f}] "
-        f"{s.constrained} chips at their best for {s.chips} {s.frontier} chips at the reference."
-    )
-    if w.per_dollar:
-        extra.append(f"Per dollar: x{w.per_dollar[0]:.2f} [{w.per_dollar[1]:.2f}, {w.per_dollar[2]:.2f}].")
-    return Section(
-        f"Catch-up scenario: {s.name}",
-        "SIMULATED with the serving model (decode output tokens/s per chip within the TPOT bound). The factors "
-        "multiply from the frontier device at its reference configuration to the constrained device at its best, "
-        "in the order shown (docs/CATCHUP.md).",
-        [
-            Table(
-                "Waterfall",
-                WATERFALL_HEADERS,
-                waterfall_rows(w),
-            )
-        ],
-        figure=chart,
-        figure_name=f"waterfall-{s.name}.png",
-        figure_alt=f"Catch-up waterfall of scenario {s.name}: one bar per lever on a log axis",
-        bullets=extra,
-    )
-
-
-def _appendix_section(records: Sequence[Record], waterfalls: Sequence[Any]) -> Section:
-    """Every device figure used (value, status, source), every assumption, and the validation errors."""
-    from bench.projection.efficiency import load_efficiency
-    from bench.projection.profiles import get_profile
-
-    keys = sorted(
-        {r.simulation["profile"]["key"] for r in records if r.simulated and r.simulation}
-        | {k for w in waterfalls for k in (w.scenario.frontier, w.scenario.constrained)}
-    )
-    figures = []
-    for key in keys:
-        profile = get_profile(key)
-        named = [
-            ("memory_gb", profile.memory_gb),
-            ("bandwidth_tbs", profile.bandwidth_tbs),
-            ("tdp_w", profile.tdp_w),
-            ("price_usd", profile.price_usd),
-        ]
-        named += [(f"peak_tflops.{k}", v) for k, v in profile.peak_tflops.items()]
-        named += [(f"interconnect.{k}", v) for k, v in (profile.interconnect or {}).items()]
-        figures += [[key, name, number(fig.value), fig.status, fig.source] for name, fig in named]
-    kinds = sorted({get_profile(k).kind for k in keys} & {"gpu", "npu", "cpu"})
-    factors = []
-    for kind in kinds:
-        eff = load_efficiency(kind)
-        for name, f in eff.factors.items():
-            factors.append(
-                [kind, name, number(eff.values[name]), f"[{number(f.low)}, {number(f.high)}]", f.status, f.source]
-            )
-    assumptions = [
-        [
-            w.scenario.name,
-            "software maturity",
-            f"x{w.scenario.software['value']:g} [{w.scenario.software['low']:g}, {w.scenario.software['high']:g}]",
-            str(w.scenario.software.get("status")),
-            str(w.scenario.software.get("source")),
-        ]
-        for w in waterfalls
-    ]
-    validation = []
-    errors = {w.validation_error for w in waterfalls if w.validation_error is not None}
-    errors |= {(r.estimate() or {}).get("validation_error") for r in records if r.simulated} - {None}
-    for error in sorted(errors):
-        validation.append(
-            [
-                "serving model",
-                "held-out median |error| on published serving results",
-                f"{100 * error:.1f}%",
-                "bench/projection/published_serving.toml",
-            ]
-        )
-    host = [
-        r for r in records if r.simulated and (r.simulation or {}).get("host_validation", {}).get("error") is not None
-    ]
-    for r in host:
-        v = r.simulation["host_validation"]
-        validation.append(
-            [
-                f"trace projection: {r.spec.label}",
-                "this cell's host validation (predicted / measured - 1)",
-                f"{100 * v['error']:+.1f}%",
-                "measured on this host",
-            ]
-        )
-    tables = [
-        Table(
-            "Device figures",
-            ["device", "figure", "value", "status", "source"],
-            figures,
-            "Status: OFF vendor, 3P third party, DER derived, UNV unverified, ASSUMED.",
-        )
-    ]
-    if factors:
-        tables.append(
-            Table(
-                "Efficiency factors of the serving model",
-                ["kind", "factor", "value", "range", "status", "source"],
-                factors,
-            )
-        )
-    if assumptions:
-        tables.append(
-            Table("Scenario assumptions", ["scenario", "assumption", "value [range]", "status", "source"], assumptions)
-        )
-    if validation:
-        tables.append(Table("Validation errors", ["path", "what", "error", "source"], validation))
-    return Section("Appendix: figures, assumptions and validation", "", tables)
 
 
 def _deviation_text(record: Record, records: Sequence[Record]) -> str:
@@ -472,7 +266,7 @@ def _results_section(records: Sequence[Record]) -> Section:
                 [
                     f"{r.spec.backend} / {metric_of(r).device if point else ''}",
                     technique_of(r),
-                    str(r.spec.batch_size),
+                    batch_text(row),
                     number(r.spec.seq_len),
                     number(r.spec.new_tokens),
                     "simulated" if r.simulated else ("measured (contended)" if r.contended() else "measured"),
@@ -569,7 +363,7 @@ def _distribution_section(records: Sequence[Record]) -> Section:
         "Latency distributions",
         "Every timed call of each measured cell (box: quartiles; whiskers: "
         "1.5 IQR; points beyond). Simulated cells have no distribution.",
-        figure=_figure("latency_distributions", list(groups.items())),
+        figure=draw("latency_distributions", list(groups.items())),
         figure_name="latency.png",
         figure_alt="Box plots of per-call latency per cell",
     )
@@ -590,7 +384,7 @@ def _batch_section(records: Sequence[Record]) -> Section:
     return Section(
         "Throughput against batch size",
         "Items (sequences or images) per second for every device and technique measured at two or more batch sizes.",
-        figure=_figure("throughput_by_batch", data),
+        figure=draw("throughput_by_batch", data),
         figure_name="throughput.png",
         figure_alt="Throughput against batch size",
     )
@@ -640,7 +434,7 @@ def _roofline_section(records: Sequence[Record]) -> Section:
         "intensity (FLOPs / the minimum bytes a call must move), under each device's ceilings: profile "
         "peaks for simulated devices, the calibrated host for this machine (where a simulated cell "
         "recorded it).",
-        figure=_figure("roofline_chart", points, ceilings),
+        figure=draw("roofline_chart", points, ceilings),
         figure_name="roofline.png",
         figure_alt="Roofline chart",
     )
@@ -655,12 +449,6 @@ def _not_ok_section(records: Sequence[Record]) -> Section:
     )
 
 
-def _figure(name: str, *args: Any) -> bytes | None:
-    from bench.output import figures
-
-    return getattr(figures, name)(*args)
-
-
 def build_report(
     records: Sequence[Record],
     frontier: str = DEFAULT_FRONTIER,
@@ -670,14 +458,15 @@ def build_report(
     scenarios: Sequence[Any] = (),
     budget: Any = None,
 ) -> Report:
-    """The report of `records`, with the waterfall of each scenario (bench.analysis.waterfall.Scenario) first."""
-    from bench.analysis.waterfall import waterfall
+    """The report of `records`, opening with the catch-up of each scenario (bench.analysis.gap) where given."""
+    from bench.output.report_catchup import appendix_section, scenario_sections, summary_section
 
     results = catch_up(records, frontier, constrained, reference, budget)
-    waterfalls = [waterfall(s) for s in scenarios]
+    analyses, failures = _analyses(scenarios)
     sections = [
-        _summary_section(results, waterfalls, frontier, constrained),
-        *[_scenario_section(w) for w in waterfalls],
+        summary_section(analyses, results, frontier, constrained),
+        *failures,
+        *[section for a in analyses for section in scenario_sections(a, first=a is analyses[0])],
         _catch_up_section(results, frontier, constrained, reference, records),
         _environment_section(records),
         _results_section(records),
@@ -686,82 +475,21 @@ def build_report(
         _batch_section(records),
         _roofline_section(records),
         _not_ok_section(records),
-        _appendix_section(records, waterfalls),
+        appendix_section(records, analyses),
     ]
     return Report(title, [section for section in sections if section is not None], results)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# renderers
+def _analyses(scenarios: Sequence[Any]) -> tuple[list[dict[str, Any]], list[Section]]:
+    """Each scenario's analysis as a dict; a scenario that cannot be projected becomes a section saying why (the
+    rest of the report still renders)."""
+    from bench.analysis.gap.analysis import analyse
+    from bench.core.errors import UsageError
 
-_CSS = (
-    "body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}table{border-collapse:collapse;"
-    "font-size:12px;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}"
-    "th{background:#f3f3f3}img{max-width:100%}p.note{color:#666;font-size:12px}"
-)
-
-
-def render_html(report: Report) -> str:
-    """One self-contained HTML file: inline style, images as data: URIs, no scripts, every string escaped."""
-    e = html.escape
-    parts = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(report.title)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>{e(report.title)}</h1>"
-    ]
-    for section in report.sections:
-        parts.append(f"<h2>{e(section.title)}</h2>")
-        if section.text:
-            parts.append(f"<p>{_bold_html(e(section.text))}</p>")
-        if section.bullets:
-            parts.append("<ul>" + "".join(f"<li>{e(b)}</li>" for b in section.bullets) + "</ul>")
-        if section.figure:
-            data = base64.b64encode(section.figure).decode()
-            parts.append(f"<img alt='{e(section.figure_alt)}' src='data:image/png;base64,{data}'>")
-        for table in section.tables:
-            if table.title:
-                parts.append(f"<h3>{e(table.title)}</h3>")
-            parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in table.headers) + "</tr>")
-            parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in table.rows]
-            parts.append("</table>")
-            if table.note:
-                parts.append(f"<p class='note'>{e(table.note)}</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
-def _bold_html(text: str) -> str:
-    pieces = text.split("**")
-    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(pieces))
-
-
-def render_markdown(report: Report, figures_dir: Path, link_prefix: str) -> str:
-    """GitHub Markdown; each figure is written as PNG into `figures_dir` and linked as `link_prefix/NAME`. Every
-    string is HTML-escaped (GitHub renders inline HTML, and record strings -- reasons, names -- are input)."""
-
-    def text(value: object) -> str:
-        return html.escape(str(value), quote=False)
-
-    def esc(value: object) -> str:
-        return text(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = [f"# {text(report.title)}", ""]
-    for section in report.sections:
-        lines += [f"## {text(section.title)}", ""]
-        if section.text:
-            lines += [text(section.text), ""]
-        if section.bullets:
-            lines += [f"- {text(b)}" for b in section.bullets] + [""]
-        if section.figure and section.figure_name:
-            figures_dir.mkdir(parents=True, exist_ok=True)
-            (figures_dir / section.figure_name).write_bytes(section.figure)
-            lines += [f"![{section.figure_alt}]({link_prefix}/{section.figure_name})", ""]
-        for table in section.tables:
-            if table.title:
-                lines += [f"### {esc(table.title)}", ""]
-            lines.append("| " + " | ".join(esc(h) for h in table.headers) + " |")
-            lines.append("|" + "---|" * len(table.headers))
-            lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table.rows]
-            lines.append("")
-            if table.note:
-                lines += [f"_{esc(table.note)}_", ""]
-    return "\n".join(lines) + "\n"
+    analyses, failures = [], []
+    for scenario in scenarios:
+        try:
+            analyses.append(analyse(scenario).to_dict())
+        except UsageError as exc:
+            failures.append(Section(f"Catch-up scenario: {scenario.name}", f"Not projected: {exc}"))
+    return analyses, failures

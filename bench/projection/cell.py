@@ -20,17 +20,24 @@ from bench.core.stats import log_symmetric_factor
 
 __all__ = ["CellProjection", "cell_projection", "SERVING_CELL_OPTIONS"]
 
-#: The spec options of a serving cell, with the ServingQuery field each one sets (the rest come from the spec).
-SERVING_CELL_OPTIONS = (
-    "chips",
-    "kv_precision",
-    "tpot_slo_ms",
-    "ttft_slo_ms",
-    "parallel",
-    "mtp_acceptance",
-    "overlap",
-    "fixed_batch",
-)
+#: The spec options of a serving cell and the ServingQuery field each one sets (the rest come from the spec).
+SERVING_CELL_OPTIONS = {
+    "chips": "chips",
+    "kv_precision": "kv_precision",
+    "tpot_slo_ms": "tpot_slo_ms",
+    "ttft_slo_ms": "ttft_slo_ms",
+    "parallel": "parallel",
+    "mtp_acceptance": "mtp_acceptance",
+    "overlap": "overlap",
+    "engine": "engine",
+    "serving_mode": "mode",
+    "spec_tokens": "spec_tokens",
+    "acceptance_length": "acceptance_length",
+    "spec_method": "spec_method",
+    "draft_model": "draft_model",
+    "search": "search",
+    "fixed_batch": "fixed_batch",
+}
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,7 @@ def cell_projection(fields: Mapping[str, Any]) -> CellProjection:
     input_tokens, output_tokens, batch_size and the SERVING_CELL_OPTIONS the cell sets)."""
     from bench.projection.project import ServingQuery, check
 
-    options = {k: fields[k] for k in SERVING_CELL_OPTIONS if fields.get(k) is not None}
+    options = {field: fields[k] for k, field in SERVING_CELL_OPTIONS.items() if fields.get(k) is not None}
     fixed = options.pop("fixed_batch", False)
     query = ServingQuery(
         model=fields["model"],
@@ -115,7 +122,8 @@ def serving_estimate(serving: Mapping[str, Any]) -> dict[str, Any]:
         "per_chip": True,
         "chips": serving["chips"],
         "output_tokens_per_s": rate,
-        "output_tokens_per_s_low": rate_low / widen if rate_low else None,
+        # at the pessimistic end nothing may meet the bounds: that end's rate is 0
+        "output_tokens_per_s_low": rate_low / widen if rate_low else 0.0,
         "output_tokens_per_s_high": rate_high * widen if rate_high else None,
         "validation_error": error,
         "items_per_s": rate / out_tokens,

@@ -260,10 +260,15 @@ def reference_engine(kind: str) -> Engine:
     raise UsageError(f"engine: no engine is described for {kind} devices; the serving model projects gpu and npu")
 
 
-def default_engine(kind: str, family: str, fitted: Mapping[str, float] | None = None) -> Engine:
-    """The best published stack for a device kind and model family: among the engines that run on that kind
-    and serve the family, the one with the highest kernels factor (fitted where given, else central)."""
+def default_engine(
+    kind: str, family: str, fitted: Mapping[str, float] | None = None, precision: str | None = None
+) -> Engine:
+    """The best published stack for a device kind and model family (and, where given, a precision scheme it
+    runs): among the engines that run on that kind and serve the family, the one with the highest kernels factor
+    (fitted where given, else central). 16-bit runs on every engine."""
     candidates = [e for e in load_engines().values() if e.device_kind == kind and e.serves(family)]
+    if precision not in (None, "bf16", "fp16", "fp32"):
+        candidates = [e for e in candidates if precision in e.capabilities(family).precisions] or candidates
     if not candidates:
         raise UsageError(f"engine: no engine serves {family} models on {kind} devices")
 

@@ -3,7 +3,8 @@ and source, from `bench/projection/profiles.toml`, optionally overridden or exte
 `CATCHUP_BENCH_PROFILES` (a table for an existing profile replaces only the fields it gives, e.g. a price).
 
 Every profile is validated when loaded: each required field present, each figure a positive number with a status
-and a source (only `price_usd` may be nan: no sourced price). A bad file is refused with one line naming the
+and a source (only `price_usd` and `tdp_w` may be nan: no sourced figure; at least one tensor peak; an optional
+`released` date with its status, ANNOUNCED for a chip not yet shipping). A bad file is refused with one line naming the
 file, the profile and the field.
 
 The host CPU has no profile here: it is measured (`backends.calibrate`), never looked up.
@@ -13,20 +14,35 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from bench.core.errors import UsageError
+from bench.core.errors import UsageError, invalid_value
 from bench.core.tomlfile import read_toml  # noqa: F401  (also imported from here)
 from bench.core.vocabulary import DEVICE_KINDS
 
-__all__ = ["Figure", "Profile", "load_profiles", "get_profile", "PROFILES_ENV", "STATUSES", "DTYPES", "INTERCONNECT"]
+__all__ = [
+    "parse_figure",
+    "Figure",
+    "Release",
+    "Profile",
+    "load_profiles",
+    "get_profile",
+    "PROFILES_ENV",
+    "STATUSES",
+    "DTYPES",
+    "INTERCONNECT",
+]
 
 PROFILES_ENV = "CATCHUP_BENCH_PROFILES"
 BUILTIN = Path(__file__).with_name("profiles.toml")
-STATUSES = ("OFF", "3P", "DER", "UNV", "ASSUMED", "MEASURED")
-DTYPES = ("bf16", "fp16", "fp32", "int8")  # required peaks; fp8 is optional
+STATUSES = ("OFF", "3P", "DER", "UNV", "ASSUMED", "MEASURED", "ANNOUNCED")
+#: Tensor peaks a profile may give; it needs at least one (an announced chip may publish only fp8/fp4 figures).
+DTYPES = ("bf16", "fp16", "fp8", "int8", "fp4")
+#: Figures that may be nan (no sourced figure): per-watt and per-dollar figures are then left out.
+OPTIONAL_FIGURES = ("tdp_w", "price_usd")
 FIELDS = ("memory_gb", "bandwidth_tbs", "tdp_w", "price_usd")
 KINDS = DEVICE_KINDS
 #: Optional interconnect figures (all or none): per-chip scale-up bandwidth in GB/s per direction, chips in one
@@ -46,6 +62,45 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class Release:
+    """When a chip shipped (or is announced to): "YYYY-MM-DD", "YYYY-MM", "YYYY-Qn" or "YYYY-Hn", with a status."""
+
+    date: str
+    status: str
+    source: str
+
+    @property
+    def year(self) -> float:
+        """The date as a decimal year at the middle of its period (2025-Q1 -> 2025.125, 2025-H2 -> 2025.75)."""
+        year, _, rest = self.date.partition("-")
+        if not rest:
+            return int(year) + 0.5
+        if rest[0] in "QH":
+            n, parts = int(rest[1:]), 4 if rest[0] == "Q" else 2
+            return int(year) + (n - 0.5) / parts
+        return int(year) + (int(rest[:2]) - 0.5) / 12
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"date": self.date, "status": self.status, "source": self.source, "year": self.year}
+
+
+_RELEASE = re.compile(r"^(19|20)\d\d(-(0[1-9]|1[0-2])(-\d\d)?|-Q[1-4]|-H[12])?$")
+
+
+def _release(data: Any, where: str) -> Release | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping) or not isinstance(data.get("value"), str) or not _RELEASE.match(data["value"]):
+        raise invalid_value(f"{where}.value", data.get("value") if isinstance(data, Mapping) else data,
+                            "a date YYYY, YYYY-MM, YYYY-MM-DD, YYYY-Qn or YYYY-Hn")  # fmt: skip
+    if data.get("status") not in STATUSES:
+        raise invalid_value(f"{where}.status", data.get("status"), STATUSES)
+    if not isinstance(data.get("source"), str) or not data["source"].strip():
+        raise invalid_value(f"{where}.source", data.get("source"), "where the date comes from")
+    return Release(data["value"], data["status"], data["source"])
+
+
+@dataclass(frozen=True)
 class Profile:
     key: str
     name: str
@@ -56,6 +111,12 @@ class Profile:
     tdp_w: Figure
     price_usd: Figure
     interconnect: Mapping[str, Figure] | None = None
+    released: "Release | None" = None
+
+    @property
+    def announced_only(self) -> bool:
+        """Not shipping when its figures were published: every output using it says ANNOUNCED."""
+        return self.released is not None and self.released.status == "ANNOUNCED"
 
     def has(self, dtype: str) -> bool:
         """Whether the device has a published peak for this compute dtype (e.g. no fp8 on Ascend or A100)."""
@@ -102,6 +163,7 @@ class Profile:
             "peak_tflops": {d: f.to_dict() for d, f in self.peak_tflops.items()},
             **{f: getattr(self, f).to_dict() for f in FIELDS},
             "interconnect": {k: f.to_dict() for k, f in self.interconnect.items()} if self.interconnect else None,
+            "released": self.released.to_dict() if self.released else None,
         }
 
 
@@ -126,9 +188,17 @@ def _figure(data: Any, where: str, allow_nan: bool = False) -> Figure:
     return Figure(float(value), data["status"], data["source"])
 
 
+#: One sourced figure ({ value, status, source }) parsed with the profiles' rules (systems.toml uses it too).
+parse_figure = _figure
+
+
 def _profile(key: str, data: Any, where: str) -> Profile:
     if not isinstance(data, Mapping):
         raise UsageError(f"{where}: not a table")
+    unknown = sorted(set(data) - {"name", "kind", "peak_tflops", "interconnect", "released", *FIELDS})
+    if unknown:
+        raise invalid_value(f"{where}.{unknown[0]}", unknown[0], ("name", "kind", "peak_tflops", "interconnect",
+                                                                  "released", *FIELDS))  # fmt: skip
     for field in ("name", "kind", "peak_tflops", *FIELDS):
         if field not in data:
             raise UsageError(f"{where}.{field}: missing; a profile needs name, kind, peak_tflops, {', '.join(FIELDS)}")
@@ -137,11 +207,10 @@ def _profile(key: str, data: Any, where: str) -> Profile:
     peaks_data = data["peak_tflops"]
     if not isinstance(peaks_data, Mapping):
         raise UsageError(f"{where}.peak_tflops: not a table of dtype = figure")
-    for dtype in DTYPES:
-        if dtype not in peaks_data:
-            raise UsageError(f"{where}.peak_tflops.{dtype}: missing; every profile gives {', '.join(DTYPES)}")
+    if not any(dtype in peaks_data for dtype in DTYPES):
+        raise UsageError(f"{where}.peak_tflops: no tensor peak; a profile gives at least one of {', '.join(DTYPES)}")
     peaks = {d: _figure(v, f"{where}.peak_tflops.{d}") for d, v in peaks_data.items()}
-    figures = {f: _figure(data[f], f"{where}.{f}", allow_nan=(f == "price_usd")) for f in FIELDS}
+    figures = {f: _figure(data[f], f"{where}.{f}", allow_nan=(f in OPTIONAL_FIGURES)) for f in FIELDS}
     return Profile(
         key=key,
         name=str(data["name"]),
@@ -149,6 +218,7 @@ def _profile(key: str, data: Any, where: str) -> Profile:
         peak_tflops=peaks,
         **figures,
         interconnect=_interconnect(data.get("interconnect"), f"{where}.interconnect"),
+        released=_release(data.get("released"), f"{where}.released"),
     )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "project",
     "check",
     "resolve",
+    "served_rate",
     "arch_of_model",
     "MAX_CHIPS",
     "SERVING_MODEL_VERSION",
@@ -94,7 +95,8 @@ class Projection:
         return self.points.colocated
 
     def headline(self) -> dict[str, Any]:
-        return headline_of(self.points, self.resolved.mode)
+        q = self.query
+        return headline_of(self.points, self.resolved.mode, q.input_tokens, q.output_tokens)
 
     def to_dict(self) -> dict[str, Any]:
         from bench.projection.summary import projection_dict
@@ -102,12 +104,26 @@ class Projection:
         return projection_dict(self)
 
 
-def headline_of(points: Points, mode: str) -> dict[str, Any]:
-    """The figures every output leads with: output tokens/s per chip in the query's mode, and each phase's."""
+def served_rate(points: Points, mode: str, input_tokens: int, output_tokens: int) -> float | None:
+    """Output tokens/s per chip of the whole deployment, prefill included: the colocated rate, or for
+    disaggregated serving the decode and prefill instances in the ratio that keeps them balanced --
+    1 / (1/decode + (input/output)/prefill), each phase's tokens/s per chip of that phase."""
+    d, p, c = points.decode, points.prefill, points.colocated
+    if mode == "colocated":
+        return c.tokens_per_s_per_chip if c else None
+    if not d or not p or not d.tokens_per_s_per_chip or not p.tokens_per_s_per_chip:
+        return None
+    return 1.0 / (1.0 / d.tokens_per_s_per_chip + (input_tokens / output_tokens) / p.tokens_per_s_per_chip)
+
+
+def headline_of(points: Points, mode: str, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    """The figures every output leads with: output tokens/s per chip in the query's mode (per decode chip when
+    disaggregated), the same with the prefill chips counted (`served_...`), and each phase's."""
     d, p, c = points.decode, points.prefill, points.colocated
     headline = c.tokens_per_s_per_chip if mode == "colocated" and c else (d.tokens_per_s_per_chip if d else None)
     return {
         "output_tokens_per_s_per_chip": headline,
+        "served_output_tokens_per_s_per_chip": served_rate(points, mode, input_tokens, output_tokens),
         "decode_tokens_per_s_per_chip": d.tokens_per_s_per_chip if d else None,
         "prefill_tokens_per_s_per_chip": p.tokens_per_s_per_chip if p else None,
         "colocated_tokens_per_s_per_chip": c.tokens_per_s_per_chip if c else None,
@@ -146,11 +162,12 @@ def project(
     bands: bool = True,
     device: Device | None = None,
     engine_factors: Mapping[str, float] | None = None,
+    end: str = "central",
 ) -> Projection:
     """The serving projection of `query`. `device` replaces the profile's chip (a hybrid of two profiles, for the
-    catch-up waterfall's hardware steps); `efficiency` replaces the device kind's silicon factors;
-    `engine_factors` replaces the engine's factors (kernels, overheads)."""
-    resolved = resolve(query, efficiency, device, engine_factors=engine_factors)
+    catch-up's hardware split); `efficiency` replaces the device kind's silicon factors; `engine_factors` replaces
+    the engine's factors (kernels, overheads); `end` takes every factor at an end of its range ("low", "high")."""
+    resolved = resolve(query, efficiency, device, end=end, engine_factors=engine_factors)
     points = _search(query, resolved)
     fits, note = _fit_note(query, resolved, points)
     proj = Projection(query, resolved, points, fits, note)
@@ -161,12 +178,16 @@ def project(
     if bands and fits:
         for end in ("low", "high"):
             at_end = resolve(query, efficiency, device, end=end)
-            setattr(proj, end, headline_of(_search(query, at_end), resolved.mode))
+            setattr(
+                proj, end, headline_of(_search(query, at_end), resolved.mode, query.input_tokens, query.output_tokens)
+            )
     return proj
 
 
 def _fit_note(query: ServingQuery, resolved: Resolved, points: Points) -> tuple[bool, str]:
-    headline = headline_of(points, resolved.mode)["output_tokens_per_s_per_chip"]
+    headline = headline_of(points, resolved.mode, query.input_tokens, query.output_tokens)[
+        "output_tokens_per_s_per_chip"
+    ]
     if headline is not None:
         return True, "fits"
     dep = resolved.deployment

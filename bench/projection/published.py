@@ -247,7 +247,7 @@ def _engine(row: Row):
     return get_engine(row.engine)
 
 
-def _fit_silicon(kind: str, rows: Sequence[Row]) -> dict[str, float]:
+def _fit_silicon(kind: str, rows: Sequence[Row], evaluations: int = 400) -> dict[str, float]:
     """The first len(rows) of FITTED_SILICON (all of them with enough rows) on the reference engine's rows."""
     from scipy.optimize import minimize
 
@@ -261,14 +261,18 @@ def _fit_silicon(kind: str, rows: Sequence[Row]) -> dict[str, float]:
         eff = base.with_values(**{k: math.exp(v) for k, v in zip(names, x)})
         return sum(abs(_log_error(predict(r, eff, _NEUTRAL), r.figure)) for r in rows)
 
-    result = minimize(loss, start, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-4, "maxfev": 400})
+    result = minimize(
+        loss, start, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-4, "maxfev": evaluations}
+    )
     return {k: round(math.exp(v), 4) for k, v in zip(names, result.x)}
 
 
 _NEUTRAL = {"kernels": 1.0, "overheads": 1.0}
 
 
-def _fit_engine(engine, rows: Sequence[Row], silicon: Mapping[str, dict[str, float]]) -> dict[str, float]:
+def _fit_engine(
+    engine, rows: Sequence[Row], silicon: Mapping[str, dict[str, float]], evaluations: int = 300
+) -> dict[str, float]:
     """The engine's kernels factor (and, with ROWS_FOR_TWO_FACTORS fit rows or more, its overheads factor) on
     its fit rows, the silicon held at its fitted values."""
     from scipy.optimize import minimize
@@ -283,13 +287,19 @@ def _fit_engine(engine, rows: Sequence[Row], silicon: Mapping[str, dict[str, flo
         values = {k: math.exp(v) for k, v in zip(names, x)}
         return sum(abs(_log_error(predict(r, effs[r.id], values), r.figure)) for r in rows)
 
-    result = minimize(loss, start, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-4, "maxfev": 300})
+    result = minimize(
+        loss, start, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-4, "maxfev": evaluations}
+    )
     return {k: round(math.exp(v), 4) for k, v in zip(names, result.x)}
 
 
-def fit(fit_rows: Sequence[Row], published: PublishedSet | None = None) -> dict[str, dict[str, Any]]:
+def fit(
+    fit_rows: Sequence[Row], published: PublishedSet | None = None, evaluations: int | None = None
+) -> dict[str, dict[str, Any]]:
     """{"silicon": {kind: {factor: value}}, "engines": {engine: {kernels, overheads}}} from `fit_rows` only
-    (module docstring). Refuses a held-out row."""
+    (module docstring). Refuses a held-out row. `evaluations` caps the loss evaluations per minimisation (default
+    400 for silicon, 300 per engine)."""
+    budget = {} if evaluations is None else {"evaluations": evaluations}
     published = published or load_published()
     if any(not published.is_fit(r) for r in fit_rows):
         raise ValueError("fit() was handed a held-out row")
@@ -297,12 +307,12 @@ def fit(fit_rows: Sequence[Row], published: PublishedSet | None = None) -> dict[
     for kind in sorted({_kind(r) for r in fit_rows}):
         reference = [r for r in fit_rows if _kind(r) == kind and _engine(r).reference]
         if reference:
-            silicon[kind] = _fit_silicon(kind, reference)
+            silicon[kind] = _fit_silicon(kind, reference, **budget)
     engines: dict[str, dict[str, float]] = {}
     for key in sorted({r.engine for r in fit_rows}):
         engine = _engine(next(r for r in fit_rows if r.engine == key))
         if not engine.reference:
-            engines[key] = _fit_engine(engine, [r for r in fit_rows if r.engine == key], silicon)
+            engines[key] = _fit_engine(engine, [r for r in fit_rows if r.engine == key], silicon, **budget)
     engines.update(_typical_engines(engines))
     return {"silicon": silicon, "engines": engines}
 
@@ -482,7 +492,7 @@ def write_fit(fitted: Mapping[str, Any]) -> None:
     _write_engine_fit(ENGINES_FILE, fitted["engines"])
     efficiency._CACHE.clear()
     engines._CACHE.clear()
-    _HELD_OUT.clear()
+    _write_validation(VALIDATION_FILE, validate().summary())
 
 
 def _write_efficiency_fit(path: Path, silicon: Mapping[str, Mapping[str, float]]) -> None:
@@ -514,12 +524,26 @@ def _write_engine_fit(path: Path, engines: Mapping[str, Mapping[str, float]]) ->
     path.write_text(text, encoding="utf-8")
 
 
-_HELD_OUT: list[float | None] = []
+VALIDATION_FILE = Path(__file__).with_name("validation.toml")
+
+
+def _write_validation(path: Path, summary: Mapping[str, Any]) -> None:
+    held = summary["held_out"]
+    path.write_text(
+        "# Written by `bench simulate --validate-serving --refit --write-fit` with the fit it wrote: the serving model's\n"
+        "# error on the published rows held out from that fit. Bands of simulated serving figures are widened by it;\n"
+        "# a test checks it against a fresh validation of the committed factors.\n"
+        f"held_out_median_abs_error = {summary['median_abs_error_held_out']:.6f}\n"
+        f"held_out_median_abs_ln_error = {held['median_abs_ln_error']:.6f}\n"
+        f"held_out_rows = {held['rows']}\n",
+        encoding="utf-8",
+    )
 
 
 def held_out_error() -> float | None:
-    """The serving model's median |predicted / published - 1| on the held-out rows, with the committed factors
-    (computed once per process): the validation error of the serving path, for its bands."""
-    if not _HELD_OUT:
-        _HELD_OUT.append(validate().summary()["median_abs_error_held_out"])
-    return _HELD_OUT[0]
+    """The serving model's median |predicted / published - 1| on the held-out rows with the committed factors (as
+    written with the fit in validation.toml): the validation error of the serving path, for its bands."""
+    value = read_toml(VALIDATION_FILE, "validation file").get("held_out_median_abs_error")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 100:
+        raise invalid_value(f"{VALIDATION_FILE.name}: held_out_median_abs_error", value, "a number from 0 to 100")
+    return float(value)

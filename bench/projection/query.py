@@ -153,8 +153,8 @@ def arch_of_model(name: str) -> Arch:
 
 
 def _engine(query: ServingQuery, kind: str, family: str) -> Engine:
-    if query.engine is None:
-        return default_engine(kind, family)
+    if query.engine is None:  # the best stack that runs the precision asked for
+        return default_engine(kind, family, precision=Precision.named(query.precision, query.kv_precision).scheme)
     engine = get_engine(query.engine)
     if engine.device_kind != kind:
         from bench.projection.engines import load_engines
@@ -181,7 +181,7 @@ def _mode(query: ServingQuery, engine: Engine, caps: Capabilities) -> str:
 
 def _check_engine_runs(query: ServingQuery, engine: Engine, caps: Capabilities, prec: Precision, spec, arch) -> None:
     label = f"engine {engine.key}"
-    if prec.scheme not in caps.precisions and prec.scheme != "fp32":
+    if prec.scheme not in caps.precisions and prec.scheme not in ("fp32", "bf16", "fp16"):  # 16-bit runs everywhere
         raise UsageError(f"precision: {prec.scheme!r} is not run by {label} for this model; allowed: "
                          f"{', '.join(caps.precisions)} (or --search any)")  # fmt: skip
     if query.kv_precision is not None and query.kv_precision not in caps.kv:

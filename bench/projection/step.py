@@ -186,13 +186,14 @@ def _attention(cost: StepCost, dep: Deployment, work: StepWork, micro: int, shar
 
 def _attention_dtype(dep: Deployment) -> str:
     """The attention core runs at the KV cache's precision where that is 8-bit and the chip has a peak for it
-    (FP8 FlashMLA / FlashAttention-3 FP8, INT8 attention), else at 16 bits (32 at fp32)."""
+    (FP8 FlashMLA / FlashAttention-3 FP8, INT8 attention), else at 16 bits (fp16 on a chip without bf16; 32 at
+    fp32)."""
     prec = dep.precision
     if prec.compute == "fp32":
         return "fp32"
     if prec.kv in ("fp8", "int8") and prec.kv in dep.device.peak_flops:
         return prec.kv
-    return "bf16"
+    return "bf16" if "bf16" in dep.device.peak_flops or "fp16" not in dep.device.peak_flops else "fp16"
 
 
 def _mlps(cost: StepCost, dep: Deployment, tokens: float, micro: int, share: float) -> None:
