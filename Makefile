@@ -1,6 +1,6 @@
 # The two commands in the README:
 #   make bench   set up .venv, run the default suite (every available backend, simulated Ascend 910B2 and H100),
-#                write the report (results/latest/report.html and report.md)
+#                write the report (results/latest/report.html and report.md), regenerate docs/CATCHUP.md's figures
 #   make test    set up .venv, then lint (ruff), format check, import contracts (import-linter) and the test suite
 #                (what .ci/run calls)
 PYTHON ?= python3
@@ -31,7 +31,8 @@ $(VENV)/.setup-done: pyproject.toml scripts/install_torch.sh scripts/install_chr
 bench: setup
 	$(BENCH) run; status=$$?; \
 	$(BENCH) report results/latest --format html $(SCENARIO) && $(BENCH) report results/latest --format md $(SCENARIO) && \
-	echo "report: results/latest/report.html (one file) and results/latest/report.md"; exit $$status
+	echo "report: results/latest/report.html (one file) and results/latest/report.md"; \
+	$(PY) scripts/catchup_doc.py; exit $$status
 
 test: setup
 	$(PY) -m ruff check .

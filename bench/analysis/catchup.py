@@ -104,20 +104,29 @@ def ratio(a: Point, b: Point) -> Ratio:
     high/high), then widened log-symmetrically by the path's validation error: across two devices for two
     figures (x/÷ exp(sqrt(2) x |ln(1 - |e|)|)), since the device-specific part of the error does not cancel; on
     one device (a technique's gain) for one (x/÷ exp(|ln(1 - |e|)|)): the device's error is common to both sides,
-    but the model's treatment of the technique is itself an estimate."""
-    if a.simulated and b.simulated and a.method == b.method and None not in (a.low, a.high, b.low, b.high):
-        ends = (a.low / b.low, a.high / b.high, a.value / b.value)
+    but the model's treatment of the technique is itself an estimate. An end at which either side has no
+    figure (nothing meets the bounds there) is left out of the range; a simulated ratio always has a band."""
+    if a.simulated and b.simulated and a.method == b.method:
+        ends = [a.value / b.value] + [x / y for x, y in ((a.low, b.low), (a.high, b.high)) if x and y]
         error = max((abs(x) for x in (a.error, b.error) if x is not None), default=0.0)
         widen = log_symmetric_factor(-min(error, 0.999), figures=2 if a.device != b.device else 1)
+        note = "" if len(ends) == 3 else "; an end where a side has no configuration left out"
         return Ratio(
             a.value / b.value,
             min(ends) / widen,
             max(ends) * widen,
             (a.source, b.source),
-            f"one model ({a.method} projection): matching ends, widened by its validation error",
+            f"one model ({a.method} projection): matching ends, widened by its validation error{note}",
         )
-    low = a.low / b.high if a.low is not None and b.high else None
-    high = a.high / b.low if a.high is not None and b.low else None
+    low = a.low / b.high if a.low and b.high else None
+    high = a.high / b.low if a.high and b.low else None
+    if (low is None or high is None) and (a.simulated or b.simulated):
+        error = max((abs(x) for x in (a.error, b.error) if x is not None), default=0.0)
+        widen = log_symmetric_factor(-min(error, 0.999), figures=2)
+        low = low if low is not None else a.value / b.value / widen
+        high = high if high is not None else a.value / b.value * widen
+        return Ratio(a.value / b.value, low, high, (a.source, b.source), "independent; a missing end taken from "
+                     "the validation error")  # fmt: skip
     return Ratio(a.value / b.value, low, high, (a.source, b.source))
 
 
