@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.projection.project import ServingQuery, project  # noqa: E402
-from bench.projection.published import validate  # noqa: E402
+from bench.projection.validation import validate  # noqa: E402
 
 QUERIES = [
     (

@@ -10,12 +10,14 @@ from bench.core.errors import UsageError
 from bench.projection.arch import arch_of
 from bench.projection.deployment import Deployment, Device, Parallel, Precision
 from bench.projection.efficiency import load_efficiency
+from bench.projection.fit import committed_fit, fit
 from bench.projection.interconnect import Links, all_reduce_s, all_to_all_s, expert_all_to_all_s, p2p_s
 from bench.projection.memory import kv_bytes_per_request_chip, weight_bytes_per_chip
 from bench.projection.profiles import get_profile
 from bench.projection.project import ServingQuery, project
-from bench.projection.published import PublishedSet, committed_fit, fit, load_published, validate
+from bench.projection.published import PublishedSet, load_published
 from bench.projection.search import candidates, decode_point, parse_parallel, search_decode
+from bench.projection.validation import validate
 from models.catalogue import WORKLOADS, get_workload
 from models.facts import count_parameters
 

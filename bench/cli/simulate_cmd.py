@@ -159,7 +159,8 @@ def run_projection(args: argparse.Namespace) -> int:
 def run_serving_validation(args: argparse.Namespace) -> int:
     import time
 
-    from bench.projection.published import load_published, validate, write_fit
+    from bench.projection.published import load_published
+    from bench.projection.validation import validate, write_fit
 
     if args.write_fit and not args.refit:
         raise UsageError("--write-fit: only with --refit (the committed factors are what --validate-serving uses)")

@@ -1,59 +1,38 @@
-"""The serving model against published serving results (published_serving.toml), with a split fixed by date.
-
-- The corpus: rows of published figures, each with its setup and source (the file's header says what a row must
-  state and how each field is read). Rows published before the file's `[split].fit_published_before` are fit
-  rows; the rest are held out. `PublishedSet.for_fitting()` is all the fitting code is handed.
-- An identifiable fit, in two stages, each factor inside its sourced range: (1) per device kind, the silicon
-  factors FITTED_SILICON (as many as the rows allow, in that order) on the fit rows of the kind's reference
-  engine -- the best published stack -- only; (2) per other engine with fit rows,
-  its kernels and overheads factors on its own fit rows, the silicon held at stage 1. An engine without fit rows
-  takes, per factor, the geometric mean of the other engines' fitted figures on its kind of device (a typical
-  engine there, as far as the fit rows show). Each minimises the sum of |ln(predicted / published)| (scipy,
-  bounded): an absolute, not squared, loss, so one badly configured benchmark moves a factor less.
-- Validation: every row predicted with the committed factors (or a fresh fit), error = predicted / published - 1;
-  per row and per group (dense/MoE x GPU/NPU x engine): median |ln(predicted/published)|, the worst row, and how
-  often the published figure lies inside the projection's [low, high] (every factor at the ends of its range).
-  Every fitted factor is reported with where it sits in its range; one within 2% of an end is flagged.
+"""Published serving results (published_serving.toml) and the serving model's prediction of each: rows of
+published figures, each with its setup and source (the file's header says what a row must state and how each
+field is read), split by date -- rows published before the file's `[split].fit_published_before` are fit rows,
+the rest held out (`PublishedSet.for_fitting()` is all the fitting code is handed) -- and `predict(row)`, the
+figure the serving model gives for a row in its unit. The fit is in bench.projection.fit, the validation in
+bench.projection.validation; `held_out_error()` reads the committed validation error (validation.toml).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import math
-import statistics
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from bench.core.errors import UsageError, invalid_value
 from bench.core.tomlfile import read_toml
-from bench.projection.efficiency import Efficiency, load_efficiency
+from bench.projection.efficiency import Efficiency
 
 __all__ = [
     "Row",
     "PublishedSet",
     "load_published",
     "predict",
-    "fit",
-    "validate",
-    "Validation",
-    "write_fit",
-    "committed_fit",
+    "kind_of",
+    "engine_of",
     "held_out_error",
     "PUBLISHED_FILE",
-    "FITTED_SILICON",
+    "VALIDATION_FILE",
 ]
 
 PUBLISHED_FILE = Path(__file__).with_name("published_serving.toml")
 PHASES = ("decode", "prefill", "colocated", "system")
 UNITS = ("output", "input", "total")
-#: The silicon factors the fit chooses per device kind (the rest keep their sourced values).
-FITTED_SILICON = ("gemm", "memory", "layer_overhead_us", "grouped_gemm")
-#: A fitted factor within this share of its range's width from an end is reported as pinned there.
-EDGE_SHARE = 0.02
-#: An engine fits its overheads factor too only with at least this many fit rows (else kernels alone: two factors
-#: on one or two rows would fit noise).
-ROWS_FOR_TWO_FACTORS = 3
 
 
 @dataclass(frozen=True)
@@ -228,316 +207,21 @@ def predict(
     return rate
 
 
-# -- fit ---------------------------------------------------------------------------------------------------------
-
-
-def _log_error(predicted: float | None, figure: float) -> float:
-    return math.log(predicted / figure) if predicted else math.log(1e3)
-
-
-def _kind(row: Row) -> str:
+def kind_of(row: Row) -> str:
+    """The device kind (gpu, npu) of the row's profile."""
     from bench.projection.profiles import get_profile
 
     return get_profile(row.profile).kind
 
 
-def _engine(row: Row):
+def engine_of(row: Row):
+    """The row's engine (bench.projection.engines.Engine)."""
     from bench.projection.engines import get_engine
 
     return get_engine(row.engine)
 
 
-def _fit_silicon(kind: str, rows: Sequence[Row], evaluations: int = 400) -> dict[str, float]:
-    """The first len(rows) of FITTED_SILICON (all of them with enough rows) on the reference engine's rows."""
-    from scipy.optimize import minimize
-
-    base = load_efficiency(kind)
-    names = FITTED_SILICON[: len(rows)]
-    factors = [base.factors[k] for k in names]
-    bounds = [(math.log(f.low), math.log(f.high)) for f in factors]
-    start = [math.log(f.value) for f in factors]
-
-    def loss(x: Sequence[float]) -> float:
-        eff = base.with_values(**{k: math.exp(v) for k, v in zip(names, x)})
-        return sum(abs(_log_error(predict(r, eff, _NEUTRAL), r.figure)) for r in rows)
-
-    result = minimize(
-        loss, start, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-4, "maxfev": evaluations}
-    )
-    return {k: round(math.exp(v), 4) for k, v in zip(names, result.x)}
-
-
-_NEUTRAL = {"kernels": 1.0, "overheads": 1.0}
-
-
-def _fit_engine(
-    engine, rows: Sequence[Row], silicon: Mapping[str, dict[str, float]], evaluations: int = 300
-) -> dict[str, float]:
-    """The engine's kernels factor (and, with ROWS_FOR_TWO_FACTORS fit rows or more, its overheads factor) on
-    its fit rows, the silicon held at its fitted values."""
-    from scipy.optimize import minimize
-
-    names = ("kernels", "overheads") if len(rows) >= ROWS_FOR_TWO_FACTORS else ("kernels",)
-    effs = {r.id: load_efficiency(_kind(r)).with_values(**silicon.get(_kind(r), {})) for r in rows}
-    factors = [engine.factors[k] for k in names]
-    bounds = [(math.log(f.low), math.log(f.high)) for f in factors]
-    start = [math.log(min(max(f.value, f.low), f.high)) for f in factors]
-
-    def loss(x: Sequence[float]) -> float:
-        values = {k: math.exp(v) for k, v in zip(names, x)}
-        return sum(abs(_log_error(predict(r, effs[r.id], values), r.figure)) for r in rows)
-
-    result = minimize(
-        loss, start, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-4, "maxfev": evaluations}
-    )
-    return {k: round(math.exp(v), 4) for k, v in zip(names, result.x)}
-
-
-def fit(
-    fit_rows: Sequence[Row], published: PublishedSet | None = None, evaluations: int | None = None
-) -> dict[str, dict[str, Any]]:
-    """{"silicon": {kind: {factor: value}}, "engines": {engine: {kernels, overheads}}} from `fit_rows` only
-    (module docstring). Refuses a held-out row. `evaluations` caps the loss evaluations per minimisation (default
-    400 for silicon, 300 per engine)."""
-    budget = {} if evaluations is None else {"evaluations": evaluations}
-    published = published or load_published()
-    if any(not published.is_fit(r) for r in fit_rows):
-        raise ValueError("fit() was handed a held-out row")
-    silicon: dict[str, dict[str, float]] = {}
-    for kind in sorted({_kind(r) for r in fit_rows}):
-        reference = [r for r in fit_rows if _kind(r) == kind and _engine(r).reference]
-        if reference:
-            silicon[kind] = _fit_silicon(kind, reference, **budget)
-    engines: dict[str, dict[str, float]] = {}
-    for key in sorted({r.engine for r in fit_rows}):
-        engine = _engine(next(r for r in fit_rows if r.engine == key))
-        if not engine.reference:
-            engines[key] = _fit_engine(engine, [r for r in fit_rows if r.engine == key], silicon, **budget)
-    engines.update(_typical_engines(engines))
-    return {"silicon": silicon, "engines": engines}
-
-
-def _typical_engines(fitted: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    """Engines with no fit rows: each factor the geometric mean of the fitted figures of the other engines of
-    the same device kind (a typical engine there, as far as the fit rows show), inside the engine's own range."""
-    from bench.projection.engines import load_engines
-
-    out = {}
-    for key, engine in load_engines().items():
-        if engine.reference or key in fitted:
-            continue
-        peers = [fitted[k] for k, e in load_engines().items() if k in fitted and e.device_kind == engine.device_kind]
-        values = {}
-        for name, factor in engine.factors.items():
-            seen = [p[name] for p in peers if name in p]
-            if seen:
-                typical = math.exp(statistics.fmean(math.log(v) for v in seen))
-                values[name] = round(min(max(typical, factor.low), factor.high), 4)
-        if values:
-            out[key] = values
-    return out
-
-
-def committed_fit() -> dict[str, dict[str, Any]]:
-    """The fitted values efficiency.toml and engines.toml hold (written by the last `--write-fit`)."""
-    from bench.projection.engines import load_engines
-
-    silicon = {}
-    for kind in ("gpu", "npu"):
-        factors = load_efficiency(kind).factors
-        values = {k: factors[k].fitted for k in FITTED_SILICON if factors[k].fitted is not None}
-        if values:
-            silicon[kind] = values
-    engines = {
-        key: {name: f.fitted for name, f in e.factors.items() if f.fitted is not None}
-        for key, e in load_engines().items()
-        if any(f.fitted is not None for f in e.factors.values())
-    }
-    return {"silicon": silicon, "engines": engines}
-
-
-# -- validation ---------------------------------------------------------------------------------------------------
-
-
-def _group(row: Row) -> str:
-    from bench.projection.query import arch_of_model
-
-    moe = "moe" if arch_of_model(row.model).moe_layers else "dense"
-    return f"{moe} {_kind(row)} {row.engine}"
-
-
-def _ln(value: float | None) -> float | None:
-    return abs(math.log(1 + value)) if value is not None else None
-
-
-def _stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    errors = [r["abs_ln_error"] for r in rows if r["abs_ln_error"] is not None]
-    worst = max((r for r in rows if r["abs_ln_error"] is not None), key=lambda r: r["abs_ln_error"], default=None)
-    return {
-        "rows": len(rows),
-        "predicted": len(errors),
-        "median_abs_ln_error": statistics.median(errors) if errors else None,
-        "worst_row": worst["id"] if worst else None,
-        "worst_ratio": math.exp(worst["abs_ln_error"]) if worst else None,
-        "within_2x": sum(1 for e in errors if e <= math.log(2)),
-        "inside_low_high": sum(1 for r in rows if r["inside_band"]),
-    }
-
-
-@dataclass
-class Validation:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    fitted: dict[str, Any] = field(default_factory=dict)
-    factors: list[dict[str, Any]] = field(default_factory=list)
-
-    def summary(self) -> dict[str, Any]:
-        held = [r for r in self.rows if r["use"] == "held_out"]
-        fitted = [r for r in self.rows if r["use"] == "fit"]
-        rel = [abs(r["error"]) for r in held if r["error"] is not None]
-        return {
-            "held_out": _stats(held),
-            "fit": _stats(fitted),
-            "median_abs_error_held_out": statistics.median(rel) if rel else None,
-            "groups_held_out": {
-                g: _stats([r for r in held if r["group"] == g]) for g in sorted({r["group"] for r in held})
-            },
-            "groups_fit": {
-                g: _stats([r for r in fitted if r["group"] == g]) for g in sorted({r["group"] for r in fitted})
-            },
-            "pinned_factors": [f["name"] for f in self.factors if f["pinned"]],
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "fitted": self.fitted, "factors": self.factors, "summary": self.summary()}
-
-
-def _factor_positions(fitted: Mapping[str, Any]) -> list[dict[str, Any]]:
-    from bench.projection.engines import get_engine
-
-    out = []
-    for kind, values in fitted["silicon"].items():
-        for name, value in values.items():
-            f = load_efficiency(kind).factors[name]
-            out.append(_position(f"{kind}.{name}", value, f.low, f.high))
-    for key, values in fitted["engines"].items():
-        for name, value in values.items():
-            f = get_engine(key).factors[name]
-            out.append(_position(f"engine {key}.{name}", value, f.low, f.high))
-    return out
-
-
-def _position(name: str, value: float, low: float, high: float) -> dict[str, Any]:
-    share = (value - low) / (high - low) if high > low else 0.5
-    pinned = high > low and (share <= EDGE_SHARE or share >= 1 - EDGE_SHARE)
-    return {"name": name, "value": value, "low": low, "high": high, "position": share, "pinned": pinned}
-
-
-def _factors_for(row: Row, fitted: Mapping[str, Any]) -> tuple[Efficiency, dict[str, float] | None]:
-    kind = _kind(row)
-    eff = load_efficiency(kind).with_values(**fitted["silicon"].get(kind, {}))
-    return eff, fitted["engines"].get(row.engine)
-
-
-def _row_result(row: Row, published: PublishedSet, fitted: Mapping[str, Any]) -> dict[str, Any]:
-    eff, engine = _factors_for(row, fitted)
-    predicted = predict(row, eff, engine)
-    # at the pessimistic end nothing may meet the bound: that end's figure is 0 tokens/s
-    low, high = predict(row, end="low") or 0.0, predict(row, end="high")
-    error = predicted / row.figure - 1 if predicted else None
-    return {
-        "id": row.id,
-        "use": "fit" if published.is_fit(row) else "held_out",
-        "published_on": row.published,
-        "group": _group(row),
-        "engine": row.engine,
-        "model": row.model,
-        "profile": row.profile,
-        "chips": row.chips,
-        "precision": row.precision,
-        "phase": row.phase,
-        "unit": row.unit,
-        "input_tokens": row.input_tokens,
-        "output_tokens": row.output_tokens,
-        "tpot_slo_ms": row.tpot_slo_ms,
-        "published": row.figure,
-        "predicted": predicted,
-        "low": low,
-        "high": high,
-        "error": error,
-        "abs_ln_error": _ln(error),
-        "inside_band": bool(high and low <= row.figure <= high),
-        "source_group": row.source_group,
-        "source": row.source,
-        "bound_note": row.bound_note,
-    }
-
-
-def validate(published: PublishedSet | None = None, refit: bool = False) -> Validation:
-    """Predict every row with the committed fit (or, with `refit`, a fresh fit on the fit rows); low/high from
-    every factor at the ends of its range."""
-    published = published or load_published()
-    fitted = fit(published.for_fitting(), published) if refit else committed_fit()
-    out = Validation(fitted=fitted, factors=_factor_positions(fitted))
-    out.rows = [_row_result(row, published, fitted) for row in published.rows]
-    return out
-
-
-def write_fit(fitted: Mapping[str, Any]) -> None:
-    """Write `fitted = X` under each fitted factor's table (efficiency.toml, engines.toml), removing stale ones."""
-    from bench.projection import efficiency, engines
-    from bench.projection.efficiency import EFFICIENCY_FILE
-    from bench.projection.engines import ENGINES_FILE
-
-    _write_efficiency_fit(EFFICIENCY_FILE, fitted["silicon"])
-    _write_engine_fit(ENGINES_FILE, fitted["engines"])
-    efficiency._CACHE.clear()
-    engines._CACHE.clear()
-    _write_validation(VALIDATION_FILE, validate().summary())
-
-
-def _write_efficiency_fit(path: Path, silicon: Mapping[str, Mapping[str, float]]) -> None:
-    import re
-
-    text = re.sub(r"(?m)^fitted = .*\n", "", path.read_text(encoding="utf-8"))
-    for kind, values in silicon.items():
-        for name, value in values.items():
-            header = f"[{kind}.{name}]\n"
-            if header not in text:
-                raise UsageError(f"{path.name}: no table {header.strip()} to write the fit into")
-            end = text.find("\n\n", text.index(header))
-            end = len(text.rstrip("\n")) if end < 0 else end
-            text = text[:end] + f"\nfitted = {value}" + text[end:]
-    path.write_text(text, encoding="utf-8")
-
-
-def _write_engine_fit(path: Path, engines: Mapping[str, Mapping[str, float]]) -> None:
-    import re
-
-    text = re.sub(r", fitted = [0-9.]+ }", " }", path.read_text(encoding="utf-8"))
-    for key, values in engines.items():
-        start = text.index(f"[{key}]\n")
-        for name, value in values.items():
-            line_start = text.index(f"factors.{name} = {{", start)
-            line_end = text.index("\n", line_start)
-            line = text[line_start:line_end]
-            text = text[:line_start] + line[: line.rindex(" }")] + f", fitted = {value} }}" + text[line_end:]
-    path.write_text(text, encoding="utf-8")
-
-
 VALIDATION_FILE = Path(__file__).with_name("validation.toml")
-
-
-def _write_validation(path: Path, summary: Mapping[str, Any]) -> None:
-    held = summary["held_out"]
-    path.write_text(
-        "# Written by `bench simulate --validate-serving --refit --write-fit` with the fit it wrote: the serving model's\n"
-        "# error on the published rows held out from that fit. Bands of simulated serving figures are widened by it;\n"
-        "# a test checks it against a fresh validation of the committed factors.\n"
-        f"held_out_median_abs_error = {summary['median_abs_error_held_out']:.6f}\n"
-        f"held_out_median_abs_ln_error = {held['median_abs_ln_error']:.6f}\n"
-        f"held_out_rows = {held['rows']}\n",
-        encoding="utf-8",
-    )
 
 
 def held_out_error() -> float | None:
