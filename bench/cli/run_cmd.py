@@ -200,6 +200,15 @@ def register(sub) -> None:
         "list. With neither SWEEP nor --model, runs the default suite. Flags given with SWEEP replace those "
         "keys in every matrix of the file.",
     )
+    _add_cell_arguments(p_run)
+    _add_run_arguments(p_run)
+    _add_measure_arguments(p_run)
+    _add_loadgen_arguments(p_run)
+    p_run.set_defaults(func=_cmd_run)
+
+
+def _add_cell_arguments(p_run) -> None:
+    """What the sweep's cells are: models, backends, precisions, shapes, options, scenario, weights."""
     p_run.add_argument("sweep", nargs="?", metavar="SWEEP.toml", help="sweep file (see docs/CLI.md: Sweep files)")
     p_run.add_argument("--model", "-m", action="append", help="workload name or alias (see `bench list`)")
     p_run.add_argument(
@@ -244,6 +253,10 @@ def register(sub) -> None:
         metavar="DIR",
         help="real weights: a local directory with config.json and *.safetensors (never pickle)",
     )
+
+
+def _add_run_arguments(p_run) -> None:
+    """Where records go and how cells are run: --out, --resume, --yes, --quiet, the executor."""
     p_run.add_argument("--out", "-o", help="run directory (default: results/<timestamp>/)")
     p_run.add_argument("--resume", action="store_true", help="skip cells already ok in --out; rerun the rest")
     p_run.add_argument(
@@ -270,6 +283,10 @@ def register(sub) -> None:
         metavar="N",
         help="times Ray reruns a cell whose worker or node died before it is recorded failed (default 1)",
     )
+
+
+def _add_measure_arguments(p_run) -> None:
+    """The measurement protocol's settings (warm-up, stopping rule, timeout)."""
     measure = p_run.add_argument_group(
         "measurement",
         "Warm-up: >= 3 calls and 1 s, then windows of 5 calls until two medians in a row move < 2% "
@@ -293,6 +310,10 @@ def register(sub) -> None:
     measure.add_argument(
         "--timeout", metavar="SECONDS", dest="timeout_s", help="kill a cell's worker after this long (build + measure)"
     )
+
+
+def _add_loadgen_arguments(p_run) -> None:
+    """LoadGen server parameters (cell axes) and run-length settings."""
     lg_group = p_run.add_argument_group(
         "LoadGen scenarios",
         "Server parameters are part of the cell (sweep axes); the --lg-* settings say how long "
@@ -329,6 +350,11 @@ def register(sub) -> None:
         metavar="MS",
         help="server, LMs: p99 time-per-output-token bound in ms (default 200, MLPerf Llama 2 70B)",
     )
+    _add_loadgen_run_length(lg_group)
+
+
+def _add_loadgen_run_length(lg_group) -> None:
+    """How long each LoadGen scenario runs (not part of the cell)."""
     lg_group.add_argument("--lg-min-duration", dest="lg_min_duration_s", metavar="SECONDS", help="default 5")
     lg_group.add_argument(
         "--lg-min-queries",
@@ -356,4 +382,3 @@ def register(sub) -> None:
     lg_group.add_argument(
         "--lg-no-accuracy", action="store_true", help="skip the AccuracyOnly run that feeds the accuracy guard"
     )
-    p_run.set_defaults(func=_cmd_run)

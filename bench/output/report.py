@@ -84,102 +84,80 @@ def _environment_section(records: Sequence[Record]) -> Section:
     )
 
 
-def _catch_up_section(
-    results: Sequence[CatchUp], frontier: str, constrained: str, reference: str, measured_records: Sequence[Record]
-) -> Section:
-    rows, chart_rows = [], []
+def _catch_up_rows(results: Sequence[CatchUp]) -> list[list[str]]:
+    rows = []
     for c in results:
         gap, cur, res = c.hardware_gap(), c.catch_up_ratio(), c.residual_gap()
         watts, price = c.per(c.tdp_w), c.per(c.price_usd)
         rows.append(
-            [
-                _shape_label(c.shape),
-                c.unit,
-                _point_text(c.frontier_reference),
-                _point_text(c.constrained_reference),
-                _ratio_text(gap),
-                _ratio_text(cur),
-                _ratio_text(res),
-                _ratio_text(watts["hardware_gap"]) if watts["hardware_gap"] else "n/a",
-                _ratio_text(watts["catch_up_ratio"]) if watts["catch_up_ratio"] else "n/a",
-                _ratio_text(price["catch_up_ratio"]) if price["catch_up_ratio"] else "n/a",
-            ]
-        )
-        chart_rows.append(_chart_row(c))
+            [_shape_label(c.shape), c.unit, _point_text(c.frontier_reference), _point_text(c.constrained_reference),
+             _ratio_text(gap), _ratio_text(cur), _ratio_text(res),
+             _ratio_text(watts["hardware_gap"]) if watts["hardware_gap"] else "n/a",
+             _ratio_text(watts["catch_up_ratio"]) if watts["catch_up_ratio"] else "n/a",
+             _ratio_text(price["catch_up_ratio"]) if price["catch_up_ratio"] else "n/a"]
+        )  # fmt: skip
+    return rows
+
+
+def _gain_rows(results: Sequence[CatchUp], measured_records: Sequence[Record]) -> list[list[str]]:
     gains = []
     for c in results:
         best = c.best(c.techniques)
         for point, gain in c.gains():
-            deviation = _deviation_text(point.record, measured_records)
             eligible, why = c.eligibility(point)
-            gains.append(
-                [
-                    _shape_label(c.shape),
-                    point.technique + (" (best)" if point is best and point is not c.constrained_reference else ""),
-                    _point_text(point),
-                    _ratio_text(gain),
-                    deviation,
-                    "yes" if eligible else f"no: {why}",
-                ]
-            )
+            label = point.technique + (" (best)" if point is best and point is not c.constrained_reference else "")
+            gains.append([_shape_label(c.shape), label, _point_text(point), _ratio_text(gain),
+                          _deviation_text(point.record, measured_records), "yes" if eligible else f"no: {why}"])  # fmt: skip
+    return gains
+
+
+_CATCH_UP_TEXT = (
+    "Metric: throughput (output tokens/s for generation, items/s otherwise). Hardware gap = frontier / constrained "
+    "at the reference technique; catch-up ratio = constrained with its best technique / frontier at the reference "
+    "(>= 1: efficiency alone closes the gap); residual gap = frontier best / constrained best. Per watt uses each "
+    "profile's TDP, per dollar its price (n/a where the profile has none or the device was measured without power "
+    "figures). Intervals: measured figures 95% from batch means; simulated figures are bands (not confidence "
+    "intervals) from the model's sourced ranges and its validation error, log-symmetric; a ratio of two "
+    "projections by one model is taken at matching ends and, across devices, widened by that error; other ratios "
+    "combine conservatively. Each input says whether it was measured or simulated."
+)
+
+
+def _catch_up_section(
+    results: Sequence[CatchUp], frontier: str, constrained: str, reference: str, measured_records: Sequence[Record]
+) -> Section:
     text = (
         f"Frontier device **{frontier}**, constrained device **{constrained}**, reference technique "
-        f"**{reference}** (eager, no options). Metric: throughput (output tokens/s for generation, items/s "
-        "otherwise). Hardware gap = frontier / constrained at the reference technique; catch-up ratio = "
-        "constrained with its best technique / frontier at the reference (>= 1: efficiency alone closes the "
-        "gap); residual gap = frontier best / constrained best. Per watt uses each profile's TDP, per dollar its "
-        "price (n/a where the profile has none or the device was measured without power figures). Intervals: "
-        "measured figures 95% from batch means; simulated figures are bands (not confidence intervals) from the "
-        "model's sourced ranges and its validation error, log-symmetric; a ratio of two projections by one model "
-        "is taken at matching ends and, across devices, widened by that error; other ratios combine "
-        "conservatively. Each input says whether it was measured or simulated."
+        f"**{reference}** (eager, no options). " + _CATCH_UP_TEXT
     )
     missing = [c for c in results if not c.complete]
-    note = ""
-    if missing:
-        note = "Incomplete (no reference-technique record on one of the devices): " + "; ".join(
-            _shape_label(c.shape) for c in missing
-        )
+    note = ("Incomplete (no reference-technique record on one of the devices): "
+            + "; ".join(_shape_label(c.shape) for c in missing)) if missing else ""  # fmt: skip
+    headers = ["workload", "metric", f"{frontier} ({reference})", f"{constrained} ({reference})",
+               "hardware gap [interval]", "catch-up ratio [interval]", "residual gap [interval]", "gap per watt",
+               "catch-up per watt", "catch-up per $"]  # fmt: skip
+    budget_note = (
+        "A technique is best only when its gain interval lies above 1 and its deviation from the fp32 reference is "
+        f"within the accuracy budget (cosine >= {results[0].budget.cosine_min:g}, top-1 >= "
+        f"{results[0].budget.top1_min:g}); otherwise the reference stays best."
+        if results
+        else ""
+    )
+    gain_headers = ["workload", "technique", "throughput", "gain vs reference [interval]", "top-1 / cos vs fp32",
+                    "may be best"]  # fmt: skip
     return Section(
         "Catch-up estimate",
         text,
         [
-            Table(
-                "Gap and catch-up per workload",
-                [
-                    "workload",
-                    "metric",
-                    f"{frontier} ({reference})",
-                    f"{constrained} ({reference})",
-                    "hardware gap [interval]",
-                    "catch-up ratio [interval]",
-                    "residual gap [interval]",
-                    "gap per watt",
-                    "catch-up per watt",
-                    "catch-up per $",
-                ],
-                rows,
-                note,
-            ),
+            Table("Gap and catch-up per workload", headers, _catch_up_rows(results), note),
             Table(
                 f"Efficiency gain of each technique on {constrained}",
-                [
-                    "workload",
-                    "technique",
-                    "throughput",
-                    "gain vs reference [interval]",
-                    "top-1 / cos vs fp32",
-                    "may be best",
-                ],
-                gains,
-                "A technique is best only when its gain interval lies above 1 and its deviation from the fp32 "
-                f"reference is within the accuracy budget (cosine >= {results[0].budget.cosine_min:g}, top-1 >= "
-                f"{results[0].budget.top1_min:g}); otherwise the reference stays best."
-                if results
-                else "",
-            ),
+                gain_headers,
+                _gain_rows(results, measured_records),
+                budget_note,
+            ),  # fmt: skip
         ],
-        figure=draw("catch_up_chart", chart_rows),
+        figure=draw("catch_up_chart", [_chart_row(c) for c in results]),
         figure_name="catch-up.png",
         figure_alt="Catch-up chart: per workload, the constrained device's throughput relative to the frontier's "
         "reference, for the reference technique and each technique",
@@ -227,6 +205,35 @@ def _chart_row(c: CatchUp) -> dict[str, Any]:
     return {"label": _shape_label(c.shape), "bars": bars}
 
 
+def _result_row(r: Record) -> list[str]:
+    """One cell of the results tables (measured or simulated)."""
+    row = summary_row(r)
+    point = metric_of(r)
+    memory = row.get("device_peak_mib") or row.get("peak_rss_mib")
+    accuracy = (
+        f"{row['cosine_similarity']:.5f} / {number(row.get('top1_agreement'))}"
+        if row.get("cosine_similarity") is not None
+        else row.get("accuracy_skipped") or ""
+    )
+    return [
+        f"{r.spec.backend} / {point.device if point else ''}",
+        technique_of(r),
+        batch_text(row),
+        number(r.spec.seq_len),
+        number(r.spec.new_tokens),
+        "simulated" if r.simulated else ("measured (contended)" if r.contended() else "measured"),
+        median_with_ci(row),
+        number(row.get("p90_ms")),
+        number(row.get("p99_ms")),
+        f"{number(point.value)} {point.unit}" if point else "",
+        number(row.get("ttft_p50_ms")),
+        number(row.get("tpot_p50_ms")),
+        number(memory) if not r.simulated else "",
+        number(row.get("energy_per_item_j")),
+        accuracy,
+    ]
+
+
 def _results_section(records: Sequence[Record]) -> Section:
     by_workload: dict[str, list[Record]] = {}
     for r in records:
@@ -251,37 +258,8 @@ def _results_section(records: Sequence[Record]) -> Section:
         "accuracy vs fp32 (cos / top-1)",
     ]
     for workload, members in by_workload.items():
-        rows = []
-        for r in sorted(members, key=lambda r: (r.spec.backend, technique_of(r), r.spec.batch_size)):
-            row = summary_row(r)
-            point = metric_of(r)
-            latency = median_with_ci(row)
-            memory = row.get("device_peak_mib") or row.get("peak_rss_mib")
-            accuracy = (
-                f"{row['cosine_similarity']:.5f} / {number(row.get('top1_agreement'))}"
-                if row.get("cosine_similarity") is not None
-                else row.get("accuracy_skipped") or ""
-            )
-            rows.append(
-                [
-                    f"{r.spec.backend} / {metric_of(r).device if point else ''}",
-                    technique_of(r),
-                    batch_text(row),
-                    number(r.spec.seq_len),
-                    number(r.spec.new_tokens),
-                    "simulated" if r.simulated else ("measured (contended)" if r.contended() else "measured"),
-                    latency,
-                    number(row.get("p90_ms")),
-                    number(row.get("p99_ms")),
-                    f"{number(point.value)} {point.unit}" if point else "",
-                    number(row.get("ttft_p50_ms")),
-                    number(row.get("tpot_p50_ms")),
-                    number(memory) if not r.simulated else "",
-                    number(row.get("energy_per_item_j")),
-                    accuracy,
-                ]
-            )
-        tables.append(Table(workload, headers, rows))
+        ordered = sorted(members, key=lambda r: (r.spec.backend, technique_of(r), r.spec.batch_size))
+        tables.append(Table(workload, headers, [_result_row(r) for r in ordered]))
     return Section(
         "Results per workload",
         "Measured cells: median latency with its 95% distribution-free interval, "

@@ -55,7 +55,7 @@ project's .venv/bin/python, handed over as JSON.
 
 Mapping of the row's fields to GenZ arguments (unknown keys of a row are ignored).
   model        GenZ zoo entry where the zoo has that model and it is right (llama-3.1-8b/70b/405b, llama-2-*,
-               mixtral-*); else a ModelConfig from our catalogue's HF config (models.catalogue.get_workload(name)
+               mixtral-*); else a ModelConfig from our catalogue's HF config (models.catalogue WORKLOADS[name]
                .config): hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim,
                intermediate_size, vocab_size, num_ffi = 2 for gated (SwiGLU) MLPs and 1 otherwise (GPT-J,
                GPT-2); MoE: num_experts / expert_top_k, and intermediate_size = the EXPERT width
