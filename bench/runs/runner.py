@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 from backends.registry import backend_class
-from bench.core.record import Record
+from bench.core.record import Record, storable
 from bench.core.settings import MeasureSettings
 from bench.core.spec import BenchmarkSpec
 from bench.runs.store import RunStore
@@ -101,12 +101,20 @@ class Executor:
 
     `connect()`/`close()` bracket a sweep; `cluster_devices()` names device kinds that nodes beyond this machine
     offer (the planner then keeps cells this machine cannot run); `scratch_dir` is where this run's workers
-    share intermediate results (set by `run_sweep` to the run directory's simulation cache)."""
+    share intermediate results (set by `run_sweep` to the run directory's simulation cache); `real(spec)` is the
+    spec a worker is given (`secrets`)."""
 
     streams: bool = False
     scratch_dir: Path | None = None
+    #: cells whose options hold secrets -> the spec with the real values (`Plan.secrets`; set by `run_sweep`):
+    #: what the worker gets, while records and progress hold the redacted spec
+    secrets: Mapping[BenchmarkSpec, BenchmarkSpec] = {}
     #: called with the running cell's {"phase", "calls", "median_ms", "elapsed_s"} as the worker reports it
     progress_hook: Callable[[dict], None] | None = None
+
+    def real(self, spec: BenchmarkSpec) -> BenchmarkSpec:
+        """The spec with its real option values, for the worker only (the spec itself without secrets)."""
+        return self.secrets.get(spec, spec)
 
     def connect(self) -> None:
         """Join the resources cells run on (a no-op on this machine)."""
@@ -236,7 +244,10 @@ class LocalExecutor(Executor):
         return tick
 
     def run(self, spec: BenchmarkSpec, settings: MeasureSettings) -> Record:
-        started = utc_now()
+        from bench.runs.worker import stored_spec
+
+        started, real = utc_now(), self.real(spec)
+        spec = stored_spec(real)  # what a record made here holds (a Ray task passes the real spec)
         remove_stale_cell_dirs()
         with tempfile.TemporaryDirectory(prefix=CELL_DIR_PREFIX) as tmp:
             Path(tmp, OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "start": _start_time(os.getpid())}))
@@ -245,7 +256,7 @@ class LocalExecutor(Executor):
             job.write_text(
                 json.dumps(
                     {
-                        "spec": spec.to_dict(),
+                        "spec": real.to_dict(),  # in a private temporary directory (0700)
                         "settings": settings.to_dict(),
                         "artifacts": str(artifacts),
                         "cache_dir": str(self.scratch_dir) if self.scratch_dir else None,
@@ -279,7 +290,11 @@ class LocalExecutor(Executor):
                     _kill_group(proc)
                     raise
             if result.is_file():
-                record = Record.from_dict(json.loads(result.read_text()))
+                try:
+                    record = Record.from_dict(json.loads(result.read_text()))
+                except (ValueError, TypeError, KeyError, RecursionError) as exc:  # never expected: say so
+                    reason = f"the worker's record cannot be read: {str(exc)[:300]}"
+                    return Record(spec, "failed", reason=reason, started_at=started, finished_at=utc_now())
                 record.attachments = collect_attachments(artifacts, f"artifacts/{spec.key}")
                 return record
             tail = _log_tail(log)
@@ -304,7 +319,7 @@ class InProcessExecutor(Executor):
 
         with tempfile.TemporaryDirectory(prefix=CELL_DIR_PREFIX) as tmp:
             artifacts = Path(tmp, "artifacts")
-            record = run_cell(spec, settings, artifacts, self.scratch_dir)
+            record = run_cell(self.real(spec), settings, artifacts, self.scratch_dir)
             record.attachments = collect_attachments(artifacts, f"artifacts/{spec.key}")
         return record
 
@@ -348,6 +363,7 @@ def run_sweep(
     progress: SweepProgress | None = None,
     on_record: Callable[[Record], None] | None = None,
     unavailable: Mapping[BenchmarkSpec, str] | None = None,
+    secrets: Mapping[BenchmarkSpec, BenchmarkSpec] | None = None,
 ) -> SweepResult:
     """Run every spec not already ok in the store (with `resume`), appending each record as it finishes.
 
@@ -366,6 +382,10 @@ def run_sweep(
     records: list[Record] = []
 
     def keep_record(record: Record) -> None:
+        real = executor.secrets.get(record.spec)
+        if real is not None:
+            record = record.scrubbed(backend_class(real.backend).secret_values(real))
+        record = storable(record)
         store.append(record)
         if on_record:
             on_record(record)
