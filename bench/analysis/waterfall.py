@@ -150,6 +150,9 @@ class Scenario:
 def load_scenarios(path: Path | None = None) -> dict[str, Scenario]:
     """Every scenario of the file, validated (a bad one is a one-line error naming it)."""
     data = read_toml(Path(path or SCENARIOS_FILE), "scenarios file")
+    bad = next((name for name, table in data.items() if not isinstance(table, Mapping)), None)
+    if bad is not None:
+        raise UsageError(f"scenarios file {str(path or SCENARIOS_FILE)!r}: {bad}: not a table; expected [{bad}]")
     return {name: Scenario.from_mapping(name, table) for name, table in data.items()}
 
 

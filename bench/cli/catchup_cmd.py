@@ -20,6 +20,9 @@ def _cmd_catchup(args: argparse.Namespace) -> int:
         scenarios = load_scenarios(path)
         if not args.scenario and not args.list:
             raise UsageError(f"SCENARIO: missing; expected one of {', '.join(scenarios)} (bench catchup --list)")
+        if args.format == "json":
+            print(json.dumps([{"name": name, "title": s.title} for name, s in scenarios.items()], indent=1))
+            return EXIT_OK
         for name, s in scenarios.items():
             print(f"{name:<24} {s.title}")
         return EXIT_OK

@@ -52,6 +52,8 @@ def checked_output_file(flag: str, raw: str | os.PathLike) -> Path:
 
     path = checked_dir(flag, str(raw))
     refuse_records_path(path, flag)
+    if path.is_symlink():
+        raise UsageError(f"{flag}: {str(path)!r} is not allowed: it is a symbolic link; choose another file")
     if path.is_dir():
         raise UsageError(f"{flag}: {str(path)!r} is a directory; expected a file path")
     parent = path.parent if str(path.parent) else Path(".")
