@@ -282,14 +282,14 @@ class OpenAIClient:
     async def __aenter__(self) -> "OpenAIClient":
         import aiohttp
 
-        headers, auth = {}, None
+        headers = {}
         if self.api_key:  # the API key wins over user information in the endpoint
             headers["Authorization"] = f"Bearer {self.api_key}"
         elif any(self.user):
-            auth = aiohttp.BasicAuth(*self.user)
+            headers["Authorization"] = aiohttp.BasicAuth(*self.user).encode()
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         self.session = aiohttp.ClientSession(
-            headers=headers, auth=auth, connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+            headers=headers, connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
         )
         return self
 

@@ -41,13 +41,10 @@ def _dirs(run_dirs: PathLike | Iterable[PathLike]) -> list[str]:
         given = list(run_dirs)
     else:
         given = [run_dirs]
-    bad = next((d for d in given if not isinstance(d, (str, os.PathLike)) or not os.fspath(d).strip()), None)
-    if bad is not None or not given:
-        raise UsageError(
-            f"run_dirs: {bad!r} is not allowed; expected a run directory path or a list of them"
-            if given
-            else "run_dirs: an empty list is not allowed; expected a run directory path or a list of them"
-        )
+    bad = [d for d in given if not isinstance(d, (str, os.PathLike)) or not os.fspath(d).strip()]
+    if bad or not given:
+        shown = repr(bad[0]) if bad else "an empty list"
+        raise UsageError(f"run_dirs: {shown} is not allowed; expected a run directory path or a list of them")
     return [os.fspath(d) for d in given]
 
 

@@ -19,7 +19,7 @@ from typing import Iterable
 
 from bench.core.errors import UsageError
 
-__all__ = ["write_output", "RECORD_LINE_PREFIX"]
+__all__ = ["write_output", "check_output", "RECORD_LINE_PREFIX"]
 
 #: How the store begins every record line (compact JSON, the schema version first).
 RECORD_LINE_PREFIX = b'{"schema_version":'
@@ -59,6 +59,16 @@ def _open_checked(path: Path, flag: str, protect: Iterable[str | os.PathLike]) -
         os.close(fd)
         raise
     return fd
+
+
+def check_output(path: str | os.PathLike, flag: str, protect: Iterable[str | os.PathLike] = ()) -> None:
+    """The checks of `write_output` on an existing destination, before any work (nothing is written); the
+    write repeats them on the descriptor it writes."""
+    target = Path(path)
+    if target.is_symlink():
+        raise _refusal(flag, target, "it is a symbolic link")
+    if target.is_file():
+        os.close(_open_checked(target, flag, protect))
 
 
 def write_output(

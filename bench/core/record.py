@@ -202,7 +202,7 @@ _OPT_SCALARS = (_optional(_dict_of(_is_scalar)), "an object of numbers, strings 
 
 FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "spec": _DICT,
-    "status": (lambda v: v in STATUSES, f"one of {', '.join(STATUSES)}"),
+    "status": (lambda v: isinstance(v, str) and v in STATUSES, f"one of {', '.join(STATUSES)}"),
     "reason": _OPT_STR,
     "simulated": _OPT_BOOL,
     "started_at": _OPT_STR,
@@ -286,7 +286,10 @@ FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "simulation.serving.parallelism": _OPT_SCALARS,
     **{f"simulation.serving.{k}": _OPT_NUMBER for k in ("chips", "batch_per_chip", "prefill_tokens_per_s_per_chip")},
     "loadgen": _OPT_DICT,
-    "loadgen.scenario": (lambda v: v in LOADGEN_SCENARIOS, f"one of {', '.join(LOADGEN_SCENARIOS)}"),
+    "loadgen.scenario": (
+        lambda v: isinstance(v, str) and v in LOADGEN_SCENARIOS,
+        f"one of {', '.join(LOADGEN_SCENARIOS)}",
+    ),
     "loadgen.validity": _OPT_STR,
     "loadgen.invalid_reasons": _OPT_STRS,
     "loadgen.results": _OPT_SCALARS,

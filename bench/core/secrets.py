@@ -12,6 +12,7 @@ Redaction works on text, not on a parsed URL, so a malformed URL (`http://[::1`)
 
 from __future__ import annotations
 
+import base64
 import re
 import urllib.parse
 from typing import Any, Iterable
@@ -50,12 +51,14 @@ def redact_url(url: str) -> str:
 
 
 def url_secrets(url: str) -> tuple[str, ...]:
-    """The secret parts of a URL (user, password, query values), raw and percent-decoded, for `scrub`."""
+    """The secret parts of a URL (user, password, query values), raw and percent-decoded, and the Basic auth
+    credentials they make, for `scrub`."""
     found: list[str] = []
     match = _USERINFO.search(url)
     if match:
         user, _, password = match["userinfo"].partition(":")
-        found += [user, password]
+        plain = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+        found += [user, password, base64.b64encode(plain.encode()).decode()]  # as a Basic auth header sends it
     query = _QUERY.search(url)
     if query:
         found += [part.partition("=")[2] or part for part in query["query"].split("&")]

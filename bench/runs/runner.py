@@ -369,9 +369,12 @@ def run_sweep(
 
     Specs in `unavailable` (spec -> reason, from the planner) are not run: an `unavailable` record with the
     reason is written for each, so the run says what was asked for and why it has no figures. A streaming
-    executor gets all the runnable specs at once and its records are appended in the order they finish."""
+    executor gets all the runnable specs at once and its records are appended in the order they finish.
+    `secrets` (`Plan.secrets`) gives the executor the real option values of cells whose specs are redacted; every
+    record is scrubbed of those secrets and checked (`storable`) before it is stored."""
     unavailable = unavailable or {}
     executor = executor or LocalExecutor()
+    executor.secrets = dict(secrets or {})
     if executor.scratch_dir is None:
         executor.scratch_dir = store.directory.resolve() / SIMULATION_CACHE_DIR
     done = store.ok_keys() if resume else set()

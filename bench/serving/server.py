@@ -255,8 +255,21 @@ def parse_request(raw: bytes, chat: bool, engine: Engine) -> _Asked:
 # -- handlers ------------------------------------------------------------------------------------------------
 
 
+def _app_keys() -> tuple[Any, Any]:
+    """The application's keys for the engine and the request counter; made when this module is imported (an
+    AppKey takes its name from the importing module), (None, None) without aiohttp (`bench serve` says so)."""
+    try:
+        from aiohttp import web
+    except ImportError:  # pragma: no cover - the serve command checks first
+        return None, None
+    return web.AppKey("engine", Engine), web.AppKey("counter", Iterator)
+
+
+_ENGINE_KEY, _COUNTER_KEY = _app_keys()
+
+
 def _engine_of(request) -> Engine:
-    return request.app["engine"]
+    return request.app[_ENGINE_KEY]
 
 
 async def _models(request):
@@ -297,7 +310,7 @@ async def _complete(request, chat: bool):
     if asked.model not in (None, engine.model):
         return _error(404, f"model: {asked.model[:80]!r} is not served here; expected {engine.model!r}")
     loop, tokens = asyncio.get_running_loop(), asyncio.Queue()
-    ident = f"{'chatcmpl' if chat else 'cmpl'}-{next(request.app['counter'])}"
+    ident = f"{'chatcmpl' if chat else 'cmpl'}-{next(request.app[_COUNTER_KEY])}"
     work = _Request(asked.prompt, asked.max_tokens, lambda item: loop.call_soon_threadsafe(tokens.put_nowait, item))
     work.timings["id"] = ident
     try:
@@ -309,6 +322,14 @@ async def _complete(request, chat: bool):
         return await (reply.stream(request, asked.include_usage) if asked.stream else reply.whole())
     finally:
         work.cancel()  # a no-op once it finished; else the client left (or the server stops): stop generating
+
+
+async def _completions(request):
+    return await _complete(request, chat=False)
+
+
+async def _chat_completions(request):
+    return await _complete(request, chat=True)
 
 
 @dataclass
@@ -393,16 +414,16 @@ def build_app(engine: Engine):
     from aiohttp import web
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app["engine"] = engine
-    app["counter"] = iter(range(1, 1 << 62))
+    app[_ENGINE_KEY] = engine
+    app[_COUNTER_KEY] = iter(range(1, 1 << 62))
     app.on_response_prepare.append(_server_header)
     app.add_routes(
         [
             web.get("/v1/models", _models),
             web.get("/health", _health),
             web.get("/bench/timings", _timings),
-            web.post("/v1/completions", lambda r: _complete(r, chat=False)),
-            web.post("/v1/chat/completions", lambda r: _complete(r, chat=True)),
+            web.post("/v1/completions", _completions),
+            web.post("/v1/chat/completions", _chat_completions),
         ]
     )
     return app
