@@ -13,11 +13,14 @@ the engine's tokenizer sees about seq_len tokens; otherwise the synthetic corpus
 for BPE tokenizers. The record holds the prompt tokens the server reported.
 
 Secrets: an API key is read from $OPENAI_API_KEY (or the variable `-O api_key_env=NAME` names) and sent as a
-bearer token; it is never recorded. The endpoint is recorded without user information or query string.
+bearer token; without one, the endpoint's user information is sent as Basic auth. The endpoint option is declared
+`credentials`: the spec every record, key and line holds has it redacted (bench.core.secrets), only the worker
+gets the real one, and the key and credentials are scrubbed from whatever text a server sends back.
 
-Failure handling: a refused connection, a timeout, an HTTP error status or a malformed stream fails that request
-(counted and described in the record); the load goes on. `probe()` needs only aiohttp; an unreachable endpoint is
-found at plan time (one line, exit 2) by `check_endpoint`.
+Failure handling: a refused connection, a timeout, an HTTP error status, a malformed stream or token counts that
+contradict the stream fail that request (counted and described in the record); the load goes on. Nothing a server
+sends can make the client hold more than the bounds below, or raise. `probe()` needs only aiohttp; an unreachable
+or malformed endpoint is found at plan time (one line, exit 2) by `check_endpoint_url` and `check_endpoint`.
 """
 
 from __future__ import annotations

@@ -676,6 +676,10 @@ def test_data_files_that_are_not_tables_are_one_line_errors(tmp_path):
     }
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
+    huge = tmp_path / "huge.toml"  # finite, but "inf GB" once multiplied
+    huge.write_text('[h100]\nmemory_gb = { value = 1e308, status = "ASSUMED", source = "x" }\n')
+    with pytest.raises(UsageError, match="memory_gb.value: 1e[+]?308 is not allowed"):
+        load_profiles(str(huge))
     for path in [*(tmp_path / n for n in cases), "/dev/zero"]:
         with pytest.raises(UsageError) as raised:
             load_profiles(str(path))

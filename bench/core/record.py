@@ -325,7 +325,7 @@ def check_fields(data: Mapping[str, Any]) -> None:
     for path, (conforms, expected) in FIELD_TYPES.items():
         for where, value in _values_at(data, path.split(".")):
             if not conforms(value):
-                shown = json.dumps(value)[:60] if _is_scalar(value) else f"a JSON {type(value).__name__}"
+                shown = json.dumps(value)[:60] if _is_scalar(value) else type(value).__name__
                 raise ValueError(f"{where}: {shown} is not allowed; expected {expected}")
     measurement = data.get("measurement")
     if measurement:

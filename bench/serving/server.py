@@ -17,6 +17,10 @@ server uses a documented synthetic word tokenizer: a prompt's whitespace-separat
 word's CRC-32 modulo the vocabulary is its id), and output token id N is the text " wN". One word is one token,
 so the client's synthetic prompts have exactly the prompt length asked for. Responses carry `usage`
 (prompt_tokens, completion_tokens) as OpenAI's API does, and the header `server: catchup-bench/<version>`.
+
+Under abuse: a request it cannot serve is refused with 400 naming the field (`parse_request`), a full queue with
+503 + Retry-After; a client that goes away cancels its generation; /bench/timings keeps the last MAX_TIMINGS;
+SIGINT/SIGTERM shut it down gracefully (`serve`).
 """
 
 from __future__ import annotations
