@@ -26,6 +26,7 @@ or malformed endpoint is found at plan time (one line, exit 2) by `check_endpoin
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import random
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from backends.base import Availability, Capabilities, OptionSpec, PreparedCall, RemoteBackend
 from bench.core.calls import StreamedRequest
 from bench.core.errors import UsageError
-from bench.core.secrets import redact_url, scrub, url_secrets
+from bench.core.secrets import redact_url, scrub, scrub_tree, url_secrets
 from bench.core.spec import MAX_TOKENS
 
 if TYPE_CHECKING:
@@ -289,7 +290,7 @@ class OpenAIClient:
         if self.api_key:  # the API key wins over user information in the endpoint
             headers["Authorization"] = f"Bearer {self.api_key}"
         elif any(self.user):
-            headers["Authorization"] = aiohttp.BasicAuth(*self.user).encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(":".join(self.user).encode()).decode()
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         self.session = aiohttp.ClientSession(
             headers=headers, connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
@@ -329,7 +330,7 @@ class OpenAIClient:
                 response.close()
             if len(raw) > MODELS_BODY_BYTES:
                 raise MalformedStream(f"/v1/models: more than {MODELS_BODY_BYTES // 1024} KiB")
-            return _identity(_json(raw), self.model, server)
+            return scrub_tree(_identity(_json(raw), self.model, server), self.secrets)
         except Exception as exc:  # identity is informative; the load decides whether the run worked
             return {"error": self.scrub(f"{type(exc).__name__}: {exc}")}
 

@@ -4,7 +4,8 @@ Started in a thread of the test process (`HostileServer`, a context manager) on 
 mode is the first path segment, so `-O endpoint=http://127.0.0.1:PORT/MODE` points a cell at one attack:
 
   ok            a well-behaved engine: max_tokens content chunks, correct usage, [DONE]
-  echo_secret   HTTP 401 whose body echoes the Authorization header and the request's URL (query included)
+  echo_secret   HTTP 401 whose body echoes the Authorization header and the request's URL (query included);
+                /v1/models names the Authorization header as the model's owner
   stream_secret a 200 stream whose error chunk echoes the Authorization header
   huge_error    HTTP 500 with a 100 MB body, sent 1 MiB at a time (never held whole here either)
   huge_models   /v1/models of about 6.6 MB (100,000 model entries); completions as `ok`
@@ -64,7 +65,9 @@ async def _models(request: web.Request) -> web.StreamResponse:
     if mode == "typed_models":
         entry = {"id": 5, "owned_by": ["me"], "engine": "vllm", "max_model_len": "long"}
         return web.json_response({"object": "list", "data": [entry, {"id": "gpt2-tiny", "engine": "vllm"}]})
-    return web.json_response({"object": "list", "data": [{"id": "gpt2-tiny", "engine": {"name": "hostile"}}]})
+    owner = request.headers.get("Authorization", "") if mode == "echo_secret" else "hostile"
+    entry = {"id": "gpt2-tiny", "owned_by": owner, "engine": {"name": "hostile"}}
+    return web.json_response({"object": "list", "data": [entry]})
 
 
 async def _stream(request: web.Request, lines: list[bytes]) -> web.StreamResponse:

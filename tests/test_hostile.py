@@ -138,6 +138,13 @@ def test_basic_credentials_are_sent_and_scrubbed_without_an_api_key(hostile, tmp
     assert record.status == "failed" and "Basic ***" in record.serving["failures"][0]["error"]
 
 
+def test_an_api_key_alone_is_scrubbed_from_what_the_server_echoes(hostile, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    (record,) = _run_here(hostile.endpoint("echo_secret"), tmp_path / "key")  # no credentials in the endpoint
+    text = (tmp_path / "key" / "records.jsonl").read_text()
+    assert API_KEY not in text and record.serving["server"]["owned_by"] == "Bearer ***"
+
+
 # -- every attack costs at most its own requests -------------------------------------------------------------
 
 

@@ -44,6 +44,7 @@ from bench.core.record import Record, storable
 from bench.core.settings import MeasureSettings
 from bench.core.spec import BenchmarkSpec
 from bench.runs.store import RunStore
+from bench.runs.worker import secrets_of
 
 __all__ = [
     "Executor",
@@ -385,9 +386,10 @@ def run_sweep(
     records: list[Record] = []
 
     def keep_record(record: Record) -> None:
-        real = executor.secrets.get(record.spec)
-        if real is not None:
-            record = record.scrubbed(backend_class(real.backend).secret_values(real))
+        real = executor.real(record.spec)
+        secrets = secrets_of(real)
+        if secrets or real != record.spec:
+            record = record.scrubbed(secrets)
         record = storable(record)
         store.append(record)
         if on_record:

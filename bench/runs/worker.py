@@ -409,11 +409,18 @@ def run_cell(
     (`stored_spec`) and none of the secrets (`Backend.secret_values`) in any of its text."""
     stored = stored_spec(spec)
     record = _run_cell(spec, stored, settings, artifacts, cache_dir, progress)
-    if stored == spec:
-        return record
+    secrets = secrets_of(spec)
+    return record.scrubbed(secrets) if secrets or stored != spec else record
+
+
+def secrets_of(spec) -> tuple[str, ...]:
+    """What no stored text may hold for this (real) spec: `Backend.secret_values` (none for an unknown backend)."""
     from backends.registry import backend_class
 
-    return record.scrubbed(backend_class(spec.backend).secret_values(spec))
+    try:
+        return backend_class(spec.backend).secret_values(spec)
+    except Exception:  # an unknown backend has no secrets of its own; its URLs are redacted by `stored_spec`
+        return ()
 
 
 def _run_cell(real, spec, settings, artifacts, cache_dir, progress):
