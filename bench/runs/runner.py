@@ -252,19 +252,8 @@ class LocalExecutor(Executor):
         remove_stale_cell_dirs()
         with tempfile.TemporaryDirectory(prefix=CELL_DIR_PREFIX) as tmp:
             Path(tmp, OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "start": _start_time(os.getpid())}))
-            job, result, log = Path(tmp, "job.json"), Path(tmp, "result.json"), Path(tmp, "worker.log")
-            artifacts = Path(tmp, "artifacts")
-            job.write_text(
-                json.dumps(
-                    {
-                        "spec": real.to_dict(),  # in a private temporary directory (0700)
-                        "settings": settings.to_dict(),
-                        "artifacts": str(artifacts),
-                        "cache_dir": str(self.scratch_dir) if self.scratch_dir else None,
-                        "progress": str(Path(tmp, "progress.json")),
-                    }
-                )
-            )
+            job = self._write_job(Path(tmp), real, settings)
+            result, log = Path(tmp, "result.json"), Path(tmp, "worker.log")
             with open(log, "wb") as log_fh:
                 proc = subprocess.Popen(
                     [self.python, *SAFE_PATH_FLAG, "-m", "bench.runs.worker", str(job), str(result)],
@@ -279,34 +268,43 @@ class LocalExecutor(Executor):
                     returncode = wait_blocking(proc, settings.timeout_s, self._ticker(Path(tmp, "progress.json")))
                 except subprocess.TimeoutExpired:
                     _kill_group(proc)
-                    return Record(
-                        spec,
-                        "failed",
-                        reason=f"timed out after {settings.timeout_s:g} s (timeout_s)",
-                        started_at=started,
-                        finished_at=utc_now(),
-                        detail=_log_tail(log) or None,
-                    )
+                    reason, tail = f"timed out after {settings.timeout_s:g} s (timeout_s)", _log_tail(log) or None
+                    return Record(spec, "failed", reason=reason, started_at=started, finished_at=utc_now(), detail=tail)
                 except BaseException:  # Ctrl-C or SIGTERM: never leave a worker behind
                     _kill_group(proc)
                     raise
-            if result.is_file():
-                try:
-                    record = Record.from_dict(json.loads(result.read_text()))
-                except (ValueError, TypeError, KeyError, RecursionError) as exc:  # never expected: say so
-                    reason = f"the worker's record cannot be read: {str(exc)[:300]}"
-                    return Record(spec, "failed", reason=reason, started_at=started, finished_at=utc_now())
-                record.attachments = collect_attachments(artifacts, f"artifacts/{spec.key}")
-                return record
-            tail = _log_tail(log)
-            return Record(
-                spec,
-                "failed",
-                reason=_death_reason(returncode, tail),
-                started_at=started,
-                finished_at=utc_now(),
-                detail=tail or None,
+            return _worker_record(spec, result, log, Path(tmp, "artifacts"), returncode, started)
+
+    def _write_job(self, tmp: Path, real: BenchmarkSpec, settings: MeasureSettings) -> Path:
+        """The worker's job file, in the cell's private temporary directory (0700): it holds the real spec."""
+        job = tmp / "job.json"
+        job.write_text(
+            json.dumps(
+                {
+                    "spec": real.to_dict(),
+                    "settings": settings.to_dict(),
+                    "artifacts": str(tmp / "artifacts"),
+                    "cache_dir": str(self.scratch_dir) if self.scratch_dir else None,
+                    "progress": str(tmp / "progress.json"),
+                }
             )
+        )
+        return job
+
+
+def _worker_record(spec: BenchmarkSpec, result: Path, log: Path, artifacts: Path, returncode: int, started: str):
+    """The record the worker wrote (with its attachments), or a failed record saying why there is none."""
+    if not result.is_file():
+        tail = _log_tail(log)
+        reason = _death_reason(returncode, tail)
+        return Record(spec, "failed", reason=reason, started_at=started, finished_at=utc_now(), detail=tail or None)
+    try:
+        record = Record.from_dict(json.loads(result.read_text()))
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:  # never expected: say so
+        reason = f"the worker's record cannot be read: {str(exc)[:300]}"
+        return Record(spec, "failed", reason=reason, started_at=started, finished_at=utc_now())
+    record.attachments = collect_attachments(artifacts, f"artifacts/{spec.key}")
+    return record
 
 
 class InProcessExecutor(Executor):
