@@ -690,9 +690,7 @@ def test_data_files_that_are_not_tables_are_one_line_errors(tmp_path):
         assert "\n" not in str(raised.value) and "profiles file" in str(raised.value), path
         done = cli_result("catchup", "--list", "--scenarios", str(path))
         assert done.returncode == 2 and "scenarios file" in done.stderr and "Traceback" not in done.stderr, path
-    from bench.analysis.waterfall import SCENARIOS_FILE
-
-    builtin = SCENARIOS_FILE.read_text(encoding="utf-8")  # one scenario of the built-in file, as a user's file
+    builtin = (ROOT / "bench/suites/scenarios.toml").read_text(encoding="utf-8")  # one of its scenarios, as a user file
     one = builtin[builtin.index("[h20-vs-h100]") : builtin.index("[h800-vs-h100]")]
     (tmp_path / "one.toml").write_text(one)
     done = cli_result("catchup", "--list", "--format", "json", "--scenarios", str(tmp_path / "one.toml"))
