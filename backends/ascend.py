@@ -14,6 +14,9 @@ catches every exception, because a torch_npu without CANN raises ImportError or 
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from backends.base import Availability, Capabilities, OptionSpec, PreparedCall
@@ -37,10 +40,39 @@ DEFAULT_ASCEND_PROFILE = "ascend-910b2"
 ASCEND_PROFILES = ("ascend-910b2", "ascend-910b3", "ascend-910b4", "ascend-910c", "ascend-310p")
 
 
+#: First, torch_npu is imported in a child process: an import that kills its process (abort, segfault: a torch_npu
+#: built for another CANN) then kills only the child. Exceptions are the in-process probe's to report.
+_IMPORT_CHECK = "import torch_npu"
+PROBE_TIMEOUT_S = 120.0
+
+
+def _import_kills() -> str | None:
+    """Why importing torch_npu cannot be risked in this process (it killed a child that tried), or None."""
+    env = dict(os.environ, TORCH_DEVICE_BACKEND_AUTOLOAD="0", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _IMPORT_CHECK], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=env
+        )
+    except subprocess.TimeoutExpired:
+        return f"importing torch_npu did not finish within {PROBE_TIMEOUT_S:g} s"
+    except OSError as exc:
+        return f"the NPU probe could not start: {exc.strerror or exc}"
+    if done.returncode >= 0:
+        return None
+    last = (done.stderr.strip().splitlines() or [""])[-1][:200]
+    return f"importing torch_npu kills the process (signal {-done.returncode}){': ' + last if last else ''}"
+
+
 def npu_unavailable_reason() -> str | None:
-    """Why torch cannot drive an Ascend NPU here, or None (the probe in hardware.md, every exception caught)."""
+    """Why torch cannot drive an Ascend NPU here, or None (the probe in hardware.md, every exception caught).
+    Isolated: torch's device-backend autoloading is off in this project (bench/__init__.py), and torch_npu is
+    imported here only after a child process survived importing it; an ImportError or OSError names the missing
+    CANN library (e.g. libhccl.so) in the reason."""
     if importlib.util.find_spec("torch_npu") is None:
         return "torch_npu is not installed"
+    killed = _import_kills()
+    if killed:
+        return killed
     try:
         import torch_npu  # noqa: F401  (ImportError/OSError when CANN is missing or not sourced)
     except Exception as exc:
@@ -135,6 +167,10 @@ class SimulatedAscendBackend(SimulatedBackend):
     @classmethod
     def variants(cls) -> dict[str, Availability]:
         return {"real NPU (torch_npu)": Availability(False, cls.npu_reason)}
+
+    @classmethod
+    def plan_notes(cls) -> tuple[str, ...]:
+        return (f"backend ascend is simulated here (no usable NPU): {cls.npu_reason}",)
 
 
 _RESOLVED: type | None = None

@@ -30,6 +30,7 @@ from bench.core.calls import (
     make_stamp,
 )
 from bench.core.errors import UsageError, invalid_value
+from bench.core.secrets import redact_url, url_secrets
 from bench.core.vocabulary import SHAPE_OPTIONS, technique_of
 
 if TYPE_CHECKING:
@@ -105,6 +106,12 @@ class Backend(abc.ABC):
         is not there (a remote engine's endpoint); default: nothing to check."""
 
     @classmethod
+    def plan_notes(cls) -> tuple[str, ...]:
+        """What a user should read before this backend's cells run (e.g. that it falls back to a simulation,
+        and why); printed once per sweep. Default: nothing."""
+        return ()
+
+    @classmethod
     def variants(cls) -> dict[str, Availability]:
         """Availability of the option values that depend on what is installed (e.g. execution providers),
         keyed "option=value", for `bench list`; {} when nothing beyond probe() can be missing."""
@@ -147,6 +154,31 @@ class Backend(abc.ABC):
             (k, v) for k, v in spec.options if k not in options or options[k].default is None or v != options[k].default
         )
         return spec if kept == spec.options else replace(spec, options=kept)
+
+    @classmethod
+    def redacted(cls, spec: "BenchmarkSpec") -> "BenchmarkSpec":
+        """The spec as it is stored and shown (its key, records, progress lines): options declared `credentials`
+        hold their redacted form (bench.core.secrets.redact_url). The spec itself when nothing is secret."""
+        from dataclasses import replace
+
+        options = cls.capabilities.options
+        kept = tuple(
+            (k, redact_url(v) if k in options and options[k].credentials and isinstance(v, str) else v)
+            for k, v in spec.options
+        )
+        return spec if kept == spec.options else replace(spec, options=kept)
+
+    @classmethod
+    def secret_values(cls, spec: "BenchmarkSpec") -> tuple[str, ...]:
+        """Strings of the (real) spec that no stored text may hold: the secret parts of its `credentials`
+        options; a backend that reads a secret from elsewhere (an API key) adds it."""
+        options = cls.capabilities.options
+        return tuple(
+            secret
+            for k, v in spec.options
+            if k in options and options[k].credentials and isinstance(v, str)
+            for secret in url_secrets(v)
+        )
 
     @classmethod
     def device_kind(cls, spec: "BenchmarkSpec") -> str:

@@ -13,16 +13,20 @@ the engine's tokenizer sees about seq_len tokens; otherwise the synthetic corpus
 for BPE tokenizers. The record holds the prompt tokens the server reported.
 
 Secrets: an API key is read from $OPENAI_API_KEY (or the variable `-O api_key_env=NAME` names) and sent as a
-bearer token; it is never recorded. The endpoint is recorded without user information or query string.
+bearer token; without one, the endpoint's user information is sent as Basic auth. The endpoint option is declared
+`credentials`: the spec every record, key and line holds has it redacted (bench.core.secrets), only the worker
+gets the real one, and the key and credentials are scrubbed from whatever text a server sends back.
 
-Failure handling: a refused connection, a timeout, an HTTP error status or a malformed stream fails that request
-(counted and described in the record); the load goes on. `probe()` needs only aiohttp; an unreachable endpoint is
-found at plan time (one line, exit 2) by `check_endpoint`.
+Failure handling: a refused connection, a timeout, an HTTP error status, a malformed stream or token counts that
+contradict the stream fail that request (counted and described in the record); the load goes on. Nothing a server
+sends can make the client hold more than the bounds below, or raise. `probe()` needs only aiohttp; an unreachable
+or malformed endpoint is found at plan time (one line, exit 2) by `check_endpoint_url` and `check_endpoint`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import random
@@ -33,6 +37,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from backends.base import Availability, Capabilities, OptionSpec, PreparedCall, RemoteBackend
 from bench.core.calls import StreamedRequest
 from bench.core.errors import UsageError
+from bench.core.secrets import redact_url, scrub, scrub_tree, url_secrets
+from bench.core.spec import MAX_TOKENS
 
 if TYPE_CHECKING:
     from bench.core.spec import BenchmarkSpec
@@ -50,22 +56,79 @@ SYNTHETIC_WORDS = tuple(
 
 DEFAULT_TIMEOUT_S = 120.0
 
+#: Bounds on the load one cell may ask for, checked at plan time: requests per cell, requests in flight, the
+#: Poisson rate (0, or between the bounds: a rate near 0 would only wait for the cell's timeout), a request's
+#: timeout, goodput bounds, and requests x max_tokens (the token stamps a record holds: about 20 MB of JSON).
+MAX_REQUESTS = 100_000
+MAX_CONCURRENCY = 1_024
+MIN_REQUEST_RATE = 0.01
+MAX_REQUEST_RATE = 100_000.0
+MAX_REQUEST_TIMEOUT_S = 3_600.0
+MAX_SLO_MS = 3_600_000.0
+MAX_TOKEN_STAMPS = 2_000_000
+
+#: What one server can make the client hold or accept (docs/SERVING-ENGINES.md, "What the client refuses").
+ERROR_BODY_BYTES = 4096  # read of an error response's body (the rest is never read)
+MODELS_BODY_BYTES = 1 << 20  # /v1/models
+MAX_LINE_BYTES = 256 * 1024  # one line of the event stream
+MAX_IDENTITY_TEXT = 200  # characters kept of each string the server describes itself with
+MAX_MODEL_IDS = 16  # model ids kept from /v1/models
+#: A reported token count may differ from what the stream shows by this fraction (plus one token) before the
+#: request is counted as failed: at most max_tokens x (1 + tolerance) + 1 tokens, at least content chunks /
+#: (1 + tolerance) - 1, at most MAX_TOKENS_PER_CHUNK tokens per content chunk.
+TOKEN_COUNT_TOLERANCE = 0.10
+MAX_TOKENS_PER_CHUNK = 16
+#: Lines (events, keep-alives, empty deltas) one stream may send per content chunk it may send.
+LINES_PER_CHUNK = 4
+
+
+class MalformedStream(ValueError):
+    """What the server sent cannot be a valid answer to the request (the request fails with this reason)."""
+
+
+class ImplausibleUsage(ValueError):
+    """The server's token counts contradict the stream it sent (the request fails with this reason)."""
+
+
+def _url_parts(url: str) -> urllib.parse.SplitResult:
+    """urlsplit with its port checked; ValueError (malformed, port out of range) as a one-line UsageError."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port out of range)
+    except ValueError as exc:
+        raise UsageError(
+            f"options.endpoint: {redact_url(url)!r} is not allowed ({exc}); expected an http(s) URL, e.g. "
+            "http://127.0.0.1:8000"
+        ) from None
+    return parts
+
 
 def public_endpoint(url: str) -> str:
     """The endpoint as recorded: scheme, host, port and path; no user, password, query or fragment."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = _url_parts(url)
+    except UsageError:
+        return redact_url(url)
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
 def check_endpoint_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
+    """The endpoint without a trailing slash, or a one-line UsageError (credentials and query values redacted)."""
+    parts = _url_parts(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(
-            f"options.endpoint: {url!r} is not allowed; expected an http(s) URL, e.g. http://127.0.0.1:8000"
+            f"options.endpoint: {redact_url(url)!r} is not allowed; expected an http(s) URL, e.g. http://127.0.0.1:8000"
         )
-    return url.rstrip("/")
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), parts.query, ""))
+
+
+def endpoint_url(endpoint: str, path: str) -> str:
+    """`path` under the endpoint, keeping the endpoint's query string (e.g. an api-key parameter) after it."""
+    parts = urllib.parse.urlsplit(endpoint)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + path, parts.query, ""))
 
 
 def synthetic_prompt(length: int, seed: int, tokenizer: Any = None) -> str:
@@ -77,20 +140,157 @@ def synthetic_prompt(length: int, seed: int, tokenizer: Any = None) -> str:
     return " ".join(rng.choice(SYNTHETIC_WORDS) for _ in range(length))
 
 
+def _no_constant(name: str) -> Any:
+    raise MalformedStream(f"{name} is not a JSON number")
+
+
+def _json(raw: bytes | str) -> Any:
+    """JSON from a server: NaN/Infinity and nesting too deep for the parser are refused (MalformedStream)."""
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise MalformedStream("JSON nested too deeply") from None
+    except UnicodeDecodeError:
+        raise MalformedStream("not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedStream(f"not JSON ({exc.msg})") from None
+
+
+def _text(value: Any) -> str | None:
+    """A string the server describes itself with, cut to MAX_IDENTITY_TEXT characters; None if not a string."""
+    return value[:MAX_IDENTITY_TEXT] if isinstance(value, str) else None
+
+
+def _engine(value: Any) -> dict[str, str] | None:
+    """The engine's name and version as strings (a bare string is its name); None for anything else."""
+    if isinstance(value, str):
+        return {"name": value[:MAX_IDENTITY_TEXT]}
+    if not isinstance(value, dict):
+        return None
+    found = {k: _text(value.get(k)) for k in ("name", "version")}
+    return {k: v for k, v in found.items() if v} or None
+
+
+def _identity(data: Any, model: str, server: str | None) -> dict[str, Any]:
+    """What the record keeps of /v1/models: typed, each string cut short, at most MAX_MODEL_IDS ids."""
+    listed = data.get("data") if isinstance(data, dict) else None
+    models = [m for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
+    served = next((m for m in models if m.get("id") == model), models[0] if models else {})
+    length = served.get("max_model_len")
+    return {
+        "server_header": _text(server),
+        "models": [_text(m.get("id")) for m in models[:MAX_MODEL_IDS]],
+        "model": _text(served.get("id")),
+        "owned_by": _text(served.get("owned_by")),
+        "engine": _engine(served.get("engine")),
+        "max_model_len": length if isinstance(length, int) and not isinstance(length, bool) and length > 0 else None,
+    }
+
+
+def _content(choice: Any) -> bool:
+    """Whether a choice of a chunk carries output text (a string; anything else is no content)."""
+    if not isinstance(choice, dict):
+        return False
+    delta = choice.get("delta")
+    text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+    return isinstance(text, str) and bool(text)
+
+
+def _chunk(payload: str) -> tuple[bool, dict[str, Any] | None]:
+    """One `data:` payload -> (whether it carries content, its usage object or None); MalformedStream else."""
+    chunk = _json(payload)
+    if not isinstance(chunk, dict):
+        raise MalformedStream("a chunk is not a JSON object")
+    error = chunk.get("error")
+    if error:
+        message = error.get("message") if isinstance(error, dict) else error
+        raise MalformedStream(f"server error in stream: {str(message)[:MAX_IDENTITY_TEXT]}")
+    usage = chunk.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        raise MalformedStream(f"usage is a JSON {type(usage).__name__}, not an object")
+    choices = chunk.get("choices")
+    if choices is not None and not isinstance(choices, list):
+        raise MalformedStream(f"choices is a JSON {type(choices).__name__}, not a list")
+    return any(_content(choice) for choice in choices or []), usage or None
+
+
+def _count(usage: dict[str, Any], name: str) -> int | None:
+    value = usage.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        raise ImplausibleUsage(f"usage.{name} {str(value)[:40]!r} is not a token count")
+    return value
+
+
+def checked_usage(usage: dict[str, Any] | None, chunks: int, max_tokens: int) -> tuple[int | None, int | None]:
+    """(completion tokens, prompt tokens) the server reported, or ImplausibleUsage where they contradict the
+    stream (see TOKEN_COUNT_TOLERANCE); (None, None) when the server reported none."""
+    if not usage:
+        return None, None
+    output, prompt = _count(usage, "completion_tokens"), _count(usage, "prompt_tokens")
+    if output is None:
+        return None, prompt
+    slack = 1 + TOKEN_COUNT_TOLERANCE
+    if output > max_tokens * slack + 1:
+        raise ImplausibleUsage(f"usage.completion_tokens {output} is more than max_tokens {max_tokens}")
+    if output < chunks / slack - 1 or output > chunks * MAX_TOKENS_PER_CHUNK:
+        raise ImplausibleUsage(f"usage.completion_tokens {output} for {chunks} content chunks")
+    return output, prompt
+
+
+async def _read_at_most(content: Any, limit: int) -> bytes:
+    """Up to `limit` bytes of a body (what arrives until then or the end): never more is read or held."""
+    data = bytearray()
+    while len(data) < limit:
+        block = await content.read(limit - len(data))
+        if not block:
+            break
+        data += block
+    return bytes(data)
+
+
+async def _lines(content: Any, limit: int = MAX_LINE_BYTES) -> Any:
+    """The lines of a response body, each at most `limit` bytes (MalformedStream beyond: nothing longer is held)."""
+    buffer = b""
+    async for block in content.iter_any():
+        buffer += block
+        *whole, buffer = buffer.split(b"\n")
+        for line in whole:
+            if len(line) > limit:
+                raise MalformedStream(f"a line over {limit // 1024} KiB")
+            yield line
+        if len(buffer) > limit:
+            raise MalformedStream(f"a line over {limit // 1024} KiB")
+    if buffer:
+        yield buffer
+
+
 class OpenAIClient:
-    """Streaming requests to one endpoint on an aiohttp session (one per event loop)."""
+    """Streaming requests to one endpoint on an aiohttp session (one per event loop). Nothing a server sends can
+    make it hold more than the bounds above per request, or raise: every problem is that request's failure,
+    with a reason scrubbed of the API key and the endpoint's credentials."""
 
     def __init__(
         self, endpoint: str, api: str, model: str, timeout_s: float, ignore_eos: bool, api_key: str | None = None
     ) -> None:
-        self.endpoint, self.api, self.model = endpoint, api, model
+        parts = urllib.parse.urlsplit(endpoint)
+        self.user = (urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or ""))
+        netloc = parts.netloc.rpartition("@")[2]  # user information is sent as Basic auth, not in the URL
+        self.endpoint = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        self.api, self.model = api, model
         self.timeout_s, self.ignore_eos, self.api_key = timeout_s, ignore_eos, api_key
+        self.secrets = tuple(filter(None, (api_key, *url_secrets(endpoint))))
         self.session = None
 
     async def __aenter__(self) -> "OpenAIClient":
         import aiohttp
 
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        headers = {}
+        if self.api_key:  # the API key wins over user information in the endpoint
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        elif any(self.user):
+            headers["Authorization"] = "Basic " + base64.b64encode(":".join(self.user).encode()).decode()
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         self.session = aiohttp.ClientSession(
             headers=headers, connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
@@ -99,6 +299,10 @@ class OpenAIClient:
 
     async def __aexit__(self, *exc) -> None:
         await self.session.close()
+
+    def scrub(self, text: str) -> str:
+        """Server or library text as it may be stored: one line, short, without a secret (bench.core.secrets)."""
+        return scrub(" ".join(str(text).split())[:MAX_IDENTITY_TEXT], self.secrets)
 
     def _body(self, prompt: str, max_tokens: int) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -117,77 +321,78 @@ class OpenAIClient:
         return body
 
     async def identity(self) -> dict[str, Any]:
-        """What serves the endpoint: /v1/models (model ids, owner, engine where given) and the Server header."""
-        async with self.session.get(f"{self.endpoint}/v1/models") as response:
-            data = await response.json(content_type=None)
-            server = response.headers.get("Server")
-        models = [m for m in (data.get("data") or []) if isinstance(m, dict)]
-        served = next((m for m in models if m.get("id") == self.model), models[0] if models else {})
-        return {
-            "server_header": server,
-            "models": [m.get("id") for m in models],
-            "model": served.get("id"),
-            "owned_by": served.get("owned_by"),
-            "engine": served.get("engine"),
-            "max_model_len": served.get("max_model_len"),
-        }
+        """What serves the endpoint: /v1/models (model ids, owner, engine where given) and the Server header,
+        typed and cut short (`_identity`); {"error": why} when it cannot be read."""
+        try:
+            async with self.session.get(endpoint_url(self.endpoint, "/v1/models")) as response:
+                raw = await _read_at_most(response.content, MODELS_BODY_BYTES + 1)
+                server = response.headers.get("Server")
+                response.close()
+            if len(raw) > MODELS_BODY_BYTES:
+                raise MalformedStream(f"/v1/models: more than {MODELS_BODY_BYTES // 1024} KiB")
+            return scrub_tree(_identity(_json(raw), self.model, server), self.secrets)
+        except Exception as exc:  # identity is informative; the load decides whether the run worked
+            return {"error": self.scrub(f"{type(exc).__name__}: {exc}")}
 
     async def request(self, prompt: str, max_tokens: int, on_token: Any = None) -> StreamedRequest:
         """One streaming request; never raises for a request-level failure (it is returned, with the reason).
         `on_token()` is called as each content chunk arrives (LoadGen's first-token report)."""
-        import aiohttp
-
         path = "/v1/chat/completions" if self.api == "chat" else "/v1/completions"
         start = time.perf_counter_ns()
         tokens: list[int] = []
-        usage: dict[str, Any] = {}
         try:
-            async with self.session.post(f"{self.endpoint}{path}", json=self._body(prompt, max_tokens)) as response:
+            url, body = endpoint_url(self.endpoint, path), self._body(prompt, max_tokens)
+            async with self.session.post(url, json=body) as response:
                 if response.status != 200:
-                    text = (await response.text())[:200].replace("\n", " ")
-                    return StreamedRequest(
-                        False, start, tokens, time.perf_counter_ns(), error=f"HTTP {response.status}: {text}"
-                    )
-                async for raw in response.content:
-                    line = raw.decode("utf-8", "replace").strip()
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        break
-                    chunk = json.loads(payload)
-                    if not isinstance(chunk, dict):
-                        raise ValueError("a stream chunk is not a JSON object")
-                    if chunk.get("error"):
-                        message = chunk["error"].get("message") if isinstance(chunk["error"], dict) else chunk["error"]
-                        raise ValueError(f"server error in stream: {message}")
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                    if any(_content(choice) for choice in chunk.get("choices") or []):
-                        tokens.append(time.perf_counter_ns())
-                        if on_token is not None:
-                            on_token()
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, UnicodeError) as exc:
-            kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
-            return StreamedRequest(False, start, tokens, time.perf_counter_ns(), error=f"{kind}: {str(exc)[:200]}")
+                    text = (await _read_at_most(response.content, ERROR_BODY_BYTES)).decode("utf-8", "replace")
+                    response.close()  # the rest of the body is never read
+                    error = f"HTTP {response.status}: {self.scrub(text)}"
+                    return StreamedRequest(False, start, tokens, time.perf_counter_ns(), error=error)
+                usage = await self._read_stream(response, max_tokens, tokens, on_token)
+            output, prompt_tokens = checked_usage(usage, len(tokens), max_tokens)
+        except Exception as exc:  # any request-level failure is that request's, with its reason
+            kind = _failure_kind(exc)
+            return StreamedRequest(False, start, tokens, time.perf_counter_ns(), error=f"{kind}: {self.scrub(exc)}")
         end = time.perf_counter_ns()
         if not tokens:
             return StreamedRequest(False, start, tokens, end, error="malformed stream: no content chunk before [DONE]")
-        return StreamedRequest(
-            True,
-            start,
-            tokens,
-            end,
-            output_tokens=usage.get("completion_tokens"),
-            prompt_tokens=usage.get("prompt_tokens"),
-        )
+        return StreamedRequest(True, start, tokens, end, output_tokens=output, prompt_tokens=prompt_tokens)
+
+    async def _read_stream(self, response: Any, max_tokens: int, tokens: list[int], on_token: Any) -> dict | None:
+        """Read the event stream to [DONE], stamping each content chunk into `tokens`; the last usage object."""
+        most_chunks = int(max_tokens * (1 + TOKEN_COUNT_TOLERANCE)) + 1
+        most_lines = LINES_PER_CHUNK * most_chunks + 64
+        usage, lines = None, 0
+        async for raw in _lines(response.content):
+            lines += 1
+            if lines > most_lines:
+                raise MalformedStream(f"more than {most_lines} lines for max_tokens {max_tokens}")
+            line = raw.decode("utf-8", "replace").strip()
+            if not line.startswith("data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                return usage
+            content, chunk_usage = _chunk(payload)
+            usage = chunk_usage or usage
+            if content:
+                tokens.append(time.perf_counter_ns())
+                if len(tokens) > most_chunks:
+                    raise MalformedStream(f"more than {most_chunks} content chunks for max_tokens {max_tokens}")
+                if on_token is not None:
+                    on_token()
+        raise MalformedStream("the stream ended without [DONE]")
 
 
-def _content(choice: Any) -> str:
-    if not isinstance(choice, dict):
-        return ""
-    delta = choice.get("delta")
-    return (delta.get("content") or "") if isinstance(delta, dict) else (choice.get("text") or "")
+def _failure_kind(exc: BaseException) -> str:
+    """The reason's first word(s), by which failures are counted (`serving.failure_reasons`)."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(exc, ImplausibleUsage):
+        return "implausible usage"
+    if isinstance(exc, MalformedStream):
+        return "malformed stream"
+    return type(exc).__name__
 
 
 def check_endpoint(endpoint: str, timeout_s: float = 10.0) -> None:
@@ -196,14 +401,18 @@ def check_endpoint(endpoint: str, timeout_s: float = 10.0) -> None:
 
     async def probe() -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
-            async with session.get(f"{endpoint}/v1/models") as response:
+            async with session.get(endpoint_url(endpoint, "/v1/models")) as response:
                 if response.status >= 500:
                     raise UsageError(f"options.endpoint: {public_endpoint(endpoint)!r} answered HTTP {response.status}")
+                response.close()
 
     try:
         asyncio.run(probe())
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+        if isinstance(exc, UsageError):
+            raise
         reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else str(exc).strip()[:150] or type(exc).__name__
+        reason = scrub(reason, url_secrets(endpoint))
         raise UsageError(f"options.endpoint: {public_endpoint(endpoint)!r} cannot be reached: {reason}") from None
 
 
@@ -218,21 +427,29 @@ class OpenAIBackend(RemoteBackend):
     capabilities: ClassVar[Capabilities] = Capabilities(
         precisions=("served",),
         options={
-            "endpoint": OptionSpec(str, "base URL of the engine, e.g. http://127.0.0.1:8000 (required)"),
+            "endpoint": OptionSpec(
+                str, "base URL of the engine, e.g. http://127.0.0.1:8000 (required)", credentials=True
+            ),
             "served_model": OptionSpec(str, "the model's name at the endpoint (default: the catalogue name)"),
             "api": OptionSpec(str, "completions or chat", choices=("completions", "chat"), default="completions"),
-            "concurrency": OptionSpec(int, "requests in flight at most", minimum=1, default=1),
+            "concurrency": OptionSpec(int, "requests in flight at most", minimum=1, maximum=MAX_CONCURRENCY, default=1),
             "request_rate": OptionSpec(
-                float, "Poisson arrivals per second (0: as fast as concurrency allows)", minimum=0, default=0.0
+                float,
+                f"Poisson arrivals per second (0: as fast as concurrency allows; else >= {MIN_REQUEST_RATE:g})",
+                minimum=0,
+                maximum=MAX_REQUEST_RATE,
+                default=0.0,
             ),
-            "requests": OptionSpec(int, "requests per cell (default 32)", minimum=1, default=32),
-            "request_timeout_s": OptionSpec(float, "per request", minimum=0.1, default=DEFAULT_TIMEOUT_S),
+            "requests": OptionSpec(int, "requests per cell (default 32)", minimum=1, maximum=MAX_REQUESTS, default=32),
+            "request_timeout_s": OptionSpec(
+                float, "per request", minimum=0.1, maximum=MAX_REQUEST_TIMEOUT_S, default=DEFAULT_TIMEOUT_S
+            ),
             "ignore_eos": OptionSpec(bool, "ask the engine to run every request to max_tokens", default=True),
             "tokenizer": OptionSpec(str, "local tokenizer directory for prompts of exact token length"),
-            "seed": OptionSpec(int, "prompt and arrival seed", minimum=0, default=0),
-            "slo_ttft_ms": OptionSpec(float, "goodput: TTFT bound", minimum=0),
-            "slo_tpot_ms": OptionSpec(float, "goodput: TPOT bound", minimum=0),
-            "slo_e2e_ms": OptionSpec(float, "goodput: end-to-end latency bound", minimum=0),
+            "seed": OptionSpec(int, "prompt and arrival seed", minimum=0, maximum=2**32 - 1, default=0),
+            "slo_ttft_ms": OptionSpec(float, "goodput: TTFT bound", minimum=0, maximum=MAX_SLO_MS),
+            "slo_tpot_ms": OptionSpec(float, "goodput: TPOT bound", minimum=0, maximum=MAX_SLO_MS),
+            "slo_e2e_ms": OptionSpec(float, "goodput: end-to-end latency bound", minimum=0, maximum=MAX_SLO_MS),
             "api_key_env": OptionSpec(str, "environment variable holding the API key", default="OPENAI_API_KEY"),
         },
         generation=True,
@@ -256,11 +473,29 @@ class OpenAIBackend(RemoteBackend):
         if not endpoint:
             raise UsageError(f"options.endpoint: missing for backend {cls.name}; expected -O endpoint=http://HOST:PORT")
         check_endpoint_url(str(endpoint))
+        rate = float(spec.option("request_rate", 0.0))
+        if 0 < rate < MIN_REQUEST_RATE:
+            raise UsageError(
+                f"options.request_rate: {rate:g} is not allowed; expected 0 (closed loop) or a rate >= {MIN_REQUEST_RATE:g}"
+            )
+        max_tokens = spec.new_tokens or (workload.default_new_tokens if workload is not None else None) or 16
+        stamps = int(spec.option("requests", 32)) * max_tokens
+        if stamps > MAX_TOKEN_STAMPS:
+            raise UsageError(
+                f"options.requests: {spec.option('requests', 32)} x {max_tokens} new tokens = {stamps:,} token stamps "
+                f"is not allowed; expected at most {MAX_TOKEN_STAMPS:,} per cell (fewer requests or tokens)"
+            )
         if workload is not None and workload.task != "generate":
             raise UsageError(
                 f"model: {workload.name!r} is not allowed on backend {cls.name}; expected a generation "
                 "model (the API serves text generation)"
             )
+
+    @classmethod
+    def secret_values(cls, spec: "BenchmarkSpec") -> tuple[str, ...]:
+        """The endpoint's credentials and the API key (never stored; scrubbed from any server text)."""
+        key = os.environ.get(str(spec.option("api_key_env", "OPENAI_API_KEY")))
+        return (*super().secret_values(spec), *((key,) if key else ()))
 
     @classmethod
     def check_ready(cls, spec: "BenchmarkSpec") -> None:

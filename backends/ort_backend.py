@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from backends.base import Availability, Capabilities, MeasuredBackend, OptionSpec, PreparedCall
+from bench.core.environment import max_threads
 from bench.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ class OrtBackend(MeasuredBackend):
         options={
             "provider": OptionSpec(str, "execution provider", choices=tuple(PROVIDERS), default="cpu"),
             "opt_level": OptionSpec(str, "graph optimisation level", choices=OPT_LEVELS, default="all"),
-            "threads": OptionSpec(int, "intra-op threads (default: all usable CPUs)", minimum=1),
+            "threads": OptionSpec(int, "intra-op threads (default: all usable CPUs)", minimum=1, maximum=max_threads),
         },
         reference_neutral_options=("threads",),
     )

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, ContextManager
 
 from backends.base import Availability, Capabilities, MeasuredBackend, OptionSpec, PreparedCall, Telemetry
 from backends.runtime import CpuRuntime, CudaRuntime, DeviceRuntime
+from bench.core.environment import max_threads
 
 if TYPE_CHECKING:
     from bench.core.spec import BenchmarkSpec
@@ -238,7 +239,7 @@ class TorchCpuBackend(TorchBackend):
         reference=True,
         reference_neutral_options=("threads",),
         options={
-            "threads": OptionSpec(int, "intra-op threads (default: all usable CPUs)", minimum=1),
+            "threads": OptionSpec(int, "intra-op threads (default: all usable CPUs)", minimum=1, maximum=max_threads),
             "compile": _COMPILE,
             "attn": ATTN_OPTION,
             "quantizer": OptionSpec(str, "int8 dynamic quantization library", choices=QUANTIZERS, default="torch.ao"),

@@ -14,11 +14,18 @@ bench.runs (plan, store, executors, workers), bench.analysis (compare, catch-up,
 bench.core. docs/ARCHITECTURE.md draws the layers; pyproject.toml holds them as import-linter contracts.
 """
 
-from bench.core import __version__
-from bench.core.errors import UsageError
-from bench.core.settings import MeasureSettings
-from bench.core.spec import BenchmarkSpec
-from bench.core.sweep import Matrix, Sweep
+import os as _os
+
+# torch >= 2.5 imports every installed device extension (torch_npu, ...) inside `import torch`; one that cannot load
+# (torch_npu without CANN) makes `import torch` itself raise, and with it `bench list`. Extensions are imported
+# explicitly where they are used (backends/ascend.py probes torch_npu in a child process). A user's own setting wins.
+_os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")
+
+from bench.core import __version__  # noqa: E402
+from bench.core.errors import UsageError  # noqa: E402
+from bench.core.settings import MeasureSettings  # noqa: E402
+from bench.core.spec import BenchmarkSpec  # noqa: E402
+from bench.core.sweep import Matrix, Sweep  # noqa: E402
 
 __all__ = [
     "__version__",

@@ -34,9 +34,18 @@ PathLike = str | os.PathLike
 
 
 def _dirs(run_dirs: PathLike | Iterable[PathLike]) -> list[str]:
+    """Run directories as paths; a one-line UsageError for anything that is not a path or a list of paths."""
     if isinstance(run_dirs, (str, os.PathLike)):
-        return [os.fspath(run_dirs)]
-    return [os.fspath(d) for d in run_dirs]
+        given = [run_dirs]
+    elif isinstance(run_dirs, Iterable) and not isinstance(run_dirs, (bytes, Mapping)):
+        given = list(run_dirs)
+    else:
+        given = [run_dirs]
+    bad = [d for d in given if not isinstance(d, (str, os.PathLike)) or not os.fspath(d).strip()]
+    if bad or not given:
+        shown = repr(bad[0]) if bad else "an empty list"
+        raise UsageError(f"run_dirs: {shown} is not allowed; expected a run directory path or a list of them")
+    return [os.fspath(d) for d in given]
 
 
 def _as_sweep(what: Any, settings: MeasureSettings | None) -> Sweep:
@@ -165,10 +174,14 @@ def report(
     path = Path(out)
     if path.suffix not in (".html", ".md"):
         raise UsageError(f"out: {os.fspath(out)!r} is not allowed; expected a path ending in .html or .md")
-    built = build_report(records(run_dirs), frontier=frontier, constrained=constrained, reference=reference)
+    from bench.core.outfile import write_output
+    from bench.runs.store import RECORDS_FILE, refuse_records_path
+
+    refuse_records_path(path, "out")
+    dirs = _dirs(run_dirs)
+    built = build_report(records(dirs), frontier=frontier, constrained=constrained, reference=reference)
+    protect = [Path(d) / RECORDS_FILE for d in dirs]
     if path.suffix == ".html":
-        path.write_text(render_html(built), encoding="utf-8")
-    else:
-        figures = path.with_name(path.stem + "_files")
-        path.write_text(render_markdown(built, figures, figures.name), encoding="utf-8")
-    return path
+        return write_output(path, render_html(built), "out", protect)
+    figures = path.with_name(path.stem + "_files")
+    return write_output(path, render_markdown(built, figures, figures.name), "out", protect)

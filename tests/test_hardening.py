@@ -45,11 +45,12 @@ def dead_pid() -> int:
 def test_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    (out / LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "start": process_start_time(os.getpid())}))
-    done = cli_result("run", *FAST, "--out", str(out))
+    with RunStore(out).lock():  # a live holder (another open file description: flock conflicts in one process too)
+        done = cli_result("run", *FAST, "--out", str(out))
     assert done.returncode == 2 and "is in use by another bench run" in done.stderr
-    assert done.stderr.count("\n") == 1 and not (out / "records.jsonl").read_text()
-    (out / LOCK_FILE).write_text(json.dumps({"pid": dead_pid(), "start": 1.0}))
+    assert f"pid {os.getpid()}" in done.stderr and done.stderr.count("\n") == 1
+    assert not (out / "records.jsonl").read_text()
+    (out / LOCK_FILE).write_text(json.dumps({"pid": dead_pid(), "start": 1.0}))  # what a killed run leaves
     done = cli_result("run", *FAST, "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert len(RunStore(out).read().records) == 1 and not (out / LOCK_FILE).exists()
@@ -405,3 +406,386 @@ def test_a_busy_host_is_seen_and_flagged(tmp_path):
     }
     row = summary_row(Record.from_dict(data))
     assert row["contended"] is True
+
+
+# == second round (issue 26): outputs, typed records, option values, the lock, data files, imports, the API ======
+
+
+def _records_link_attacks(out):
+    """Each way to name a run's records.jsonl without its name: a hard link and a symlink beside it."""
+    hard, soft = out / "hard.html", out / "soft.md"
+    os.link(out / "records.jsonl", hard)
+    os.symlink(out / "records.jsonl", soft)
+    return hard, soft
+
+
+def test_outputs_never_overwrite_records_through_links(tmp_path):
+    out = fast_run(tmp_path)
+    before = (out / "records.jsonl").read_bytes()
+    hard, soft = _records_link_attacks(out)
+    copy = tmp_path / "copy.csv"  # a file holding a run's records under another name
+    copy.write_bytes(before)
+    attacks = [
+        ["report", str(out), "--out", str(hard)],
+        ["report", str(out), "--out", str(soft), "--format", "md"],
+        ["report", str(out), "--out", str(copy), "--format", "csv"],
+        ["noise", str(out), str(out), "--write", str(hard)],
+        ["noise", str(out), str(out), "--write", str(soft)],
+        ["selfcheck", "--model", "bert-base-tiny", "--json", str(hard)],
+    ]
+    for args in attacks:
+        done = cli_result(*args)
+        assert done.returncode == 2 and "is not allowed" in done.stderr, (args, done.stderr)
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert (out / "records.jsonl").read_bytes() == before and copy.read_bytes() == before
+    from bench.core.outfile import write_output
+
+    with pytest.raises(UsageError, match="the same file"):  # the write itself checks the inode it opened
+        write_output(out / "records.jsonl", "x", "--out", [out / "records.jsonl"])
+    import bench
+
+    with pytest.raises(UsageError, match="is not allowed"):
+        bench.report(out, out=hard)
+    assert (out / "records.jsonl").read_bytes() == before
+    done = cli_result("report", str(out), "--out", str(tmp_path / "r.md"), "--format", "md")
+    assert done.returncode == 0 and (tmp_path / "r.md").is_file()
+
+
+def _serving_record(tmp_path) -> dict:
+    """A well-formed serving record (as the openai backend writes one), built from the simulated run's record."""
+    data = json.loads(_good_line(tmp_path))
+    data["spec"] = {**data["spec"], "backend": "openai", "precision": "served", "options": {"endpoint": "http://h"}}
+    data["simulated"], data["simulation"] = False, None
+    data["measurement"] = {
+        "samples_ns": [5_000_000, 6_000_000, 7_000_000],
+        "loop_wall_ns": 20_000_000,
+        "items_per_iteration": 1,
+        "warmup_iterations": 1,
+        "warmup_ns": 0,
+        "stopped_by": "requests_sent",
+        "settings": {},
+        "token_marks_ns": [[1_000_000, 2_000_000], [1_500_000, 3_000_000], [900_000, 4_000_000]],
+        "tokens_per_sample": [2, 2, 2],
+    }
+    data["serving"] = {
+        "server": {"model": "gpt2-tiny", "engine": {"name": "vllm", "version": "0.9"}, "server_header": "x"},
+        "load": {"requests": 3, "concurrency": 1, "request_rate": None},
+        "requests_sent": 3,
+        "requests_ok": 3,
+        "requests_failed": 0,
+        "failure_reasons": {},
+        "failures": [],
+        "output_tokens": [2, 2, 2],
+        "prompt_tokens": [8, 8, 8],
+        "chunks": [2, 2, 2],
+        "slo_ms": {"ttft": 100.0},
+    }
+    return data
+
+
+def _render_all(records) -> None:
+    from bench.output.render import render, summary_row
+
+    for record in records:
+        summary_row(record)
+    for fmt in ("table", "csv", "json", "md"):
+        render(records, fmt)
+
+
+def test_a_badly_typed_record_is_skipped_with_its_line_and_field(tmp_path):
+    good = _serving_record(tmp_path)
+    bad = []
+    for path, value in (
+        ("serving.server.engine", "vllm"),
+        ("serving.output_tokens", ["many"]),
+        ("measurement.samples_ns", ["a"]),
+        ("measurement.token_marks_ns", [[1], [2]]),  # ragged: 2 rows for 3 samples
+        ("measurement.token_marks_ns", [[1], [], [2]]),  # a sample without a token
+        ("measurement.tokens_per_sample", [2, "2", 2]),
+        ("memory.peak_rss_bytes", "1 GB"),
+    ):
+        line = json.loads(json.dumps(good))
+        *parents, last = path.split(".")
+        node = line
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+        bad.append((path, line))
+    run = tmp_path / "typed"
+    run.mkdir()
+    lines = [json.dumps(line) for _, line in bad] + [json.dumps(good)]
+    (run / "records.jsonl").write_text("\n".join(lines) + "\n")
+    result = RunStore(run).read(warn=False)
+    assert len(result.records) == 1 and len(result.skipped) == len(bad)
+    for number, ((path, _), message) in enumerate(zip(bad, result.skipped), start=1):
+        assert f"records.jsonl:{number}:" in message and path in message, message
+    _render_all(result.records)
+    for command in (["show", str(run)], ["show", str(run), "--format", "json"], ["report", str(run), "--format", "md"]):
+        done = cli_result(*command, *(["--out", str(tmp_path / "r.md")] if command[0] == "report" else []))
+        assert done.returncode == 0 and "Traceback" not in done.stderr and "serving.server.engine" in done.stderr
+    import bench
+
+    assert len(bench.load(run)) == 1
+
+
+_GOOD_SERVING: dict = {}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from(sorted(p for p in __import__("bench.core.record").core.record.FIELD_TYPES if "." in p)),
+    value=json_values,
+)
+def test_any_value_in_any_typed_field_is_read_and_rendered_or_skipped(tmp_path_factory, path, value):
+    """Property: whatever a field holds, the reader refuses that record (ValueError naming the field) or every
+    renderer handles it -- never an exception from show, report or bench.load."""
+    if "good" not in _GOOD_SERVING:
+        _GOOD_SERVING["good"] = _serving_record(tmp_path_factory.mktemp("serving"))
+    line = json.loads(json.dumps(_GOOD_SERVING["good"]))
+    if path.startswith("simulation"):
+        line["simulation"] = {"profile": {"key": "h100"}, "estimate": {"latency_s": 0.01}}
+    if path.startswith("loadgen"):
+        line["loadgen"] = {"scenario": "offline", "results": {}}
+    *parents, last = path.split(".")
+    node = line
+    for key in parents:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    node[last] = value
+    try:
+        record = Record.from_dict(line)
+    except ValueError:
+        return
+    _render_all([record])
+
+
+def test_non_finite_option_values_are_refused_when_parsed(tmp_path):
+    import bench
+    from bench.core.sweep import parse_option_flags
+
+    for flag in ("request_timeout_s=nan", "request_rate=inf", "slo_ttft_ms=-inf", "threads=NaN"):
+        done = cli_result("run", "--model", "gpt2-tiny", "--backend", "openai", "-O", flag)
+        assert done.returncode == 2 and "finite number" in done.stderr, (flag, done.stderr)
+        assert done.stderr.count("\n") == 1
+    done = cli_result("run", "--model", "gpt2-tiny", "--scenario", "server", "--target-qps", "nan")
+    assert done.returncode == 2 and "--target-qps" in done.stderr
+    sweep = tmp_path.parent / f"{tmp_path.name}-nan.toml"
+    sweep.write_text('model = "gpt2-tiny"\nbackend = "openai"\noptions = { request_rate = nan }\n')
+    done = cli_result("run", str(sweep))
+    assert done.returncode == 2 and "finite number" in done.stderr
+    with pytest.raises(UsageError, match="finite number"):
+        BenchmarkSpec("gpt2-tiny", "cpu", options={"x": float("nan")})
+    with pytest.raises(UsageError, match="finite number"):
+        parse_option_flags("-O", ["slo_e2e_ms=1,nan"])
+    with pytest.raises(UsageError, match="finite number"):
+        bench.run({"model": "gpt2-tiny", "backend": "openai", "options": {"request_rate": float("inf")}}, out=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    raw=st.lists(
+        st.text(max_size=30)
+        | st.tuples(
+            st.sampled_from(["x", "request_rate", " t "]), st.sampled_from(["nan", "inf", "-Infinity", "1e999"])
+        ).map("=".join)
+        | st.tuples(st.text(max_size=8), st.text(max_size=12)).map("=".join),
+        max_size=4,
+    )
+)
+def test_option_flag_parsing_raises_only_one_line_usage_errors_and_keeps_numbers_finite(raw):
+    import math
+
+    from bench.core.sweep import parse_option_flags
+
+    try:
+        parsed = parse_option_flags("--option", raw)
+    except UsageError as exc:
+        assert "\n" not in str(exc)
+        return
+    for values in parsed.values():
+        assert all(not isinstance(v, float) or math.isfinite(v) for v in values)
+
+
+def _contend(path: str, deadline: float, log: str, crash_every: int, seed: int) -> None:  # in a forked child
+    import random
+
+    from bench.runs.store import RunStore
+
+    rng, held = random.Random(seed), 0
+    while time.monotonic() < deadline:
+        try:
+            with RunStore(path).lock():
+                inside = os.open(os.path.join(path, "inside"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # 2 holders
+                os.close(inside)
+                held += 1
+                time.sleep(rng.uniform(0, 0.003))
+                os.unlink(os.path.join(path, "inside"))
+                if crash_every and held % crash_every == 0:  # die holding it: a stale lock for the others
+                    with open(log, "a") as fh:
+                        fh.write(f"{os.getpid()} {held}\n")
+                    os._exit(0)
+        except UsageError:
+            time.sleep(rng.uniform(0, 0.002))
+        except FileExistsError:
+            with open(log, "a") as fh:
+                fh.write("OVERLAP\n")
+            os._exit(3)
+    with open(log, "a") as fh:
+        fh.write(f"{os.getpid()} {held}\n")
+    os._exit(0)
+
+
+def test_lock_takeover_is_atomic_under_many_contenders(tmp_path):
+    """12 processes at a time take the run lock as fast as they can for a bounded time; a third of them die
+    holding it (what a killed run leaves). Two holders at once would collide on an O_EXCL marker."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    run, log = tmp_path / "contended", tmp_path / "log"
+    run.mkdir()
+    deadline = time.monotonic() + 4.0
+    procs, started = [], 0
+    while time.monotonic() < deadline:
+        procs = [p for p in procs if p.is_alive()]
+        while len(procs) < 12:
+            started += 1
+            proc = ctx.Process(target=_contend, args=(str(run), deadline, str(log), 3 * (started % 3), started))
+            proc.start()
+            procs.append(proc)
+        time.sleep(0.01)
+    for proc in procs:
+        proc.join(10)
+    lines = log.read_text().split("\n")
+    assert "OVERLAP" not in lines
+    acquired = sum(int(line.split()[1]) for line in lines if line.strip() and line != "OVERLAP")
+    died = sum(1 for line in lines if line.strip() and line != "OVERLAP" and int(line.split()[1]) % 3 == 0)
+    print(
+        f"lock stress: {started} contenders (12 at a time), {acquired} acquisitions, overlaps {lines.count('OVERLAP')}"
+    )
+    assert acquired > 100 and started > 12 and died  # contended, and locks of dead holders were taken over
+    assert not (run / LOCK_FILE).exists() or RunStore(run).lock()
+
+
+def test_data_files_that_are_not_tables_are_one_line_errors(tmp_path):
+    from bench.projection.profiles import load_profiles
+
+    cases = {
+        "scalar.toml": b"h100 = 5\n",
+        "deep.toml": b"x = " + b"[" * 10_000 + b"]" * 10_000 + b"\n",
+        "latin1.toml": "name = 'caf\u00e9'\n".encode("latin-1"),
+        "infinite.toml": b"[h100]\nmemory_gb = { value = 1e308, status = 'ASSUMED', source = 'x' }\n"
+        b"[h100.tdp_w]\nvalue = inf\n",
+    }
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+    huge = tmp_path / "huge.toml"  # finite, but "inf GB" once multiplied
+    huge.write_text('[h100]\nmemory_gb = { value = 1e308, status = "ASSUMED", source = "x" }\n')
+    with pytest.raises(UsageError, match="memory_gb.value: 1e[+]?308 is not allowed"):
+        load_profiles(str(huge))
+    for path in [*(tmp_path / n for n in cases), "/dev/zero"]:
+        with pytest.raises(UsageError) as raised:
+            load_profiles(str(path))
+        assert "\n" not in str(raised.value) and "profiles file" in str(raised.value), path
+        done = cli_result("catchup", "--list", "--scenarios", str(path))
+        assert done.returncode == 2 and "scenario" in done.stderr and "Traceback" not in done.stderr, path
+        assert done.stderr.count("\n") == 1
+    builtin = (ROOT / "bench/suites/scenarios.toml").read_text(encoding="utf-8")  # one of its scenarios, as a user file
+    one = builtin[builtin.index("[h20-vs-h100]") : builtin.index("[h800-vs-h100]")]
+    (tmp_path / "one.toml").write_text(one)
+    done = cli_result("catchup", "--list", "--format", "json", "--scenarios", str(tmp_path / "one.toml"))
+    assert done.returncode == 0 and [s["name"] for s in json.loads(done.stdout)] == ["h20-vs-h100"]
+
+
+def test_repeated_parallel_keys_and_absurd_threads_are_refused_at_plan_time(tmp_path):
+    from bench.projection.search import _parse_split_values
+
+    with pytest.raises(UsageError, match="given twice"):
+        _parse_split_values("tp=8,tp=4")
+    assert _parse_split_values("tp=8,ep=4") == {"tp": 8, "pp": 1, "ep": 4}
+    from bench.core.environment import max_threads
+
+    began = time.monotonic()
+    for backend in ("cpu", "onnxruntime"):
+        done = cli_result("run", "--model", "bert-base-tiny", "--backend", backend, "--threads", "1000000")
+        assert done.returncode == 2 and "options.threads" in done.stderr and f"<= {max_threads()}" in done.stderr
+        assert done.stderr.count("\n") == 1
+    assert time.monotonic() - began < 30 and not any(tmp_path.iterdir())
+
+
+def test_the_python_api_refuses_bad_arguments_in_one_line(tmp_path, monkeypatch):
+    import bench
+
+    monkeypatch.chdir(tmp_path)
+    spec = BenchmarkSpec("gpt2-tiny", "simulated", "fp32", options={"profile": "h100"})
+    for kwargs in ({"out": ""}, {"out": None}, {"out": tmp_path / "a", "settings": {}}):
+        with pytest.raises(UsageError) as raised:
+            bench.run(spec, **kwargs)
+        assert "\n" not in str(raised.value)
+    for call in (
+        lambda: bench.load(5),
+        lambda: bench.records(None),
+        lambda: bench.records([]),
+        lambda: bench.load([1]),
+    ):
+        with pytest.raises(UsageError, match="run_dirs"):
+            call()
+    with pytest.raises(UsageError, match="run_dirs"):
+        bench.compare(5, 5)
+    big = {"model": ["gpt2-tiny"], "backend": ["simulated"], "batch_size": list(range(1, 2_002))}
+    with pytest.raises(UsageError, match="more than 2,000"):
+        bench.run(big, out=tmp_path / "big")
+    assert not any(tmp_path.iterdir())
+
+
+def test_python_m_bench_does_not_import_modules_from_the_working_directory(tmp_path):
+    marker = tmp_path / "imported"
+    (tmp_path / "psutil.py").write_text(f"open({str(marker)!r}, 'w').write('hijacked')\nraise ImportError\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "run", *FAST, "--out", str(tmp_path / "run")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists()
+
+
+def _broken_torch_npu(root, body: str):
+    """A stand-in torch_npu installed beside torch: its import fails as `body` says, and it registers itself for
+    torch's device-backend autoloading (an entry point in the torch.backends group), as torch_npu >= 2.5 does."""
+    (root / "torch_npu").mkdir(parents=True)
+    (root / "torch_npu" / "__init__.py").write_text(body)
+    info = root / "torch_npu-2.5.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: torch_npu\nVersion: 2.5.1\n")
+    (info / "entry_points.txt").write_text("[torch.backends]\ntorch_npu = torch_npu:_autoload\n")
+
+
+def test_a_broken_torch_npu_cannot_crash_bench_list_and_the_fallback_names_the_library(tmp_path):
+    missing = 'raise OSError("libascendcl.so: cannot open shared object file: No such file or directory")\n'
+    _broken_torch_npu(tmp_path / "missing", missing)
+    _broken_torch_npu(tmp_path / "aborts", "import os\nos.abort()\n")
+    for root, expected in ((tmp_path / "missing", "libascendcl.so"), (tmp_path / "aborts", "kills the process")):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(ROOT)]))
+        env.pop("TORCH_DEVICE_BACKEND_AUTOLOAD", None)
+        done = subprocess.run(
+            [sys.executable, "-m", "bench", "list"], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert expected in done.stdout, done.stdout
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "missing"), str(ROOT)]))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--model", "gpt2-tiny", "--backend", "ascend", "-q"]
+        + ["--out", str(tmp_path / "run")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "note: backend ascend is simulated here" in done.stderr and "libascendcl.so" in done.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench.core.errors import UsageError, invalid_value
+from bench.core.outfile import check_output
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_STORE_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -61,6 +62,7 @@ def checked_output_file(flag: str, raw: str | os.PathLike) -> Path:
         raise UsageError(f"{flag}: {str(path)!r} cannot be written: {exc.strerror or exc}") from None
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UsageError(f"{flag}: {str(path)!r} cannot be written: permission denied")
+    check_output(path, flag)  # a symlink, a hard link or a run's records: refused before any work
     return path
 
 

@@ -16,6 +16,8 @@ from bench.cli.common import (
     run_dirs_of,
 )
 from bench.core.errors import UsageError
+from bench.core.outfile import write_output
+from bench.runs.store import RECORDS_FILE
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -52,10 +54,8 @@ def _cmd_noise(args: argparse.Namespace) -> int:
     target = (
         checked_output_file("--write", args.write) if args.write is not None else Path(args.run_dirs[0]) / NOISE_FILE
     )
-    try:
-        target.write_text(json.dumps({"runs": args.run_dirs, "noise_floors": floors}, indent=2) + "\n")
-    except OSError as exc:
-        raise UsageError(f"--write: {str(target)!r} cannot be written: {exc.strerror or exc}") from None
+    text = json.dumps({"runs": args.run_dirs, "noise_floors": floors}, indent=2) + "\n"
+    write_output(target, text, "--write", [Path(d) / RECORDS_FILE for d in args.run_dirs])
     for key, floor in floors.items():
         label = next(r.spec.label for r in runs[0] if r.spec.key == key)
         print(f"{label}: A/A noise floor {floor:.2%} (gate uses >= {3 * floor:.1%})")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from bench.cli.common import EXIT_OK, checked_output_file, refuse_future_schema
 from bench.core.errors import UsageError, invalid_value
+from bench.core.outfile import write_output
+from bench.runs.store import RECORDS_FILE
 
 
 def parse_budget(raw: str | None):
@@ -44,8 +46,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for message in result.skipped:
         print(f"warning: {message}", file=sys.stderr)
     out = out or checked_output_file("--out", Path(args.run_dirs[0]) / f"report.{_REPORT_SUFFIX[args.format]}")
+    protect = [Path(d) / RECORDS_FILE for d in args.run_dirs]
     if args.format in ("csv", "parquet"):
-        _export_table(result.records, out, args.format)
+        write_output(out, _export_table(result.records, args.format), "--out", protect)
     else:
         from bench.output.report import build_report, render_html, render_markdown
 
@@ -58,10 +61,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
             budget=budget,
         )
         if args.format == "html":
-            out.write_text(render_html(report), encoding="utf-8")
+            write_output(out, render_html(report), "--out", protect)
         else:
             figures = out.with_name(out.stem + "_files")
-            out.write_text(render_markdown(report, figures, figures.name), encoding="utf-8")
+            write_output(out, render_markdown(report, figures, figures.name), "--out", protect)
     print(f"report: {out}", file=sys.stderr)
     return EXIT_OK
 
@@ -69,18 +72,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
 _REPORT_SUFFIX = {"html": "html", "md": "md", "csv": "csv", "parquet": "parquet"}
 
 
-def _export_table(records, out: Path, fmt: str) -> None:
-    """Flattened records (one row per cell, the columns of `bench show --format csv`) through pandas."""
+def _export_table(records, fmt: str) -> bytes:
+    """Flattened records (one row per cell, the columns of `bench show --format csv`) through pandas, as bytes
+    (written by `write_output`, never by pandas itself)."""
+    import io
+
     import pandas as pd
 
     from bench.output.render import summary_row
 
     frame = pd.DataFrame([summary_row(r) for r in records])
     if fmt == "csv":
-        frame.to_csv(out, index=False)
-        return
+        return frame.to_csv(index=False).encode("utf-8")
+    buffer = io.BytesIO()
     try:
-        frame.to_parquet(out, index=False)
+        frame.to_parquet(buffer, index=False)
+        return buffer.getvalue()
     except ImportError as exc:
         raise UsageError(
             f"--format: 'parquet' needs pyarrow ({exc.__class__.__name__}); pip install 'catchup-bench[parquet]', or use csv"
@@ -107,7 +114,7 @@ def register(sub) -> None:
         "--scenario",
         action="append",
         metavar="NAME",
-        help="add the catch-up waterfall of a scenario of bench/suites/scenarios.toml (simulated; see bench catchup "
+        help="add the catch-up of a scenario of bench/suites/scenarios.toml (simulated; see bench catchup "
         "--list); repeatable",
     )
     p_rep.add_argument(

@@ -98,6 +98,8 @@ def _warn_if_busy() -> None:
 
 
 def _print_plan_notes(plan) -> None:
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
     for name, reason in plan.skipped_backends.items():
         print(f"note: backend {name} left out: {reason}", file=sys.stderr)
     for (backend, reason), count in _left_out_summary(plan).items():

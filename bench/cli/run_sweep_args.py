@@ -146,7 +146,10 @@ def _load_flags(args: argparse.Namespace) -> dict[str, list[Any]]:
             continue
         values = []
         for text in (part.strip() for item in raw for part in item.split(",")):
-            value = parse_option_value(text)
+            try:
+                value = parse_option_value(text)
+            except UsageError:
+                raise invalid_value(flag, text, "a finite number > 0") from None
             if key == "target_qps" and value == SEARCH_QPS:
                 values.append(value)
                 continue
@@ -160,13 +163,10 @@ def _load_flags(args: argparse.Namespace) -> dict[str, list[Any]]:
 
 def default_suite() -> Sweep:
     from bench.core.sweep import sweep_from_mapping
+    from bench.core.tomlfile import parse_toml
 
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    text = resources.files("bench").joinpath("suites/default.toml").read_text(encoding="utf-8")
-    return sweep_from_mapping(tomllib.loads(text), where="default suite")
+    raw = resources.files("bench").joinpath("suites/default.toml").read_bytes()
+    return sweep_from_mapping(parse_toml(raw, "default suite", "bench/suites/default.toml"), where="default suite")
 
 
 def build_sweep(args: argparse.Namespace) -> tuple[Sweep, bool]:

@@ -12,6 +12,7 @@ from bench.cli.common import (
     parse_number,
 )
 from bench.core.errors import invalid_value
+from bench.core.outfile import write_output
 from bench.core.sweep import parse_int_list, parse_name_list
 
 
@@ -32,7 +33,7 @@ def _cmd_selfcheck(args: argparse.Namespace) -> int:
     )
     print(format_selfcheck(result))
     if json_out:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        write_output(json_out, json.dumps(result.to_dict(), indent=2) + "\n", "--json")
     return EXIT_OK if result.within_tolerance else EXIT_FAILED_CELLS
 
 

@@ -54,8 +54,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         serve(engine, host, port, ready)
     except OSError as exc:
         raise UsageError(f"--port: {port} cannot be bound on {host}: {exc.strerror or exc}") from None
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
+    except KeyboardInterrupt:  # before the signal handlers were in place
+        pass
+    print("stopped", file=sys.stderr)
     return EXIT_OK
 
 
@@ -67,7 +68,8 @@ def register(sub) -> None:
         description="Builds --model on --backend (any measured backend; its technique: precision, -O options) and "
         "serves it at http://HOST:PORT/v1 (completions, chat completions, streaming, /v1/models). One request at a "
         "time, greedy, EOS ignored; a synthetic word tokenizer (one word, one token; see docs/SERVING-ENGINES.md). "
-        "Prints the base URL on stdout once it listens.",
+        "Prints the base URL on stdout once it listens. SIGINT or SIGTERM stops it gracefully (no new requests, the "
+        "waiting ones answered 503, the one in progress given 2 s to finish), exit 0; a second signal stops it at once.",
         epilog="Example: bench serve --model gpt2-tiny --port 8000 & bench run --backend openai --model gpt2-tiny "
         "-O endpoint=http://127.0.0.1:8000 -O concurrency=4",
     )

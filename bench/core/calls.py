@@ -8,6 +8,7 @@ shared host measurements, and the measurement layer's timed loop (so backends ne
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,16 +42,24 @@ class Availability:
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """One backend option: its type, an optional lower bound or choice list, a help line, and its default.
+    """One backend option: its type, optional bounds or choice list, a help line, and its default.
 
     A spec that sets an option to its default is the same cell as one that leaves it out: the planner drops
-    such options (`Backend.canonical`), so `compile=none` and no `compile` share one key."""
+    such options (`Backend.canonical`), so `compile=none` and no `compile` share one key. `maximum` is a number or
+    a function of nothing returning one (a bound that depends on the host, e.g. its CPUs). Numbers must be finite.
+    `credentials`: the value is a URL that may carry secrets (user information, query values): records, keys and
+    everything shown hold its redacted form (bench.core.secrets); only the worker gets the real one."""
 
     kind: type
     help: str
     minimum: float | None = None
     choices: tuple[Any, ...] | None = None
     default: Any = None
+    maximum: "float | Callable[[], float] | None" = None
+    credentials: bool = False
+
+    def upper_bound(self) -> float | None:
+        return self.maximum() if callable(self.maximum) else self.maximum
 
     def check(self, name: str, value: Any) -> None:
         if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
@@ -59,8 +68,13 @@ class OptionSpec:
             value = float(value)
         if self.kind is not int and not isinstance(value, self.kind):
             raise invalid_value(f"options.{name}", value, f"a {self.kind.__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise invalid_value(f"options.{name}", value, "a finite number")
         if self.minimum is not None and value < self.minimum:
             raise invalid_value(f"options.{name}", value, f"a value >= {self.minimum:g}")
+        upper = self.upper_bound()
+        if upper is not None and value > upper:
+            raise invalid_value(f"options.{name}", value, f"a value <= {upper:g}")
         if self.choices is not None and value not in self.choices:
             raise invalid_value(f"options.{name}", value, self.choices)
 

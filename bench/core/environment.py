@@ -53,6 +53,18 @@ def usable_cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+#: Threads a cell may ask for, per CPU this process may use (oversubscription is a technique worth measuring; a
+#: million threads is a typo): `max_threads()` = this x usable CPUs, at least MIN_THREADS_LIMIT (a cluster node
+#: may have more CPUs than the machine that plans the sweep).
+THREADS_PER_CPU = 8
+MIN_THREADS_LIMIT = 64
+
+
+def max_threads() -> int:
+    """The most threads a cell may ask for on this host (see THREADS_PER_CPU)."""
+    return max(MIN_THREADS_LIMIT, THREADS_PER_CPU * usable_cpu_count())
+
+
 def collect_cpu() -> dict[str, Any]:
     freq = psutil.cpu_freq()
     return {

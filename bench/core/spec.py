@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 from bench.core.errors import UsageError, invalid_value
 from bench.core.scenarios import LOAD_KEYS, SCENARIOS
+from bench.core.secrets import redact_urls_in
 from bench.core.vocabulary import PRECISIONS as DTYPE_PRECISIONS
 
 __all__ = ["PRECISIONS", "SCENARIOS", "LOAD_KEYS", "ALL_BACKENDS", "BenchmarkSpec", "OptionValue"]
@@ -97,6 +98,8 @@ def normalise_options(value: Any, field_name: str = "options") -> tuple[tuple[st
     for key, val in pairs:
         if not isinstance(val, (str, int, float, bool)):
             raise invalid_value(f"{field_name}.{key}", val, "a string, number or boolean")
+        if isinstance(val, float) and not math.isfinite(val):
+            raise invalid_value(f"{field_name}.{key}", val, "a finite number")
     names = [k for k, _ in pairs]
     if len(set(names)) != len(names):
         raise invalid_value(field_name, value, "each name at most once")
@@ -198,7 +201,7 @@ class BenchmarkSpec:
             parts.append(f"s={self.seq_len}")
         if self.new_tokens is not None:
             parts.append(f"new={self.new_tokens}")
-        parts += [f"{k}={v}" for k, v in self.options]
+        parts += [f"{k}={redact_urls_in(str(v))}" for k, v in self.options]
         if self.weights:
             parts.append(f"weights={self.weights}")
         if self.scenario != "latency":

@@ -18,6 +18,7 @@ is asked when the sweep is planned (`bench.runs.plan`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -245,16 +246,22 @@ def option_sets(
 
 
 def parse_option_value(raw: str) -> OptionValue:
-    """A command-line option value: true/false -> bool, whole number -> int, number -> float, else the string."""
+    """A command-line option value: true/false -> bool, whole number -> int, number -> float, else the string.
+    A non-finite number (nan, inf) is refused here, before it can reach a record."""
     lowered = raw.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(raw)
-        except ValueError:
-            pass
-    return raw.strip()
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        number = float(raw)
+    except ValueError:
+        return raw.strip()
+    if not math.isfinite(number):
+        raise UsageError(f"{raw.strip()!r} is not allowed; expected a finite number")
+    return number
 
 
 def parse_option_flags(flag: str, raw_values: Sequence[str]) -> dict[str, list[OptionValue]]:
@@ -267,7 +274,10 @@ def parse_option_flags(flag: str, raw_values: Sequence[str]) -> dict[str, list[O
             raise invalid_value(flag, raw, "KEY=VALUE[,VALUE...], e.g. compile=default or provider=cpu")
         if key in axes:
             raise invalid_value(flag, raw, f"each option once (give {key}=A,B for several values)")
-        axes[key] = [parse_option_value(v) for v in values.split(",") if v.strip()]
+        try:
+            axes[key] = [parse_option_value(v) for v in values.split(",") if v.strip()]
+        except UsageError as exc:
+            raise UsageError(f"{flag}: {key}: {exc}") from None
     return axes
 
 

@@ -3,7 +3,8 @@
 The client (a backend's `client()`: an async context manager with `identity()` and `request(prompt,
 max_tokens) -> StreamedRequest`) does the HTTP; this module only shapes the load and keeps what came back.
 
-- Fixed concurrency: `concurrency` requests in flight; a new one starts as soon as one ends.
+- Fixed concurrency: `concurrency` requests in flight; a new one starts as soon as one ends. A request's task is
+  created only when it is due and a slot is free: memory follows the concurrency, not the request count.
 - Poisson: arrivals at `request_rate` per second, gaps drawn from an exponential distribution with a seeded
   generator, at most `concurrency` in flight (a request that would exceed it waits for a slot, as in vLLM's
   `--max-concurrency`); `request_rate` 0 means "as fast as the concurrency allows".
@@ -51,19 +52,38 @@ class LoadShape:
 
 
 async def _offer(client, prompts: list[str], max_tokens: int, shape: LoadShape) -> list[StreamedRequest]:
+    """Send `shape.requests` requests. A request's task is created when it is due and a slot is free, so at most
+    `concurrency` exist at once, whatever the request count; Poisson arrival times are drawn ahead on an absolute
+    clock, so a request that waited for a slot does not delay the ones after it."""
+    loop = asyncio.get_running_loop()
     slots = asyncio.Semaphore(shape.concurrency)
     rng = random.Random(shape.seed)
+    results: list[StreamedRequest | None] = [None] * shape.requests
+    running: set[asyncio.Task] = set()
 
-    async def one(prompt: str) -> StreamedRequest:
-        async with slots:
-            return await client.request(prompt, max_tokens)
+    async def one(index: int) -> None:
+        began = time.perf_counter_ns()
+        try:
+            results[index] = await client.request(prompts[index % len(prompts)], max_tokens)
+        except Exception as exc:  # a client that raises fails this request, not the load
+            error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            results[index] = StreamedRequest(False, began, [], time.perf_counter_ns(), error=error)
+        finally:
+            slots.release()
 
-    tasks = []
+    due = loop.time()
     for index in range(shape.requests):
         if shape.request_rate and index:
-            await asyncio.sleep(rng.expovariate(shape.request_rate))
-        tasks.append(asyncio.create_task(one(prompts[index % len(prompts)])))
-    return list(await asyncio.gather(*tasks))
+            due += rng.expovariate(shape.request_rate)
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+        await slots.acquire()
+        task = asyncio.create_task(one(index))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    if running:
+        await asyncio.wait(running)
+    return [r for r in results if r is not None]
 
 
 async def _run(client_factory: Callable[[], Any], prompts: list[str], max_tokens: int, shape: LoadShape):

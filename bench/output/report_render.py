@@ -71,7 +71,9 @@ def render_markdown(report: Report, figures_dir: Path, link_prefix: str) -> str:
             lines += [f"- {text(b)}" for b in section.bullets] + [""]
         if section.figure and section.figure_name:
             figures_dir.mkdir(parents=True, exist_ok=True)
-            (figures_dir / section.figure_name).write_bytes(section.figure)
+            from bench.core.outfile import write_output  # never through a symlink or onto a run's records
+
+            write_output(figures_dir / section.figure_name, section.figure, "--out")
             lines += [f"![{section.figure_alt}]({link_prefix}/{section.figure_name})", ""]
         for table in section.tables:
             if table.title:

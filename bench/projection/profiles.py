@@ -167,6 +167,11 @@ class Profile:
         }
 
 
+#: No figure of a chip reaches this in the units used (TFLOP/s, GB, TB/s, W, USD, GB/s, us, chips); a larger one is
+#: a typo, and 1e308 would print as "inf GB" once multiplied.
+MAX_FIGURE = 1e9
+
+
 def _figure(data: Any, where: str, allow_nan: bool = False) -> Figure:
     if not isinstance(data, Mapping):
         raise UsageError(f"{where}: missing or not a table; expected {{ value = N, status = ..., source = ... }}")
@@ -176,9 +181,9 @@ def _figure(data: Any, where: str, allow_nan: bool = False) -> Figure:
     value = data["value"]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UsageError(f"{where}.value: {value!r} is not allowed; expected a positive number")
-    if math.isnan(value) and not allow_nan or (not math.isnan(value) and not (value > 0 and math.isfinite(value))):
+    if math.isnan(value) and not allow_nan or (not math.isnan(value) and not 0 < value <= MAX_FIGURE):
         raise UsageError(
-            f"{where}.value: {value!r} is not allowed; expected a positive number"
+            f"{where}.value: {value!r} is not allowed; expected a positive number up to {MAX_FIGURE:g}"
             + (" (or nan: no sourced figure)" if allow_nan else "")
         )
     if data["status"] not in STATUSES:

@@ -215,7 +215,7 @@ def resolve(
     engine_factors: Mapping[str, float] | None = None,
 ) -> Resolved:
     """Look up and check everything in `query` (module docstring). `device` replaces the profile's chip (hybrid
-    chips of the catch-up waterfall); `efficiency` replaces the device kind's silicon factors; `end` takes the
+    chips of the catch-up's hardware split); `efficiency` replaces the device kind's silicon factors; `end` takes the
     silicon and engine factors at the low or high end of their ranges; `engine_factors` replaces the engine's
     factors (the fit)."""
     from bench.projection.profiles import get_profile

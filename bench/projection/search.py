@@ -221,7 +221,7 @@ def _eps(arch: Arch, per_stage: int, tp: int, caps, domain: int | None) -> set[i
 
 
 def _parse_split_values(text: str) -> dict[str, int]:
-    values = {"tp": 1, "pp": 1, "ep": 1}
+    values, seen = {"tp": 1, "pp": 1, "ep": 1}, set()
     for part in [p for p in str(text).split(",") if p.strip()]:
         key, sep, value = part.partition("=")
         key = key.strip()
@@ -229,6 +229,9 @@ def _parse_split_values(text: str) -> dict[str, int]:
             raise UsageError(
                 f"parallel: {part!r} is not allowed; expected KEY=N with KEY one of tp, pp, ep (e.g. tp=8,ep=32)"
             )
+        if key in seen:
+            raise UsageError(f"parallel.{key}: given twice in {text!r}; expected each of tp, pp, ep at most once")
+        seen.add(key)
         try:
             values[key] = int(value)
         except ValueError:

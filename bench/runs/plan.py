@@ -34,12 +34,16 @@ class Plan:
     """The cells to run, in order. `unavailable` maps a cell to why it cannot run here (a backend, provider or
     library that is absent): such cells are written as `unavailable` records, not run. `skipped_backends` and
     `left_out` say what the wildcard backend "*" silently passed over: backends unavailable here, and cells a
-    backend cannot express (a precision it lacks, generation on a prefill-only runtime)."""
+    backend cannot express (a precision it lacks, generation on a prefill-only runtime). `secrets`: see below."""
 
     cells: list[BenchmarkSpec]
     skipped_backends: dict[str, str] = field(default_factory=dict)  # name -> reason (wildcard only)
     unavailable: dict[BenchmarkSpec, str] = field(default_factory=dict)
     left_out: list[tuple[BenchmarkSpec, str]] = field(default_factory=list)
+    #: a cell whose options hold secrets (credentials in an endpoint) -> the spec with the real values; `cells`
+    #: hold the redacted form (`Backend.redacted`), the executor hands the real one to the worker only
+    secrets: dict[BenchmarkSpec, BenchmarkSpec] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # the planned backends' `plan_notes` (e.g. a simulated fallback)
 
     @property
     def runnable(self) -> list[BenchmarkSpec]:
@@ -157,6 +161,8 @@ def _does_not_fit_host(workload: Workload, spec: BenchmarkSpec, cls) -> str | No
 def _cells_of(matrix: Matrix, probe: _Probes, plan: Plan) -> list[BenchmarkSpec]:
     workloads = [get_workload(name) for name in matrix.models]
     backends = _backends_for(matrix, probe, plan.skipped_backends)
+    for name in backends:
+        plan.notes += [note for note in backend_class(name).plan_notes() if note not in plan.notes]
     cells: list[BenchmarkSpec] = []
     for workload, backend in ((w, b) for w in workloads for b in backends):
         if matrix.weights:
@@ -181,14 +187,14 @@ def _cells_of(matrix: Matrix, probe: _Probes, plan: Plan) -> list[BenchmarkSpec]
             except UsageError as exc:
                 if backends[spec.backend]:
                     raise
-                plan.left_out.append((spec, str(exc)))
+                plan.left_out.append((cls.redacted(spec), str(exc)))
                 continue
             _check_length(workload, spec)
             info = LOADGEN_SCENARIOS.get(spec.scenario)
             if info and info.one_sample_per_query and spec.batch_size != 1:
                 plan.left_out.append(
                     (
-                        spec,
+                        cls.redacted(spec),
                         f"batch_size: {spec.batch_size} is not allowed for scenario {spec.scenario} "
                         "(one sample per query); expected 1",
                     )
@@ -203,9 +209,12 @@ def _cells_of(matrix: Matrix, probe: _Probes, plan: Plan) -> list[BenchmarkSpec]
                     availability = Availability(False, too_big)
             if availability.available and spec.scenario != "latency":
                 availability = probe.loadgen()
+            stored = cls.redacted(spec)  # what records, keys and progress lines hold; the real one goes to the worker
+            if stored != spec:
+                plan.secrets[stored] = spec
             if not availability.available:
-                plan.unavailable[spec] = availability.reason or "unavailable"
-            cells.append(spec)
+                plan.unavailable[stored] = availability.reason or "unavailable"
+            cells.append(stored)
     return cells
 
 

@@ -193,7 +193,7 @@ class RayExecutor(Executor):
                 "retry_exceptions": False,
                 "name": f"bench {spec.label}"[:200],
             }
-            pending[task.options(**options).remote(spec.to_dict(), settings.to_dict())] = (
+            pending[task.options(**options).remote(self.real(spec).to_dict(), settings.to_dict())] = (
                 spec,
                 utc_now(),
                 time.monotonic(),

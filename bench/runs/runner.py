@@ -40,10 +40,11 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 from backends.registry import backend_class
-from bench.core.record import Record
+from bench.core.record import Record, storable
 from bench.core.settings import MeasureSettings
 from bench.core.spec import BenchmarkSpec
 from bench.runs.store import RunStore
+from bench.runs.worker import secrets_of
 
 __all__ = [
     "Executor",
@@ -101,12 +102,20 @@ class Executor:
 
     `connect()`/`close()` bracket a sweep; `cluster_devices()` names device kinds that nodes beyond this machine
     offer (the planner then keeps cells this machine cannot run); `scratch_dir` is where this run's workers
-    share intermediate results (set by `run_sweep` to the run directory's simulation cache)."""
+    share intermediate results (set by `run_sweep` to the run directory's simulation cache); `real(spec)` is the
+    spec a worker is given (`secrets`)."""
 
     streams: bool = False
     scratch_dir: Path | None = None
+    #: cells whose options hold secrets -> the spec with the real values (`Plan.secrets`; set by `run_sweep`):
+    #: what the worker gets, while records and progress hold the redacted spec
+    secrets: Mapping[BenchmarkSpec, BenchmarkSpec] = {}
     #: called with the running cell's {"phase", "calls", "median_ms", "elapsed_s"} as the worker reports it
     progress_hook: Callable[[dict], None] | None = None
+
+    def real(self, spec: BenchmarkSpec) -> BenchmarkSpec:
+        """The spec with its real option values, for the worker only (the spec itself without secrets)."""
+        return self.secrets.get(spec, spec)
 
     def connect(self) -> None:
         """Join the resources cells run on (a no-op on this machine)."""
@@ -236,23 +245,15 @@ class LocalExecutor(Executor):
         return tick
 
     def run(self, spec: BenchmarkSpec, settings: MeasureSettings) -> Record:
-        started = utc_now()
+        from bench.runs.worker import stored_spec
+
+        started, real = utc_now(), self.real(spec)
+        spec = stored_spec(real)  # what a record made here holds (a Ray task passes the real spec)
         remove_stale_cell_dirs()
         with tempfile.TemporaryDirectory(prefix=CELL_DIR_PREFIX) as tmp:
             Path(tmp, OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "start": _start_time(os.getpid())}))
-            job, result, log = Path(tmp, "job.json"), Path(tmp, "result.json"), Path(tmp, "worker.log")
-            artifacts = Path(tmp, "artifacts")
-            job.write_text(
-                json.dumps(
-                    {
-                        "spec": spec.to_dict(),
-                        "settings": settings.to_dict(),
-                        "artifacts": str(artifacts),
-                        "cache_dir": str(self.scratch_dir) if self.scratch_dir else None,
-                        "progress": str(Path(tmp, "progress.json")),
-                    }
-                )
-            )
+            job = self._write_job(Path(tmp), real, settings)
+            result, log = Path(tmp, "result.json"), Path(tmp, "worker.log")
             with open(log, "wb") as log_fh:
                 proc = subprocess.Popen(
                     [self.python, *SAFE_PATH_FLAG, "-m", "bench.runs.worker", str(job), str(result)],
@@ -267,30 +268,43 @@ class LocalExecutor(Executor):
                     returncode = wait_blocking(proc, settings.timeout_s, self._ticker(Path(tmp, "progress.json")))
                 except subprocess.TimeoutExpired:
                     _kill_group(proc)
-                    return Record(
-                        spec,
-                        "failed",
-                        reason=f"timed out after {settings.timeout_s:g} s (timeout_s)",
-                        started_at=started,
-                        finished_at=utc_now(),
-                        detail=_log_tail(log) or None,
-                    )
+                    reason, tail = f"timed out after {settings.timeout_s:g} s (timeout_s)", _log_tail(log) or None
+                    return Record(spec, "failed", reason=reason, started_at=started, finished_at=utc_now(), detail=tail)
                 except BaseException:  # Ctrl-C or SIGTERM: never leave a worker behind
                     _kill_group(proc)
                     raise
-            if result.is_file():
-                record = Record.from_dict(json.loads(result.read_text()))
-                record.attachments = collect_attachments(artifacts, f"artifacts/{spec.key}")
-                return record
-            tail = _log_tail(log)
-            return Record(
-                spec,
-                "failed",
-                reason=_death_reason(returncode, tail),
-                started_at=started,
-                finished_at=utc_now(),
-                detail=tail or None,
+            return _worker_record(spec, result, log, Path(tmp, "artifacts"), returncode, started)
+
+    def _write_job(self, tmp: Path, real: BenchmarkSpec, settings: MeasureSettings) -> Path:
+        """The worker's job file, in the cell's private temporary directory (0700): it holds the real spec."""
+        job = tmp / "job.json"
+        job.write_text(
+            json.dumps(
+                {
+                    "spec": real.to_dict(),
+                    "settings": settings.to_dict(),
+                    "artifacts": str(tmp / "artifacts"),
+                    "cache_dir": str(self.scratch_dir) if self.scratch_dir else None,
+                    "progress": str(tmp / "progress.json"),
+                }
             )
+        )
+        return job
+
+
+def _worker_record(spec: BenchmarkSpec, result: Path, log: Path, artifacts: Path, returncode: int, started: str):
+    """The record the worker wrote (with its attachments), or a failed record saying why there is none."""
+    if not result.is_file():
+        tail = _log_tail(log)
+        reason = _death_reason(returncode, tail)
+        return Record(spec, "failed", reason=reason, started_at=started, finished_at=utc_now(), detail=tail or None)
+    try:
+        record = Record.from_dict(json.loads(result.read_text()))
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:  # never expected: say so
+        reason = f"the worker's record cannot be read: {str(exc)[:300]}"
+        return Record(spec, "failed", reason=reason, started_at=started, finished_at=utc_now())
+    record.attachments = collect_attachments(artifacts, f"artifacts/{spec.key}")
+    return record
 
 
 class InProcessExecutor(Executor):
@@ -304,7 +318,7 @@ class InProcessExecutor(Executor):
 
         with tempfile.TemporaryDirectory(prefix=CELL_DIR_PREFIX) as tmp:
             artifacts = Path(tmp, "artifacts")
-            record = run_cell(spec, settings, artifacts, self.scratch_dir)
+            record = run_cell(self.real(spec), settings, artifacts, self.scratch_dir)
             record.attachments = collect_attachments(artifacts, f"artifacts/{spec.key}")
         return record
 
@@ -348,14 +362,18 @@ def run_sweep(
     progress: SweepProgress | None = None,
     on_record: Callable[[Record], None] | None = None,
     unavailable: Mapping[BenchmarkSpec, str] | None = None,
+    secrets: Mapping[BenchmarkSpec, BenchmarkSpec] | None = None,
 ) -> SweepResult:
     """Run every spec not already ok in the store (with `resume`), appending each record as it finishes.
 
     Specs in `unavailable` (spec -> reason, from the planner) are not run: an `unavailable` record with the
     reason is written for each, so the run says what was asked for and why it has no figures. A streaming
-    executor gets all the runnable specs at once and its records are appended in the order they finish."""
+    executor gets all the runnable specs at once and its records are appended in the order they finish.
+    `secrets` (`Plan.secrets`) gives the executor the real option values of cells whose specs are redacted; every
+    record is scrubbed of those secrets and checked (`storable`) before it is stored."""
     unavailable = unavailable or {}
     executor = executor or LocalExecutor()
+    executor.secrets = dict(secrets or {})
     if executor.scratch_dir is None:
         executor.scratch_dir = store.directory.resolve() / SIMULATION_CACHE_DIR
     done = store.ok_keys() if resume else set()
@@ -366,6 +384,11 @@ def run_sweep(
     records: list[Record] = []
 
     def keep_record(record: Record) -> None:
+        real = executor.real(record.spec)
+        secrets = secrets_of(real)
+        if secrets or real != record.spec:
+            record = record.scrubbed(secrets)
+        record = storable(record)
         store.append(record)
         if on_record:
             on_record(record)

@@ -89,5 +89,6 @@ def run_into(
             resume=resume,
             progress=progress,
             unavailable=plan.unavailable,
+            secrets=plan.secrets,
         )
     return RunInto(plan, result, store)

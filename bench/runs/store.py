@@ -11,10 +11,10 @@ directory (`artifacts/<spec key>/...`) before the record that names them is appe
 When a spec appears more than once (a failed cell re-run with --resume), the last record wins in `latest()`;
 `read()` returns them all.
 
-One writer at a time: `bench run` holds `RUN_DIR/.lock` (pid and process start time) while it appends; a second
-writer is refused with one line, and a lock whose process is gone (or whose pid now belongs to a process started
-later) is stale and taken over. Only the store writes `records.jsonl`: other commands refuse an output path that
-is one (`refuse_records_path`).
+One writer at a time: `bench run` holds an exclusive flock on `RUN_DIR/.lock` while it appends; a second writer is
+refused with one line naming the holder, and the lock of a run that died is free at once (the kernel releases
+it), so taking it over is atomic. Only the store writes `records.jsonl`: other commands refuse an output path that
+is one, or has its inode (`refuse_records_path`, bench.core.outfile).
 """
 
 from __future__ import annotations
@@ -55,6 +55,28 @@ def process_start_time(pid: int) -> float | None:
         return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
+
+
+def _holder(fd: int) -> dict:
+    """What the lock file says about its holder ({} when it says nothing readable)."""
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _elsewhere(holder: dict) -> str:
+    host = holder.get("host")
+    return f" on host {host}" if isinstance(host, str) and host != socket.gethostname() else ""
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        here, there = os.fstat(fd), os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def refuse_records_path(path: str | os.PathLike, flag: str) -> None:
@@ -99,49 +121,47 @@ class RunStore:
 
     @contextlib.contextmanager
     def lock(self):
-        """Hold the run directory for this process while it writes; a live holder means a one-line refusal."""
+        """Hold the run directory for this process while it writes; a live holder means a one-line refusal.
+
+        The lock is an exclusive `flock` on RUN_DIR/.lock, taken without waiting. The kernel drops it when its
+        holder exits however it exits, so a lock left by a dead run is free at once, and taking it over is one
+        atomic call: two contenders cannot both hold it. The file names its holder (pid, start time, host) for
+        the refusal message; it is removed on release (a contender that opened the removed file sees that it is
+        no longer the lock's file and tries again)."""
         path = self.directory / LOCK_FILE
+        fd = self._acquire(path)
         me = {"pid": os.getpid(), "start": process_start_time(os.getpid()), "host": socket.gethostname()}
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                self._check_stale(path)
-                continue
-            with os.fdopen(fd, "w") as fh:
-                json.dump(me, fh)
-            break
-        else:  # pragma: no cover - lost a race twice
-            raise UsageError(f"--out: {str(self.directory)!r} is being taken by another bench run; try again")
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(me).encode())
         try:
             yield
         finally:
             with contextlib.suppress(OSError):
-                if json.loads(path.read_text()).get("pid") == me["pid"]:
-                    path.unlink()
+                path.unlink()  # while still holding it, so no contender locks a file that is then removed
+            os.close(fd)
 
-    def _check_stale(self, path: Path) -> None:
-        """Refuse if the lock's holder is alive; remove the lock if it is stale (holder gone or pid reused)."""
-        try:
-            holder = json.loads(path.read_text())
-            pid, start = int(holder["pid"]), holder.get("start")
-        except (OSError, ValueError, KeyError, TypeError):
-            holder, pid, start = {}, None, None
-        same_host = holder.get("host") in (None, socket.gethostname())
-        alive = (
-            pid is not None
-            and same_host
-            and process_start_time(pid) is not None
-            and (start is None or abs(process_start_time(pid) - float(start)) < 1.0)
-        )
-        if alive or not same_host:
-            where = "" if same_host else f" on host {holder.get('host')}"
-            raise UsageError(
-                f"--out: {str(self.directory)!r} is in use by another bench run (pid {pid}{where}); wait "
-                f"for it to finish or choose another directory (a stale lock is {path})"
-            )
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    def _acquire(self, path: Path, attempts: int = 50) -> int:
+        """An open descriptor of `path` holding its exclusive flock, or a one-line UsageError naming the holder."""
+        import fcntl
+
+        for _ in range(attempts):
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise UsageError(f"--out: {str(path)!r} cannot be opened as the run lock: {exc.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(fd)
+                os.close(fd)
+                raise UsageError(
+                    f"--out: {str(self.directory)!r} is in use by another bench run (pid {holder.get('pid')}"
+                    f"{_elsewhere(holder)}); wait for it to finish or choose another directory"
+                ) from None
+            if _same_file(fd, path):
+                return fd
+            os.close(fd)  # the holder removed the file between our open and our lock: take the new one
+        raise UsageError(f"--out: {str(self.directory)!r} is being taken by other bench runs; try again")
 
     def append(self, record: Record) -> None:
         """Write the record's attachments, then append the record as one line, flush and fsync."""

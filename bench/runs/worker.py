@@ -385,11 +385,45 @@ def _timed_record(cell: _Cell, prepared):
 _BY_KIND = {"simulated": _simulated_cell, "remote": _remote_cell, "measured": _measured_cell}
 
 
+def stored_spec(spec):
+    """The spec as records hold it: secrets in its options redacted (`Backend.redacted`; every URL in a string
+    option when the backend is unknown)."""
+    from dataclasses import replace
+
+    from backends.registry import backend_class
+    from bench.core.secrets import redact_urls_in
+
+    try:
+        return backend_class(spec.backend).redacted(spec)
+    except Exception:  # an unknown backend: redact every URL in its string options
+        options = tuple((k, redact_urls_in(v) if isinstance(v, str) else v) for k, v in spec.options)
+        return replace(spec, options=options)
+
+
 def run_cell(
     spec, settings, artifacts: Path | None = None, cache_dir: Path | None = None, progress: Path | None = None
 ):
     """Measure one cell in this process and return its Record (never raises for a cell-level problem).
-    LoadGen scenarios write their logs under `artifacts` (the executor keeps them beside the records)."""
+    LoadGen scenarios write their logs under `artifacts` (the executor keeps them beside the records).
+    `spec` holds the real option values (an endpoint's credentials); the record holds the redacted spec
+    (`stored_spec`) and none of the secrets (`Backend.secret_values`) in any of its text."""
+    stored = stored_spec(spec)
+    record = _run_cell(spec, stored, settings, artifacts, cache_dir, progress)
+    secrets = secrets_of(spec)
+    return record.scrubbed(secrets) if secrets or stored != spec else record
+
+
+def secrets_of(spec) -> tuple[str, ...]:
+    """What no stored text may hold for this (real) spec: `Backend.secret_values` (none for an unknown backend)."""
+    from backends.registry import backend_class
+
+    try:
+        return backend_class(spec.backend).secret_values(spec)
+    except Exception:  # an unknown backend has no secrets of its own; its URLs are redacted by `stored_spec`
+        return ()
+
+
+def _run_cell(real, spec, settings, artifacts, cache_dir, progress):
     from backends.registry import backend_class
     from bench.core.environment import collect_environment
     from bench.core.record import Record
@@ -401,11 +435,11 @@ def run_cell(
     try:
         report("build")
         cls = backend_class(spec.backend)
-        availability = cls.availability(spec)
+        availability = cls.availability(real)
         if not availability.available:
             return Record(spec, "unavailable", reason=availability.reason, started_at=started, finished_at=_now())
         workload = get_workload(spec.workload)
-        backend = cls(spec)
+        backend = cls(real)
         environment = collect_environment(backend.thread_info(), backend.device_info(), cls.libraries)
         cell = _Cell(spec, settings, backend, workload, environment, started, artifacts, cache_dir, report)
         return _BY_KIND[cls.capabilities.kind](cell)
@@ -450,7 +484,9 @@ def main(argv: list[str]) -> int:
         transformers.logging.disable_progress_bar()
     except Exception:
         pass
-    record = run_cell(spec, settings, artifacts, cache_dir, progress)
+    from bench.core.record import storable
+
+    record = storable(run_cell(spec, settings, artifacts, cache_dir, progress))
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record.to_dict(), allow_nan=False))
     os.replace(tmp, result_path)
