@@ -241,7 +241,6 @@ def test_fitting_never_reads_held_out_rows():
         fit(published.held_out(), published)
 
 
-@pytest.mark.slow
 def test_committed_factors_are_the_fit_of_the_fit_rows():
     assert committed_fit() == fit(load_published().for_fitting())
 

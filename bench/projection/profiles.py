@@ -248,10 +248,32 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
+def _stamp(path: str | Path | None) -> tuple[str, int] | None:
+    """A file's identity for the cache: its path and modification time (None where it cannot be read)."""
+    if not path:
+        return None
+    try:
+        return str(path), os.stat(path).st_mtime_ns
+    except OSError:
+        return str(path), -1
+
+
+_LOADED: dict[tuple, dict[str, Profile]] = {}
+
+
 def load_profiles(user_file: str | None = None) -> dict[str, Profile]:
-    """The built-in profiles, with the user's file (argument, else $CATCHUP_BENCH_PROFILES) merged over them."""
-    raw = read_toml(BUILTIN, "profiles file")
+    """The built-in profiles, with the user's file (argument, else $CATCHUP_BENCH_PROFILES) merged over them.
+    Parsed once per process for each state of the two files (a search asks for a profile thousands of times)."""
     user_file = user_file if user_file is not None else os.environ.get(PROFILES_ENV)
+    key = (_stamp(BUILTIN), _stamp(user_file))
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = _load_profiles(user_file)
+    return dict(_LOADED[key])
+
+
+def _load_profiles(user_file: str | None) -> dict[str, Profile]:
+    raw = read_toml(BUILTIN, "profiles file")
     where_of = {key: f"profiles file {BUILTIN.name}: [{key}]" for key in raw}
     if user_file:
         user = read_toml(Path(user_file), "profiles file")

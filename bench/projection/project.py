@@ -147,11 +147,12 @@ def _search(query: ServingQuery, resolved: Resolved) -> Points:
     ttft = query.ttft_slo_ms / 1e3 if query.ttft_slo_ms else None
     chips, i, o, par = query.chips, query.input_tokens, query.output_tokens, resolved.parallel
     points = Points()
-    if caps is None or caps.disaggregated or mode == "disaggregated":
+    every_mode = caps is None and query.mode is None  # --search any without a mode: both modes, for comparison
+    if mode == "disaggregated" or every_mode or (caps is not None and caps.disaggregated):
         points.decode = search_decode(dep, chips, i, o, tpot, query.batch_size, par)
         prefill_dep = replace(dep, options=replace(dep.options, speculation=None))
         points.prefill = search_prefill(prefill_dep, chips, i, ttft, None, par)
-    if mode == "colocated" or (caps is not None and caps.colocated):
+    if mode == "colocated" or every_mode or (caps is not None and caps.colocated):
         points.colocated = search_colocated(dep, chips, i, o, tpot, ttft, query.batch_size, par)
     return points
 
