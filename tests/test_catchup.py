@@ -326,3 +326,18 @@ def test_the_html_report_renders_in_headless_chromium_with_its_charts_and_no_ext
     assert seen["images"] >= 3 and seen["drawn"] == seen["images"], seen
     assert seen["external"] == []
     assert seen["headings"][0] == "Summary" and any(h.startswith("Catch-up scenario") for h in seen["headings"])
+
+
+def test_a_measured_software_factor_replaces_the_modelled_engine_difference(analyses):
+    from bench.analysis.gap.scenario import get_scenario
+    from bench.core.errors import UsageError
+
+    base = get_scenario("atlas-800i-a2-vs-dgx-h100")
+    measured = base.with_measured_software("constrained", 1.5, 1.4, 1.6)
+    a = analyse(measured, stability=False)
+    assert a.shapley["constrained"]["factors"]["software"] == pytest.approx(1.5)
+    reference = a.rate("constrained", "reference")
+    assert check_efficiency(a.shapley["constrained"]["factors"], a.rate("constrained", "best") / reference)
+    assert a.to_dict()["scenario"]["measured_software"]["constrained"]["value"] == 1.5
+    with pytest.raises(UsageError, match="low <= value <= high"):
+        base.with_measured_software("constrained", 1.5, 1.6, 1.7)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.analysis.gap.attribution import hardware_shapley, side_shapley
-from bench.analysis.gap.configs import Served, levers_of, query_of, serve
+from bench.analysis.gap.configs import Served, levers_of, query_of, serve_side
 from bench.core.errors import UsageError
 from bench.core.stats import log_symmetric_factor
 
@@ -139,7 +139,7 @@ class CatchUpAnalysis:
 
 def _served_ends(scenario, role: str, applied: frozenset[str]) -> dict[str, Served | None]:
     side = scenario.side(role)
-    return {end: serve(query_of(scenario, side, applied), end) for end in ENDS}
+    return {end: serve_side(scenario, side, applied, end) for end in ENDS}
 
 
 def _power_and_price(scenario) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -197,7 +197,7 @@ def chips_to_match(scenario, frontier_best: Served | None) -> dict[str, Any]:
     applied = frozenset(levers_of(scenario))
 
     def served_at(n: int) -> Served | None:
-        return serve(query_of(scenario, side, applied, chips=n))
+        return serve_side(scenario, side, applied, chips=n)
 
     def enough(n: int) -> bool:
         s = served_at(n)

@@ -20,7 +20,7 @@ import dataclasses
 import math
 from typing import Any, Callable, Mapping, Sequence
 
-from bench.analysis.gap.configs import query_of, serve, subsets
+from bench.analysis.gap.configs import query_of, serve, serve_side, subsets
 
 __all__ = ["shapley", "side_shapley", "hardware_shapley", "attribute", "HARDWARE_PARTS", "check_efficiency"]
 
@@ -111,7 +111,7 @@ def side_shapley(scenario, role: str, levers: Sequence[str], end: str = "central
     side = scenario.side(role)
 
     def value(applied: frozenset[str]) -> float | None:
-        served = serve(query_of(scenario, side, applied), end)
+        served = serve_side(scenario, side, applied, end)
         return served.rate if served else None
 
     return attribute(levers, value)
@@ -126,7 +126,7 @@ def _hybrid(scenario, parts: frozenset[str], end: str) -> float | None:
 
     f_side, c_side = scenario.frontier, scenario.constrained
     if parts >= _parts_of(scenario):
-        served = serve(query_of(scenario, c_side, frozenset()), end)
+        served = serve_side(scenario, c_side, frozenset(), end)
         return served.rate if served else None
     front = Device.of_profile(get_profile(f_side.profile))
     cons = Device.of_profile(get_profile(c_side.profile))

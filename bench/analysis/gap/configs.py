@@ -25,7 +25,7 @@ from typing import Any, Iterable
 
 from bench.core.errors import UsageError
 
-__all__ = ["LEVERS", "Served", "levers_of", "query_of", "serve", "check_scenario", "subsets"]
+__all__ = ["LEVERS", "Served", "levers_of", "query_of", "serve", "serve_side", "check_scenario", "subsets"]
 
 LEVERS = ("software", "precision", "architecture", "serving")
 
@@ -201,3 +201,17 @@ def check_scenario(scenario) -> None:
             except UsageError as exc:
                 what = "+".join(sorted(applied)) or "none"
                 raise UsageError(f"{role} ({side.profile}, levers {what}): {exc}") from None
+
+
+def serve_side(scenario, side, applied: frozenset[str], end: str = "central", chips: int | None = None):
+    """What `side` serves with the levers in `applied`. Where the scenario carries a measured software factor for
+    the side (`Scenario.measured_software`, from runs that differ only in engine), the software lever is that
+    factor on the reference engine's projection instead of the engines' modelled difference."""
+    measured = dict(scenario.measured_software).get(side.role)
+    if measured is None or "software" not in applied:
+        return serve(query_of(scenario, side, applied, chips=chips), end)
+    base = serve(query_of(scenario, side, applied - {"software"}, chips=chips), end)
+    factor = {"central": measured[0], "low": measured[1], "high": measured[2]}[end]
+    from dataclasses import replace
+
+    return replace(base, rate=base.rate * factor) if base else None

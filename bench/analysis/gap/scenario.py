@@ -62,6 +62,8 @@ class Scenario:
     tpot_slo_ms: float
     mtp_acceptance: float | None = None
     ranges: tuple[tuple[str, tuple[Any, ...]], ...] = field(default_factory=tuple)
+    #: (role, (value, low, high)) pairs: a software lever measured on one host, replacing the modelled one
+    measured_software: tuple[tuple[str, tuple[float, float, float]], ...] = ()
 
     def side(self, role: str) -> Side:
         return self.frontier if role == "frontier" else self.constrained
@@ -88,11 +90,25 @@ class Scenario:
             return replace(self, **{role: replace(self.side(role), engine=value)})
         return replace(self, **{key: value})
 
+    def with_measured_software(self, role: str, value: float, low: float, high: float) -> "Scenario":
+        """The scenario with `role`'s software lever measured (value and interval), e.g. from `bench catchup
+        --software-from RUN_DIR`; validated: 0 < low <= value <= high."""
+        if role not in SIDES:
+            raise invalid_value("software side", role, SIDES)
+        for name, x in (("value", value), ("low", low), ("high", high)):
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not (x > 0 and math.isfinite(x)):
+                raise invalid_value(f"measured software.{name}", x, "a positive number")
+        if not low <= value <= high:
+            raise UsageError(f"measured software: expected low <= value <= high, got {low}, {value}, {high}")
+        others = tuple((r, v) for r, v in self.measured_software if r != role)
+        return replace(self, measured_software=others + ((role, (float(value), float(low), float(high))),))
+
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
         out = asdict(self)
         out["ranges"] = {k: list(v) for k, v in self.ranges}
+        out["measured_software"] = {r: dict(zip(("value", "low", "high"), v)) for r, v in self.measured_software}
         return out
 
 

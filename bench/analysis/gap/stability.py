@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bench.analysis.gap.configs import levers_of, query_of, serve
+from bench.analysis.gap.configs import levers_of, serve_side
 from bench.core.errors import UsageError
 
 __all__ = ["sweep", "flips_of", "leader", "trend", "EVEN"]
@@ -27,7 +27,7 @@ def _gaps(scenario, end: str = "central") -> tuple[float | None, float | None, s
         side = scenario.side(role)
         for state, applied in (("reference", frozenset()), ("best", frozenset(levers_of(scenario)))):
             try:
-                served = serve(query_of(scenario, side, applied), end)
+                served = serve_side(scenario, side, applied, end)
             except UsageError as exc:
                 return None, None, str(exc)
             rates[role, state] = served.rate if served else None
