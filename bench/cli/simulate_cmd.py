@@ -76,9 +76,9 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument(
         "--validate-serving",
         action="store_true",
-        help="predict every published row with the committed factors; errors per row and per group (< 30 s)",
+        help="predict every published row with the committed factors; errors per row and per group (about 1 s)",
     )
-    v.add_argument("--refit", action="store_true", help="with --validate-serving: fit afresh on the fit rows (~1 min)")
+    v.add_argument("--refit", action="store_true", help="with --validate-serving: fit afresh on the fit rows (~10 s)")
     v.add_argument(
         "--write-fit",
         action="store_true",
