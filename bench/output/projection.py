@@ -134,6 +134,10 @@ def render_projection(r: Mapping[str, Any], markdown: bool = False) -> str:
         lines.append(f"ASSUMED profile figures: {', '.join(r['assumed_figures'])}")
     if r["unverified_figures"]:
         lines.append(f"UNV (unverified) profile figures: {', '.join(r['unverified_figures'])}")
+    if r.get("announced_figures"):
+        lines.append(
+            f"ANNOUNCED (a chip not shipping when published) profile figures: {', '.join(r['announced_figures'])}"
+        )
     if r["per_1000_usd"] is None:
         lines.append(f"per $: no sourced price for {r['profile']} (set price_usd in $CATCHUP_BENCH_PROFILES)")
     return "\n".join(lines) + "\n"

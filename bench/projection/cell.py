@@ -60,6 +60,7 @@ class CellProjection:
             "memory_note": serving["note"],
             "assumed_figures": serving["assumed_figures"],
             "unverified_figures": serving["unverified_figures"],
+            "announced_figures": serving["announced_figures"],
             "cost_model_version": f"serving-{serving['serving_model_version']}",
             "cost_model": serving["method"],
             "mode": "serving",

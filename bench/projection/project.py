@@ -65,6 +65,7 @@ class Projection:
     high: dict[str, Any] = field(default_factory=dict)
     assumed: list[str] = field(default_factory=list)
     unverified: list[str] = field(default_factory=list)
+    announced: list[str] = field(default_factory=list)
 
     @property
     def arch(self) -> Arch:
@@ -176,6 +177,7 @@ def project(
     if profile is not None:
         proj.assumed = profile.figures_with_status("ASSUMED")
         proj.unverified = profile.figures_with_status("UNV")
+        proj.announced = profile.figures_with_status("ANNOUNCED")
     if bands and fits:
         for end in ("low", "high"):
             at_end = resolve(query, efficiency, device, end=end)

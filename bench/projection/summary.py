@@ -115,6 +115,7 @@ def projection_dict(proj) -> dict[str, Any]:
         "per_1000_usd": _per(headline, proj.device.price_usd / 1e3 if proj.device.price_usd else None),
         "assumed_figures": proj.assumed,
         "unverified_figures": proj.unverified,
+        "announced_figures": proj.announced,
         "efficiency": proj.efficiency.to_dict(),
         "serving_model_version": SERVING_MODEL_VERSION,
         "method": "analytical serving model (bench/projection); simulated, not measured",
