@@ -22,6 +22,7 @@ every problem is that request's failure, with a reason scrubbed of the API key a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import urllib.parse
@@ -66,6 +67,8 @@ def _retryable(exc: BaseException, answered: bool) -> bool:
 
     if answered or isinstance(exc, aiohttp.SocketTimeoutError):
         return False
+    if isinstance(exc, asyncio.TimeoutError) and not isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return False  # the request's own time ran out (a slow prefill): sending it again would not be the same
     return isinstance(exc, (aiohttp.ClientConnectionError, ConnectionError))
 
 

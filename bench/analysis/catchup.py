@@ -19,7 +19,7 @@ Ascend fp32 peak is published, so an fp32 reference would rest on an assumption)
 
 Intervals. Each metric carries a 95% interval: measured, from the batch-means throughput interval (none below 40
 timed calls; for a serving engine's request load, where requests overlap, the relative interval of the mean
-request time applied to output tokens/s); simulated, from the estimate's band. A ratio of two independent quantities gets the
+request time around the measured rate: `Record.throughput_interval`); simulated, from the estimate's band. A ratio of two independent quantities gets the
 conservative interval [low_a / high_b, high_a / low_b]; without an input interval a ratio has none. Every input is
 marked measured or simulated, and each technique's accuracy deviation is kept beside its gain.
 """
@@ -187,9 +187,6 @@ def metric_of(record: Record) -> Point | None:
     interval = record.throughput_interval()
     if generation:
         scale = generation.output_tokens_per_s / items if items else 1.0
-        if interval and record.serving:  # overlapping requests: the mean request time's relative interval
-            samples = record.measurement.samples_ns
-            scale = generation.output_tokens_per_s / (1e9 * len(samples) / sum(samples))
         low, high = (interval[0] * scale, interval[1] * scale) if interval else (None, None)
         return Point(record, device, technique, generation.output_tokens_per_s, low, high, False, "output tokens/s")
     low, high = interval if interval else (None, None)
