@@ -75,10 +75,13 @@ def _no_constant(name: str) -> Any:
     raise MalformedStream(f"{name} is not a JSON number")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)  # one decoder: json.loads(..., kw) makes one per call
+
+
 def parse_json(raw: bytes | str) -> Any:
     """JSON from a server: NaN/Infinity and nesting too deep for the parser are refused (MalformedStream)."""
     try:
-        return json.loads(raw, parse_constant=_no_constant)
+        return _DECODER.decode(raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw)
     except RecursionError:
         raise MalformedStream("JSON nested too deeply") from None
     except UnicodeDecodeError:
@@ -124,14 +127,13 @@ def parse_chunk(payload: str) -> Chunk:
     choices = chunk.get("choices")
     if choices is not None and not isinstance(choices, list):
         raise MalformedStream(f"choices is a JSON {type(choices).__name__}, not a list")
-    choices = choices or []
-    return Chunk(
-        content=any(_content(choice) for choice in choices),
-        usage=usage or None,
-        finished=any(isinstance(c, dict) and isinstance(c.get("finish_reason"), str) for c in choices),
-        fingerprint=short_text(chunk.get("system_fingerprint")),
-        timings=_timings(chunk.get("timings")),
-    )
+    content = finished = False
+    for choice in choices or ():
+        content = content or _content(choice)
+        finished = finished or (isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str))
+    timings = chunk.get("timings")
+    return Chunk(content, usage or None, finished, short_text(chunk.get("system_fingerprint")),
+                 _timings(timings) if timings is not None else {})  # fmt: skip
 
 
 def _count(usage: dict[str, Any], name: str) -> int | None:

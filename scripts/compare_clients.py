@@ -13,7 +13,9 @@ seed each run, so no prompt is in the engine's prefix cache.
 
 Figures per run: the client's own median TTFT, TPOT and ITL and its output tokens/s, as it reports them (each by its
 own definitions: the definitions table in the docs); client CPU per request = user + system CPU of the client's
-process tree (resource.getrusage(RUSAGE_CHILDREN) around the run: start-up, warm-up and the load) / requests;
+process tree (resource.getrusage(RUSAGE_CHILDREN) around the run: start-up, warm-up and the load) / requests,
+and the marginal CPU per request: each run is followed by one of a quarter as many requests, and (CPU of the run
+- CPU of the short one) / (the difference of their request counts) leaves start-up, imports and warm-up out;
 the engine's own timings over the same run from its /metrics counters (llama.cpp: prompt and generation seconds and
 tokens; vLLM: prefill and decode time histograms): mean prefill ms per request (the reference for TTFT) and mean
 decode ms per step (generation time / (generated tokens - requests): the reference for TPOT). Printed: the median
@@ -41,7 +43,6 @@ import engines  # noqa: E402
 from compare_peers import PEERS, ours  # noqa: E402
 
 CLIENTS = ("ours", "vllm", "guidellm", "aiperf")
-STARTUP_REQUESTS = 2
 
 
 def _metrics(url: str) -> dict[str, float]:
@@ -100,13 +101,16 @@ def run_client(name: str, url: str, args, concurrency: int, seed: int, out: Path
     return row
 
 
-def start_up_cpu(client: str, url: str, args, out: Path) -> float:
-    """CPU seconds of a run of STARTUP_REQUESTS requests at concurrency 1: the client's start-up (interpreter,
-    imports, tokenizer, warm-up), subtracted from each run for the marginal CPU per request."""
-    small = argparse.Namespace(**{**vars(args), "requests": STARTUP_REQUESTS})
-    row = run_client(client, url, small, 1, 99_999 + CLIENTS.index(client), out / f"startup-{client}")
-    print(json.dumps({"startup": row}), file=sys.stderr, flush=True)
-    return row["cpu_s"]
+def paired_runs(client: str, url: str, args, concurrency: int, seed: int, out: Path) -> dict:
+    """The run of `--requests` requests, then one of a quarter as many (another seed): the marginal CPU per
+    request is the difference of their CPU over the difference of their request counts, so start-up, imports,
+    tokenizer and warm-up cancel out."""
+    row = run_client(client, url, args, concurrency, seed, out)
+    small = argparse.Namespace(**{**vars(args), "requests": max(2, args.requests // 4)})
+    short = run_client(client, url, small, concurrency, seed + 500_000, out.with_name(out.name + "-short"))
+    row["cpu_ms_per_request_marginal"] = 1e3 * (row["cpu_s"] - short["cpu_s"]) / (args.requests - small.requests)
+    row["short_run_cpu_s"] = short["cpu_s"]
+    return row
 
 
 def _env(client: str) -> dict[str, str]:
@@ -192,16 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     args.tokenizer, args.model_name = model, engines.MODEL_NAME
     rows: list[dict] = []
     with _server(args, model, out / f"{args.engine}.log") as server:
-        startup = {c: start_up_cpu(c, server.url, args, out) for c in clients}
         for round_ in range(args.rounds):
             order = clients[round_ % len(clients) :] + clients[: round_ % len(clients)]
             for concurrency in args.concurrency:
                 for client in order:
                     seed = 1000 * round_ + 10 * concurrency + CLIENTS.index(client)
-                    row = run_client(
-                        client, server.url, args, concurrency, seed, out / f"r{round_}-c{concurrency}-{client}"
-                    )
-                    row["cpu_ms_per_request_marginal"] = 1e3 * (row["cpu_s"] - startup[client]) / (args.requests - STARTUP_REQUESTS)  # fmt: skip
+                    where = out / f"r{round_}-c{concurrency}-{client}"
+                    row = paired_runs(client, server.url, args, concurrency, seed, where)
                     print(json.dumps(row), file=sys.stderr, flush=True)
                     rows.append(row)
     table = summary(rows)

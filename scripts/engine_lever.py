@@ -49,6 +49,8 @@ def measure(name: str, url: str, served: str, args, out: Path) -> int:
                "-O", f"endpoint={url}", "-O", f"served_model={served}", "-O", f"tokenizer={args.tokenizer}",
                "--seq-len", str(args.seq_len), "--new-tokens", str(args.new_tokens), "-O", f"requests={args.requests}",
                "-O", f"concurrency={args.concurrency}", "--out", str(out), "-q"]  # fmt: skip
+    if (out / "records.jsonl").exists():  # the cells of this engine are new cells of the same run
+        command.append("--resume")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     print(f"== {name} at {url}", file=sys.stderr, flush=True)
     return subprocess.run(command, env=env).returncode

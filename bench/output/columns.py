@@ -150,6 +150,7 @@ def _serving_fields(record: Record, percentiles: Sequence[float]) -> dict[str, A
     row: dict[str, Any] = {
         "requests_ok": section.get("requests_ok"),
         "requests_failed": section.get("requests_failed"),
+        "requests_retried": section.get("requests_retried"),
         "request_throughput": record.throughput(),
         "served_model": server.get("model"),
         "engine": " ".join(str(engine.get(k)) for k in ("name", "version") if engine.get(k))

@@ -3,8 +3,9 @@
 Each builder takes (url, args, concurrency, seed, out) and returns (command, parse): the command asks for the
 compared load (args.requests prompts of args.seq_len random tokens, args.new_tokens output tokens with EOS
 ignored, `concurrency` in flight, no rate limit; the tokenizer of args.tokenizer); `parse(out)` returns the
-client's own figures {ttft_ms, tpot_ms, itl_ms, output_tokens_per_s, failed} (medians where it gives them), read
-from the file it wrote into `out`.
+client's figures mapped to our definitions {ttft_ms, tpot_ms, itl_ms, output_tokens_per_s, failed} (medians where it gives
+them; None where it has no figure of that definition), read from the file it wrote into `out`
+(docs/SERVING-ENGINES.md, the definitions table).
 """
 
 from __future__ import annotations
@@ -97,9 +98,11 @@ def guidellm(url: str, args, concurrency: int, seed: int, out: Path):
         median = lambda name: metrics[name]["successful"]["median"]
         totals = metrics.get("request_totals") or benchmark.get("request_totals") or {}
         tokens = metrics["output_token_count"]["successful"]["total_sum"]
-        return {"ttft_ms": median("time_to_first_token_ms"), "tpot_ms": median("time_per_output_token_ms"),
-                "itl_ms": median("inter_token_latency_ms"), "output_tokens_per_s": tokens / benchmark["duration"],
-                "failed": totals.get("errored", 0)}  # fmt: skip
+        # guidellm's ITL is (last - first token) / (output tokens - 1) per request: our TPOT; its own TPOT divides
+        # the time from the request's start by all output tokens (the first included); it has no pooled ITL
+        return {"ttft_ms": median("time_to_first_token_ms"), "tpot_ms": median("inter_token_latency_ms"),
+                "own_tpot_ms": median("time_per_output_token_ms"), "itl_ms": None,
+                "output_tokens_per_s": tokens / benchmark["duration"], "failed": totals.get("errored", 0)}  # fmt: skip
 
     return command, parse
 
