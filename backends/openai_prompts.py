@@ -8,7 +8,8 @@ Three methods, chosen by `-O prompts=` and what the engine accepts (`backends.op
               encoded once, then the text of the first k ids decoded and re-encoded *as the engine does* (with
               the tokenizer's special tokens; through its chat template for the chat API), k moved by the
               difference until the count is exactly seq_len (at most TRIM_ROUNDS rounds; it settles in one or two,
-              since the ids of encoded text re-encode to themselves except at the cut). Decoding random ids and
+              since the ids of encoded text re-encode to themselves except at the cut; through a chat template,
+              never fewer tokens than the template alone holds: `sent` then says what it is). Decoding random ids and
               re-encoding them, as before, grew a 64-token prompt to 68-81 tokens.
   words       (no tokenizer): seq_len words of `SYNTHETIC_WORDS` -- exact for `bench serve` (one word, one token),
               about 1-1.5 tokens per word for BPE tokenizers; the record holds what the engine reported.

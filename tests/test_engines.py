@@ -54,12 +54,16 @@ def _exact(record, seq_len: int, new_tokens: int, requests: int) -> None:
     assert serving["output_tokens"] == [new_tokens] * requests
 
 
-def test_transformers_serve_exact_prompts_refused_defaults_dropped_and_its_identity(tiny, tmp_path):
+def test_transformers_serve_exact_prompts_refused_defaults_dropped_and_its_identity(tmp_path):
     """transformers serve refuses vLLM's ignore_eos/min_tokens with 422 (every request failed before) and takes
     text prompts only: the probe drops the two fields, prompts are text trimmed to exactly seq_len tokens, the
     stream (no [DONE]) parses, and the engine is named. A refused extra_body field is one line before the run."""
     _engine_or_skip(engines.find_transformers_serve)
-    with engines.transformers_server(tiny, tmp_path / "transformers.log") as server:
+    tiny, written = tmp_path / "tiny-llama", tmp_path / "written"
+    server = engines.transformers_server(tiny, tmp_path / "transformers.log", wait_for=written).launch()
+    engines.tiny_llama(tiny)  # while the server imports
+    written.touch()
+    with server:
         (record,) = _run(server.url, str(tiny), tiny, tmp_path / "run", requests=4, concurrency=2)
         with pytest.raises(UsageError) as refused:
             _run(server.url, str(tiny), tiny, tmp_path / "never", requests=1, extra_body='{"cache_prompt": false}')

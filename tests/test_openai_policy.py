@@ -130,17 +130,22 @@ def test_prompts_have_exactly_the_length_asked_for_as_ids_text_and_chat():
         ids = PromptMaker(length, 3, tokenizer, "ids").make(4)
         assert all(len(p.payload) == length == p.sent for p in ids)
         assert not set(tokenizer.all_special_ids) & {i for p in ids for i in p.payload}
-        for chat in (False, True):
-            texts = PromptMaker(length + 8, 3, tokenizer, "text", chat=chat).make(4)
-            maker = PromptMaker(length + 8, 3, tokenizer, "text", chat=chat)
-            assert all(maker.count(p.payload) == length + 8 == p.sent for p in texts), [p.sent for p in texts]
+        for chat, wanted in ((False, length + 8), (True, length + 24)):  # the chat template alone is ~15 tokens
+            maker = PromptMaker(wanted, 3, tokenizer, "text", chat=chat)
+            texts = maker.make(4)
+            assert all(maker.count(p.payload) == wanted == p.sent for p in texts), [p.sent for p in texts]
     timed, warm = PromptMaker(16, 0, tokenizer, "ids").make(4), PromptMaker(16, 0, tokenizer, "ids").make(4, 1 << 40)
     assert not {tuple(p.payload) for p in timed} & {tuple(p.payload) for p in warm}
 
 
 @pytest.mark.parametrize(
     ("value", "said"),
-    [("[1, 2]", "a JSON list"), ("{nope", "not JSON"), ('{"stream": false}', "field 'stream'"), ("3", "a JSON int")],
+    [
+        ("[1, 2]", "a JSON list"),
+        ("{nope", "not JSON"),
+        ('{"stream": false}', "field 'stream'"),
+        ("3", "expected a str"),
+    ],
 )
 def test_extra_body_that_is_not_a_json_object_is_one_line_and_nothing_is_written(tmp_path, value, said):
     out = tmp_path / "never"
@@ -183,7 +188,8 @@ def test_engine_factors_compare_runs_that_differ_only_in_engine_with_an_interval
     assert loaded.factor.value == pytest.approx(4.0, rel=0.05) and loaded.factor.kind == "measured/measured"
     assert loaded.factor.low < loaded.factor.value < loaded.factor.high < 4.4
     assert loaded.engines == ("llama.cpp", "transformers", "catchup-bench")
-    assert software_lever(records) is loaded  # the highest concurrency
+    chosen = software_lever(records)  # the highest concurrency
+    assert dict(chosen.load)["concurrency"] == 4 and chosen.factor.value == loaded.factor.value
     assert software_lever(records, ("transformers", "catchup-bench")).factor.value == pytest.approx(1.5, rel=0.05)
     with pytest.raises(UsageError, match="--software-engines: 'vllm' is not allowed; expected engines in RUN_DIR"):
         software_lever(records, ("vllm", "llama.cpp"))
@@ -197,6 +203,7 @@ def test_bench_catchup_takes_the_software_lever_from_a_run_directory(tmp_path):
     from bench.runs.store import RunStore
 
     store = RunStore(tmp_path / "engines")
+    store.prepare()
     for record in (_served("catchup-bench", 100, seed=1), _served("llama.cpp", 300, seed=2)):
         store.append(record)
     args = ["catchup", "atlas-800i-a2-vs-dgx-h100", "--no-stability", "--format", "json", "--software-from", str(tmp_path / "engines")]  # fmt: skip

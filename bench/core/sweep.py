@@ -266,7 +266,7 @@ def parse_option_value(raw: str) -> OptionValue:
 
 def parse_option_flags(flag: str, raw_values: Sequence[str]) -> dict[str, list[OptionValue]]:
     """Repeated `--option KEY=V1[,V2...]` flags -> {KEY: [values]} (each key once). A value that starts with
-    `{` (a JSON object, e.g. `extra_body={"a": 1, "b": 2}`) is one value: its commas do not split it."""
+    `{` or `[` (JSON, e.g. `extra_body={"a": 1, "b": 2}`) is one value: its commas do not split it."""
     axes: dict[str, list[OptionValue]] = {}
     for raw in raw_values:
         key, sep, values = raw.partition("=")
@@ -276,7 +276,7 @@ def parse_option_flags(flag: str, raw_values: Sequence[str]) -> dict[str, list[O
         if key in axes:
             raise invalid_value(flag, raw, f"each option once (give {key}=A,B for several values)")
         try:
-            pieces = [values] if values.strip().startswith("{") else values.split(",")
+            pieces = [values] if values.strip()[:1] in ("{", "[") else values.split(",")
             axes[key] = [parse_option_value(v) for v in pieces if v.strip()]
         except UsageError as exc:
             raise UsageError(f"{flag}: {key}: {exc}") from None
