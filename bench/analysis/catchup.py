@@ -18,7 +18,8 @@ reference technique is the reference precision with no options (default bf16: th
 Ascend fp32 peak is published, so an fp32 reference would rest on an assumption).
 
 Intervals. Each metric carries a 95% interval: measured, from the batch-means throughput interval (none below 40
-timed calls); simulated, from the estimate's band. A ratio of two independent quantities gets the
+timed calls; for a serving engine's request load, where requests overlap, the relative interval of the mean
+request time around the measured rate: `Record.throughput_interval`); simulated, from the estimate's band. A ratio of two independent quantities gets the
 conservative interval [low_a / high_b, high_a / low_b]; without an input interval a ratio has none. Every input is
 marked measured or simulated, and each technique's accuracy deviation is kept beside its gain.
 """

@@ -38,6 +38,31 @@ def _trajectory(scenario, fmt: str) -> int:
     return EXIT_OK
 
 
+def _measured_software(scenario, args: argparse.Namespace):
+    """The scenario with its software lever on one side measured: the engine factor of RUN_DIR
+    (bench.analysis.engines.software_lever) in place of the modelled engine difference."""
+    from bench.analysis.engines import software_lever
+    from bench.runs.store import read_run_dirs
+
+    engines = None
+    if args.software_engines:
+        engines = tuple(name.strip() for name in args.software_engines.split(","))
+        if len(engines) != 2 or not all(engines):
+            raise UsageError(
+                f"--software-engines: {args.software_engines!r} is not allowed; expected BEST,REFERENCE (two names)"
+            )
+    records = read_run_dirs([args.software_from]).records
+    lever = software_lever(records, engines, where=args.software_from)
+    factor = lever.factor
+    print(
+        f"software lever ({args.software_side}) measured in {args.software_from}: {lever.best_engine} / "
+        f"{lever.reference_engine} = {factor.value:.3g}x [{factor.low:.3g}, {factor.high:.3g}] "
+        f"(concurrency {dict(lever.load)['concurrency']}, measured/measured)",
+        file=sys.stderr,
+    )
+    return scenario.with_measured_software(args.software_side, factor.value, factor.low, factor.high)
+
+
 def _cmd_catchup(args: argparse.Namespace) -> int:
     from bench.analysis.gap.scenario import get_scenario
 
@@ -51,6 +76,10 @@ def _cmd_catchup(args: argparse.Namespace) -> int:
         names = ", ".join(read_toml(path or SCENARIOS_FILE, "scenarios file"))
         raise UsageError(f"SCENARIO: missing; expected one of {names} (bench catchup --list)")
     scenario = get_scenario(args.scenario, path)
+    if args.software_engines and not args.software_from:
+        raise UsageError("--software-engines: given without --software-from; expected --software-from RUN_DIR too")
+    if args.software_from:
+        scenario = _measured_software(scenario, args)
     if args.trajectory:
         return _trajectory(scenario, args.format)
     from bench.analysis.gap.analysis import analyse
@@ -80,5 +109,12 @@ def register(sub) -> None:
     p.add_argument("--trajectory", action="store_true", help="the scenario's workload on each chip generation")
     p.add_argument("--no-stability", action="store_true", help="skip the sweep over the scenario's ranges")
     p.add_argument("--scenarios", metavar="FILE", help="another scenarios file (default bench/suites/scenarios.toml)")
+    p.add_argument(
+        "--software-from",
+        metavar="RUN_DIR",
+        help="the software lever measured: the engine factor of runs there that differ only in engine",
+    )
+    p.add_argument("--software-side", choices=("constrained", "frontier"), default="constrained")
+    p.add_argument("--software-engines", metavar="BEST,REFERENCE", help="the two engines (default: fastest, slowest)")
     p.add_argument("--format", "-f", choices=("table", "md", "json"), default="table")
     p.set_defaults(func=_cmd_catchup)

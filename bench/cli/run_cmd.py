@@ -168,6 +168,7 @@ def _estimate_text(plan, settings: MeasureSettings) -> str:
 
 def _report_run(done, out: Path) -> int:
     """The table of the cells this run planned, where the records and LoadGen logs are, and the exit status."""
+    from bench.output.failures import render_failures
     from bench.output.render import render
 
     plan, result, store = done.plan, done.result, done.store
@@ -176,6 +177,9 @@ def _report_run(done, out: Path) -> int:
     planned = {spec.key for spec in plan.cells}
     shown = [r for r in store.latest(warn=False) if r.spec.key in planned]
     print(render(shown, "table"), end="")
+    failures = render_failures(shown)
+    if failures:
+        print(failures, end="" if failures.endswith("\n") else "\n", file=sys.stderr)
     print(f"records: {store.path}", file=sys.stderr)
     logs = sorted(
         {str(out / r.loadgen["logs"]).rsplit("/", 1)[0] for r in shown if r.loadgen and r.loadgen.get("logs")}

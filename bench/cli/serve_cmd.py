@@ -40,7 +40,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ImportError:
         raise UsageError("bench serve needs aiohttp: pip install 'catchup-bench[serve]'") from None
     print(f"loading {args.model} on {args.backend} ({args.precision}) ...", file=sys.stderr, flush=True)
-    engine = load_engine(args.model, args.backend, args.precision, _options(args.option))
+    engine = load_engine(
+        args.model, args.backend, args.precision, _options(args.option), args.weights, args.served_model_name
+    )
 
     def ready(bound: int) -> None:
         print(
@@ -77,6 +79,8 @@ def register(sub) -> None:
     p.add_argument("--backend", "-b", default="cpu", help="measured backend that runs it (default cpu)")
     p.add_argument("--precision", "-p", default="fp32", help="default fp32")
     p.add_argument("--option", "-O", action="append", metavar="KEY=V", help="backend option, e.g. -O threads=2")
+    p.add_argument("--weights", metavar="DIR", help="safetensors weights of the same architecture (default: random)")
+    p.add_argument("--served-model-name", metavar="NAME", help="the model's id in the API (default: --model)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
     p.add_argument("--port", default="8000", help="port (default 8000; 0: any free port, printed)")
     p.set_defaults(func=_cmd_serve)

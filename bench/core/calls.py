@@ -182,6 +182,12 @@ class StreamedRequest:
     start_ns       when the request was sent; `token_ns` when each content chunk arrived; `end_ns` when it ended
     output_tokens  tokens the server reported producing (`usage.completion_tokens`), None if it did not say
     prompt_tokens  prompt tokens the server reported (`usage.prompt_tokens`)
+    status         the HTTP status of the response (None when none arrived)
+    retried        the reasons of earlier attempts that failed before any byte of a response arrived (each retried
+                   on a fresh connection; `start_ns` is the start of the last attempt)
+    engine_timings the engine's own timings of the request where its stream carries them (llama.cpp: prompt_ms,
+                   predicted_per_token_ms, ...)
+    fingerprint    the `system_fingerprint` the stream carried
     """
 
     ok: bool
@@ -191,6 +197,10 @@ class StreamedRequest:
     output_tokens: int | None = None
     prompt_tokens: int | None = None
     error: str | None = None
+    status: int | None = None
+    retried: list[str] = field(default_factory=list)
+    engine_timings: dict[str, float] | None = None
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)

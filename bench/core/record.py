@@ -127,6 +127,11 @@ class ServingSection(TypedDict, total=False):
     chunks: list[int]
     duration_ns: int
     slo_ms: dict[str, float]  # goodput bounds: ttft, tpot, e2e
+    requests_retried: int  # requests sent again after a failure before any response byte
+    retry_reasons: dict[str, int]
+    prompt_tokens_sent: list[int | None]  # the prompt tokens this client counted, per successful request
+    engine_timings: list[dict[str, float] | None]  # the engine's own per-request timings (llama.cpp's stream)
+    request: dict[str, Any]  # how requests were made: prompt method, fields, dropped fields, policy, prefix cache
 
 
 class LoadGenSection(TypedDict, total=False):
@@ -269,6 +274,18 @@ FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "serving.chunks": _OPT_INTS,
     "serving.duration_ns": _OPT_INT,
     "serving.slo_ms": _OPT_NUMBERS,
+    "serving.server.engine_identity": (
+        _optional(_dict_of(_is_scalar)),
+        "an object of name, version and sources, or null",
+    ),
+    "serving.requests_retried": _OPT_INT,
+    "serving.retry_reasons": (_optional(_dict_of(_is_int)), "an object of counts or null"),
+    "serving.prompt_tokens_sent": (_optional(_list_of(_optional(_ns))), "a list of whole numbers (or nulls) or null"),
+    "serving.engine_timings": (
+        _optional(_list_of(_optional(_dict_of(_is_number)))),
+        "a list of objects of numbers (or nulls) or null",
+    ),  # fmt: skip
+    "serving.request": _OPT_DICT,
     "simulation": _OPT_DICT,
     "simulation.profile": _DICT,
     "simulation.profile.key": _STR,
@@ -443,9 +460,16 @@ class Record:
         return drift(self.measurement.samples_ns) if self.measurement else None
 
     def throughput_interval(self) -> tuple[float, float] | None:
-        """95% interval of items per second from batch means of the call times."""
+        """95% interval of items per second from batch means of the call times. For a serving engine's request
+        load, where requests overlap (concurrency > 1), the relative interval of the mean request time around the
+        measured rate (items over the load's wall time): 1 / mean request time would be one stream's rate."""
         m = self.measurement
-        return throughput_interval(m.samples_ns, m.items_per_iteration) if m else None
+        interval = throughput_interval(m.samples_ns, m.items_per_iteration) if m else None
+        rate = self.throughput()
+        if interval is None or not self.serving or not rate:
+            return interval
+        centre = m.items_per_iteration * 1e9 * len(m.samples_ns) / sum(m.samples_ns)
+        return interval[0] * rate / centre, interval[1] * rate / centre
 
     def latency(self) -> LatencySummary | None:
         """Per-call latency summary in nanoseconds (None without samples)."""

@@ -265,7 +265,8 @@ def parse_option_value(raw: str) -> OptionValue:
 
 
 def parse_option_flags(flag: str, raw_values: Sequence[str]) -> dict[str, list[OptionValue]]:
-    """Repeated `--option KEY=V1[,V2...]` flags -> {KEY: [values]} (each key once)."""
+    """Repeated `--option KEY=V1[,V2...]` flags -> {KEY: [values]} (each key once). A value that starts with
+    `{` or `[` (JSON, e.g. `extra_body={"a": 1, "b": 2}`) is one value: its commas do not split it."""
     axes: dict[str, list[OptionValue]] = {}
     for raw in raw_values:
         key, sep, values = raw.partition("=")
@@ -275,7 +276,8 @@ def parse_option_flags(flag: str, raw_values: Sequence[str]) -> dict[str, list[O
         if key in axes:
             raise invalid_value(flag, raw, f"each option once (give {key}=A,B for several values)")
         try:
-            axes[key] = [parse_option_value(v) for v in values.split(",") if v.strip()]
+            pieces = [values] if values.strip()[:1] in ("{", "[") else values.split(",")
+            axes[key] = [parse_option_value(v) for v in pieces if v.strip()]
         except UsageError as exc:
             raise UsageError(f"{flag}: {key}: {exc}") from None
     return axes

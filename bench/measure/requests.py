@@ -9,14 +9,21 @@ max_tokens) -> StreamedRequest`) does the HTTP; this module only shapes the load
   generator, at most `concurrency` in flight (a request that would exceed it waits for a slot, as in vLLM's
   `--max-concurrency`); `request_rate` 0 means "as fast as the concurrency allows".
 - Warm-up: `warmup` requests (default min(concurrency, 4)) are sent and discarded before the timed load, so
-  connection set-up and the engine's first-request costs are not measured.
+  connection set-up and the engine's first-request costs are not measured. Their prompts are the
+  `warmup_prompts` when given (the `openai` backend's come from another seed stream than the timed ones, so a
+  prefix cache holds no timed prompt); otherwise the first timed prompts.
+
+A prompt is a string, a list of token ids, or an object with `payload` (what is sent) and `sent` (the prompt
+tokens the client counted, kept per request as `prompt_tokens_sent`).
 
 The result is a `Measurement` where one iteration is one successful request: `samples_ns` its end-to-end latency,
 `token_marks_ns` the arrival of each content chunk from the request's start (so TTFT, TPOT and ITL come out of
 `Record.generation()` with vLLM's definitions), `loop_wall_ns` the timed load's wall time (so items/s is the
 request throughput). Failed requests are not samples; the `serving` section counts them and keeps each one's
 reason, with the server's identity, the load settings, and per request the prompt and output tokens the server
-reported. Nothing here busy-waits: the event loop sleeps between arrivals.
+reported. Requests the client sent again after a failure before any response byte are counted apart
+(`requests_retried`, `retry_reasons`), and the engine's own per-request timings are kept where its stream carried
+them (`engine_timings`). Nothing here busy-waits: the event loop sleeps between arrivals.
 """
 
 from __future__ import annotations
@@ -30,7 +37,12 @@ from typing import Any, Callable
 from bench.core.calls import StreamedRequest
 from bench.core.record import Measurement
 
-__all__ = ["run_request_load", "LoadShape"]
+__all__ = ["run_request_load", "LoadShape", "payload_of"]
+
+
+def payload_of(prompt: Any) -> Any:
+    """What is sent for a prompt: its `payload` where it has one, else the prompt itself."""
+    return getattr(prompt, "payload", prompt)
 
 
 class LoadShape:
@@ -64,7 +76,7 @@ async def _offer(client, prompts: list[str], max_tokens: int, shape: LoadShape) 
     async def one(index: int) -> None:
         began = time.perf_counter_ns()
         try:
-            results[index] = await client.request(prompts[index % len(prompts)], max_tokens)
+            results[index] = await client.request(payload_of(prompts[index % len(prompts)]), max_tokens)
         except Exception as exc:  # a client that raises fails this request, not the load
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
             results[index] = StreamedRequest(False, began, [], time.perf_counter_ns(), error=error)
@@ -86,14 +98,16 @@ async def _offer(client, prompts: list[str], max_tokens: int, shape: LoadShape) 
     return [r for r in results if r is not None]
 
 
-async def _run(client_factory: Callable[[], Any], prompts: list[str], max_tokens: int, shape: LoadShape):
+async def _run(client_factory: Callable[[], Any], prompts: list, max_tokens: int, shape: LoadShape, warmup: list):
     async with client_factory() as client:
         try:
             identity = await client.identity()
         except Exception as exc:  # identity is informative; the load decides whether the run worked
             identity = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
         if shape.warmup:
-            await asyncio.gather(*(client.request(prompts[i % len(prompts)], max_tokens) for i in range(shape.warmup)))
+            first = warmup or prompts
+            sent = (client.request(payload_of(first[i % len(first)]), max_tokens) for i in range(shape.warmup))
+            await asyncio.gather(*sent)
         began = time.perf_counter_ns()
         results = await _offer(client, prompts, max_tokens, shape)
         wall = time.perf_counter_ns() - began
@@ -101,26 +115,17 @@ async def _run(client_factory: Callable[[], Any], prompts: list[str], max_tokens
 
 
 def run_request_load(
-    client_factory: Callable[[], Any], prompts: list[str], max_tokens: int, shape: LoadShape, settings: dict[str, Any]
+    client_factory: Callable[[], Any],
+    prompts: list,
+    max_tokens: int,
+    shape: LoadShape,
+    settings: dict[str, Any],
+    warmup_prompts: list | None = None,
 ) -> tuple[Measurement | None, dict[str, Any]]:
     """Offer the load and return (measurement of the successful requests or None if none succeeded, section)."""
-    identity, results, wall = asyncio.run(_run(client_factory, prompts, max_tokens, shape))
+    identity, results, wall = asyncio.run(_run(client_factory, prompts, max_tokens, shape, warmup_prompts or []))
     ok = [r for r in results if r.ok]
-    failed = [r for r in results if not r.ok]
-    section: dict[str, Any] = {
-        "server": identity,
-        "load": shape.to_dict(),
-        "max_tokens": max_tokens,
-        "requests_sent": len(results),
-        "requests_ok": len(ok),
-        "requests_failed": len(failed),
-        "failure_reasons": dict(Counter((r.error or "unknown").split(":")[0] for r in failed)),
-        "failures": [{"error": r.error, "after_ms": (r.end_ns - r.start_ns) / 1e6} for r in failed[:20]],
-        "output_tokens": [r.output_tokens if r.output_tokens is not None else len(r.token_ns) for r in ok],
-        "prompt_tokens": [r.prompt_tokens for r in ok],
-        "chunks": [len(r.token_ns) for r in ok],
-        "duration_ns": wall,
-    }
+    section = _section(identity, results, prompts, shape, max_tokens, wall)
     if not ok:
         return None, section
     measurement = Measurement(
@@ -137,3 +142,36 @@ def run_request_load(
         timer="time.perf_counter_ns at the client: request sent, each content chunk received, response ended",
     )
     return measurement, section
+
+
+def _section(identity, results: list[StreamedRequest], prompts: list, shape: LoadShape, max_tokens: int, wall: int):
+    """The record's `serving` section of one load (module docstring)."""
+    ok = [r for r in results if r.ok]
+    failed = [r for r in results if not r.ok]
+    sent = [getattr(prompts[i % len(prompts)], "sent", None) for i, r in enumerate(results) if r.ok]
+    retried = [reason for r in results for reason in getattr(r, "retried", None) or []]
+    timings = [getattr(r, "engine_timings", None) for r in ok]
+    fingerprint = next((r.fingerprint for r in ok if getattr(r, "fingerprint", None)), None)
+    if fingerprint and isinstance(identity, dict) and not identity.get("system_fingerprint"):
+        identity = {**identity, "system_fingerprint": fingerprint}
+    section: dict[str, Any] = {
+        "server": identity,
+        "load": shape.to_dict(),
+        "max_tokens": max_tokens,
+        "requests_sent": len(results),
+        "requests_ok": len(ok),
+        "requests_failed": len(failed),
+        "failure_reasons": dict(Counter((r.error or "unknown").split(":")[0] for r in failed)),
+        "failures": [{"error": r.error, "after_ms": (r.end_ns - r.start_ns) / 1e6} for r in failed[:20]],
+        "output_tokens": [r.output_tokens if r.output_tokens is not None else len(r.token_ns) for r in ok],
+        "prompt_tokens": [r.prompt_tokens for r in ok],
+        "chunks": [len(r.token_ns) for r in ok],
+        "duration_ns": wall,
+        "requests_retried": sum(1 for r in results if getattr(r, "retried", None)),
+        "retry_reasons": dict(Counter(reason.split(":")[0] for reason in retried)),
+    }
+    if any(s is not None for s in sent):
+        section["prompt_tokens_sent"] = sent
+    if any(timings):
+        section["engine_timings"] = timings
+    return section

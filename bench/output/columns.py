@@ -146,10 +146,11 @@ def _serving_fields(record: Record, percentiles: Sequence[float]) -> dict[str, A
     what served it. Goodput: requests per second that met every given SLO (TTFT, TPOT, end-to-end)."""
     section, m = record.serving, record.measurement
     server = section.get("server") or {}
-    engine = server.get("engine") or {}
+    engine = server.get("engine_identity") or server.get("engine") or {}
     row: dict[str, Any] = {
         "requests_ok": section.get("requests_ok"),
         "requests_failed": section.get("requests_failed"),
+        "requests_retried": section.get("requests_retried"),
         "request_throughput": record.throughput(),
         "served_model": server.get("model"),
         "engine": " ".join(str(engine.get(k)) for k in ("name", "version") if engine.get(k))

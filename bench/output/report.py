@@ -438,6 +438,7 @@ def build_report(
 ) -> Report:
     """The report of `records`, opening with the catch-up of each scenario (bench.analysis.gap) where given."""
     from bench.output.report_catchup import appendix_section, scenario_sections, summary_section
+    from bench.output.report_engines import engine_section
 
     results = catch_up(records, frontier, constrained, reference, budget)
     analyses, failures = _analyses(scenarios)
@@ -448,6 +449,7 @@ def build_report(
         _catch_up_section(results, frontier, constrained, reference, records),
         _environment_section(records),
         _results_section(records),
+        engine_section(records),
         _loadgen_section(records),
         _distribution_section(records),
         _batch_section(records),

@@ -229,8 +229,14 @@ def _remote_record(backend, workload, spec, settings, environment, started):
         int(option("seed", 0)),
     )
     max_tokens = spec.new_tokens or workload.default_new_tokens or 16
-    prompts = backend.prompts(min(shape.requests, 256))
-    measurement, section = run_request_load(backend.client, prompts, max_tokens, shape, settings.to_dict())
+    if hasattr(backend, "probe_engine"):  # identity, refused fields, token-id prompts: once, before the load
+        backend.probe_engine()
+        prompts, warmup = backend.prompt_sets(shape.requests, shape.warmup)
+    else:
+        prompts, warmup = backend.prompts(min(shape.requests, 256)), None
+    measurement, section = run_request_load(backend.client, prompts, max_tokens, shape, settings.to_dict(), warmup)
+    if hasattr(backend, "request_section"):
+        section["request"] = backend.request_section()
     section["slo_ms"] = {k: option(f"slo_{k}_ms") for k in ("ttft", "tpot", "e2e") if option(f"slo_{k}_ms")}
     model = {"technique": backend.technique(spec), "served_model": backend.served_model}
     if measurement is None:

@@ -6,7 +6,7 @@ greedy decoding with the KV cache, EOS ignored, so a request gets exactly `max_t
 
 Endpoints (aiohttp, bound to 127.0.0.1 unless told otherwise):
   GET  /v1/models             the served model (id = the catalogue name) and the engine's name and version
-  POST /v1/completions        {"model", "prompt", "max_tokens", "stream", "stream_options": {"include_usage"}}
+  POST /v1/completions        {"model", "prompt" (text or token ids), "max_tokens", "stream", "stream_options"}
   POST /v1/chat/completions   {"model", "messages", "max_tokens" | "max_completion_tokens", "stream", ...}
   GET  /bench/timings         the server's own per-request timings (ns, its monotonic clock): received, first
                               token, finished, tokens -- what the tests check the client's metrics against
@@ -200,11 +200,21 @@ def _prompt_text(body: dict[str, Any], chat: bool) -> str:
             raise UsageError("messages: each content must be a string")
         return " ".join(m.get("content", "") for m in messages)
     prompt = body.get("prompt")
-    if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
         prompt = " ".join(prompt)
     if not isinstance(prompt, str):
-        raise UsageError("prompt: expected a string (or a list of strings)")
+        raise UsageError("prompt: expected a string (or a list of strings, or a list of token ids)")
     return prompt
+
+
+def _prompt_ids(body: dict[str, Any], chat: bool, vocab_size: int) -> list[int] | None:
+    """A completion prompt given as token ids (as vLLM and llama.cpp take it), checked; None for text."""
+    prompt = body.get("prompt")
+    if chat or not isinstance(prompt, list) or not prompt or not any(isinstance(p, int) for p in prompt):
+        return None
+    if not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < vocab_size for p in prompt):
+        raise UsageError(f"prompt: token ids must be whole numbers from 0 to {vocab_size - 1}")
+    return list(prompt)
 
 
 def _streaming(body: dict[str, Any]) -> tuple[bool, bool]:
@@ -245,9 +255,11 @@ def parse_request(raw: bytes, chat: bool, engine: Engine) -> _Asked:
     model = body.get("model")
     if not isinstance(model, (str, type(None))):
         raise UsageError("model: expected a string")
-    max_tokens, text = _max_tokens(body), _prompt_text(body, chat)
+    max_tokens = _max_tokens(body)
+    prompt = _prompt_ids(body, chat, engine.vocab_size)
+    if prompt is None:
+        prompt = encode_text(_prompt_text(body, chat), engine.vocab_size)
     stream, include_usage = _streaming(body)
-    prompt = encode_text(text, engine.vocab_size)
     if engine.max_positions and len(prompt) + max_tokens > engine.max_positions:
         raise UsageError(
             f"max_tokens: {len(prompt)} prompt tokens + {max_tokens} is more than {engine.model}'s "
@@ -433,8 +445,12 @@ def build_app(engine: Engine):
     return app
 
 
-def load_engine(model: str, backend: str, precision: str, options: tuple = ()) -> Engine:
-    """Build the model once with the backend's technique (as a cell would) and wrap it in an Engine."""
+def load_engine(
+    model: str, backend: str, precision: str, options: tuple = (), weights: str | None = None, name: str | None = None
+) -> Engine:
+    """Build the model once with the backend's technique (as a cell would: seeded random weights, or `weights`, a
+    directory of safetensors of the same architecture) and wrap it in an Engine serving it as `name` (default: the
+    catalogue name)."""
     from backends.registry import backend_class
     from bench.core.spec import BenchmarkSpec
     from models.catalogue import get_workload
@@ -442,6 +458,10 @@ def load_engine(model: str, backend: str, precision: str, options: tuple = ()) -
     workload = get_workload(model)
     if workload.task != "generate":
         raise UsageError(f"--model: {model!r} is not allowed; expected a generation model (task generate)")
+    if weights:
+        from models.weights import check_weights_dir
+
+        check_weights_dir(workload, weights)
     spec = BenchmarkSpec(
         workload=workload.name,
         backend=backend,
@@ -450,6 +470,7 @@ def load_engine(model: str, backend: str, precision: str, options: tuple = ()) -
         seq_len=8,
         new_tokens=1,
         options=options,
+        weights=weights,
     )
     cls = backend_class(backend)
     if cls.capabilities.simulated:
@@ -467,7 +488,7 @@ def load_engine(model: str, backend: str, precision: str, options: tuple = ()) -
         prepared.stream,
         instance.execution_context,
         int(workload.config["vocab_size"]),
-        workload.name,
+        name or workload.name,
         technique,
         max_positions=workload.max_positions,
     )
