@@ -75,12 +75,20 @@ def test_api_refuses_bad_input_with_one_line(tmp_path):
 def test_median_is_the_nearest_rank_order_statistic_everywhere():
     import numpy as np
 
-    from bench.core.stats import row_medians
+    from bench.core.stats import bootstrap_medians
 
     for n in (1, 2, 5, 6, 31):
         values = list(np.random.default_rng(n).integers(1, 1000, n))
         assert median(values) == nearest_rank(sorted(values), 0.5) == sorted(values)[(n + 1) // 2 - 1]
-        assert row_medians(np.asarray([values, values]))[0] == median(values)
+        # the bootstrap's medians (drawn from their exact distribution) are the same statistic: resample rows'
+        # `median`, tallied by order statistic, agree with the drawn ones within sampling error
+        rng = np.random.default_rng(100 + n)
+        drawn = bootstrap_medians(values, 20_000, rng)
+        rows = rng.choice(values, size=(20_000, n))
+        resampled = np.array([median(row) for row in rows])
+        for value in set(values):
+            assert abs((drawn == value).mean() - (resampled == value).mean()) < 0.02, (n, value)
+        assert set(drawn) <= set(values)
 
 
 def _record_line(**extra_sections) -> dict:

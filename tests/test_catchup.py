@@ -12,7 +12,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import run_cli, run_here
+from conftest import cli_here, run_cli, run_here
 
 from bench.analysis.catchup import AccuracyBudget, CatchUp, Point, ratio
 from bench.analysis.gap.analysis import analyse
@@ -253,9 +253,12 @@ def scenario_report(tmp_path_factory):
         out,
     )
     html_path, md_path = root / "report.html", root / "report.md"
-    for path, fmt in ((html_path, "html"), (md_path, "md")):
-        made = run_cli("report", str(out), "--scenario", "ascend-910c-vs-h100", "--format", fmt, "--out", str(path))
-        assert made.returncode == 0, made.stderr[-2000:]
+    made = run_cli("report", str(out), "--scenario", "ascend-910c-vs-h100", "--format", "html", "--out", str(html_path))
+    assert made.returncode == 0, made.stderr[-2000:]
+    status, _, err = cli_here(
+        "report", str(out), "--scenario", "ascend-910c-vs-h100", "--format", "md", "--out", str(md_path)
+    )
+    assert status == 0, err[-2000:]  # the Markdown one in this process: the same command, without a second start-up
     return html_path, md_path
 
 

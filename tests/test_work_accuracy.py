@@ -90,10 +90,10 @@ def test_accuracy_reference_is_skipped_with_a_reason_when_it_cannot_fit(monkeypa
     import psutil
 
     from backends.torch_backend import TorchCpuBackend
-    from bench.runs.worker import _accuracy
+    from bench.runs.cell_facts import accuracy
 
     Memory = collections.namedtuple("Memory", "available total")
     monkeypatch.setattr(psutil, "virtual_memory", lambda: Memory(available=1 << 20, total=1 << 30))
     spec = BenchmarkSpec("gpt2-tiny", "cpu", "bf16", 1, 8, 2)
-    result = _accuracy(get_workload("gpt2-tiny"), spec, TorchCpuBackend, torch.zeros(1, 8, 50257))
+    result = accuracy(get_workload("gpt2-tiny"), spec, TorchCpuBackend, torch.zeros(1, 8, 50257))
     assert result["skipped"].startswith("the fp32 reference needs ~") and "GiB free" in result["skipped"]

@@ -34,7 +34,7 @@ from scipy import stats as _sps
 from bench.core.errors import UsageError
 from bench.core.record import Record
 from bench.core.spec import BenchmarkSpec
-from bench.core.stats import median, row_medians
+from bench.core.stats import bootstrap_medians, median
 
 __all__ = [
     "VERDICTS",
@@ -113,8 +113,8 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 def ratio_interval(baseline: np.ndarray, current: np.ndarray, seed: int) -> tuple[float, float]:
     rng = np.random.default_rng(seed)
-    b = row_medians(rng.choice(baseline, size=(BOOTSTRAP_RESAMPLES, baseline.size)))
-    c = row_medians(rng.choice(current, size=(BOOTSTRAP_RESAMPLES, current.size)))
+    b = bootstrap_medians(baseline, BOOTSTRAP_RESAMPLES, rng)
+    c = bootstrap_medians(current, BOOTSTRAP_RESAMPLES, rng)
     low, high = np.percentile(c / b, [2.5, 97.5])
     return float(low), float(high)
 

@@ -36,6 +36,8 @@ __all__ = [
     "REPORTED_PERCENTILES",
     "nearest_rank",
     "quantile_interval",
+    "median",
+    "bootstrap_medians",
     "LatencySummary",
     "summarize",
     "median_halfwidth_rel",
@@ -77,12 +79,21 @@ def median(values: Sequence[float]) -> float:
     return float(nearest_rank(sorted(values), 0.5))
 
 
-def row_medians(resamples):
-    """`median` of each row of a 2-D array (bootstrap resamples): numpy's inverted-CDF quantile, which is the
-    same nearest-rank order statistic x(ceil(n/2))."""
-    import numpy as np
+def bootstrap_medians(values: Sequence[float], resamples: int, rng) -> "np.ndarray":
+    """`median` of `resamples` bootstrap resamples of `values` (n draws with replacement each), drawn from the
+    bootstrap distribution of the median itself rather than by building the resamples.
 
-    return np.quantile(resamples, 0.5, axis=1, method="inverted_cdf")
+    The nearest-rank median of a resample is its m-th smallest draw, m = ceil(n/2), so it is at most the j-th
+    smallest value x(j) exactly when at least m of the n draws are: P(median* <= x(j)) = P(Binomial(n, j/n) >= m)
+    (the exact bootstrap distribution of an order statistic). Inverting that CDF at `resamples` uniforms gives
+    the same distribution as resampling and taking row medians, in O(n + resamples log n) instead of
+    O(resamples x n): 2,000 resamples of 300 samples take ~0.3 ms instead of ~10 ms."""
+    ordered = np.sort(np.asarray(values, dtype=float))
+    n = ordered.size
+    m = (n + 1) // 2
+    cdf = _sps.binom.sf(m - 1, n, np.arange(1, n + 1) / n)  # P(median* <= x(j)), j = 1..n; cdf[-1] = 1
+    index = np.searchsorted(cdf, rng.random(resamples), side="right")
+    return ordered[np.minimum(index, n - 1)]
 
 
 def quantile_interval(sorted_values: Sequence[float], q: float, confidence: float = CONFIDENCE):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from bench.core.errors import UsageError
@@ -241,6 +242,23 @@ class Deployment:
     @property
     def eplb(self) -> bool:
         return self.options.eplb and (self.caps is None or self.caps.eplb)
+
+    @cached_property
+    def draft(self) -> "Deployment | None":
+        """What drafts one speculative token (None without speculation): one layer of the target (MTP, EAGLE-3:
+        attention and the layer's MLP or MoE) or a draft model, on this deployment's split and chips. Computed
+        once per deployment (a search prices it at every batch it tries)."""
+        spec = self.options.speculation
+        if spec is None:
+            return None
+        if spec.method == "draft":
+            from bench.projection.project import arch_of_model
+
+            return replace(self, arch=arch_of_model(spec.draft_model), parallel=replace(self.parallel, ep=1),
+                           options=replace(self.options, speculation=None, overlap=False))  # fmt: skip
+        moe = 1 if (spec.method == "mtp" and self.arch.moe_layers) else 0
+        layer = replace(self.arch, layers=1, moe_layers=moe)
+        return replace(self, arch=layer, options=replace(self.options, speculation=None))
 
     @property
     def max_batch(self) -> int:

@@ -81,6 +81,13 @@ class Efficiency:
     values: Mapping[str, float]
     end: str = "central"
 
+    def __post_init__(self) -> None:
+        # each factor also an attribute of its own (eff.gemm), found without __getattr__: a search reads them
+        # millions of times; names that are already attributes of the class stay reachable through `values`
+        for name, value in self.values.items():
+            if not hasattr(type(self), name) and name not in ("kind", "factors", "values", "end"):
+                object.__setattr__(self, name, value)
+
     def __getattr__(self, name: str) -> float:
         values = self.__dict__.get("values") or {}
         if name in values:

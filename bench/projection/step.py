@@ -24,7 +24,7 @@ between devices and engines, never the structure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bench.core.errors import UsageError
 from bench.projection.deployment import Deployment
@@ -136,19 +136,9 @@ def stage_step(dep: Deployment, work: StepWork, step_overhead: bool = True) -> S
 def draft_cost_s(dep: Deployment, requests: float, context: float) -> float:
     """Time of one step's drafting for `requests` decoding requests: K draft passes of one layer of the target
     (MTP, EAGLE-3: attention and the layer's MLP or MoE, plus the LM head), or of a draft model's full forward."""
-    spec = dep.options.speculation
-    if spec is None:
+    spec, draft = dep.options.speculation, dep.draft
+    if spec is None or draft is None:
         return 0.0
-    if spec.method == "draft":
-        from bench.projection.project import arch_of_model
-
-        draft = replace(dep, arch=arch_of_model(spec.draft_model), parallel=replace(dep.parallel, ep=1),
-                        options=replace(dep.options, speculation=None, overlap=False))  # fmt: skip
-    else:
-        one = dep.arch
-        moe = 1 if (spec.method == "mtp" and one.moe_layers) else 0
-        layer = replace(one, layers=1, moe_layers=moe)
-        draft = replace(dep, arch=layer, options=replace(dep.options, speculation=None))
     pass_s = stage_step(draft, StepWork.decode(requests, 1, context), step_overhead=False).time_s
     return spec.tokens * pass_s
 

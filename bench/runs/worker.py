@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.stats import median
+from bench.runs import cell_facts
 
 FAULT_ENV = "BENCH_FAULT_INJECT"
 
@@ -61,79 +62,6 @@ def _inject_fault(workload: str) -> None:
         raise RuntimeError(f"fault injected by {FAULT_ENV}={value}")
 
 
-def _does_not_fit(workload, spec, backend) -> str | None:
-    """Why the model cannot fit the device's free memory (checked on the meta device, before building), or None."""
-    from models.facts import count_parameters, memory_needed_bytes
-
-    available = backend.available_memory_bytes()
-    if available is None:
-        return None
-    total, _, _ = count_parameters(workload)
-    needed = memory_needed_bytes(total, backend.build_precision(spec))
-    if needed <= available:
-        return None
-    gib = 1 << 30
-    return (
-        f"does not fit: {workload.name} at {spec.precision} needs ~{needed / gib:.1f} GiB "
-        f"({total / 1e9:.2f}B parameters + headroom), {available / gib:.1f} GiB free on {spec.backend}"
-    )
-
-
-def _work_per_call(workload, spec, prepared, backend) -> dict[str, Any]:
-    """FLOPs counted on one extra (untimed) call, the analytic FLOPs and the minimum bytes per call."""
-    from bench.core.calls import make_stamp
-    from bench.core.vocabulary import DTYPE_BYTES
-    from models.facts import count_parameters
-    from models.work import Shape, analytic_flops, count_flops, min_bytes
-
-    shape = Shape(spec.batch_size, spec.seq_len, spec.new_tokens)
-    total, active, embedding = count_parameters(workload)
-    element_bytes = DTYPE_BYTES[spec.precision]
-    counted = None if prepared.uncountable else count_flops(prepared.call, make_stamp(backend.synchronize))
-    return {
-        "flops_per_call": counted,
-        "flops_per_call_analytic": analytic_flops(workload.config, shape),
-        "min_bytes_per_call": min_bytes(workload.config, shape, total, active, embedding, element_bytes)
-        if workload.config["model_type"] != "resnet"
-        else None,
-        "flop_counter": f"not counted: {prepared.uncountable}"
-        if prepared.uncountable
-        else "torch.utils.flop_counter.FlopCounterMode (matmul, conv, attention)",
-    }
-
-
-def _is_reference(spec, backend_cls) -> bool:
-    """Whether this cell *is* the accuracy reference (fp32 eager on the reference runtime): nothing to compare."""
-    return backend_cls.is_reference(spec)
-
-
-def _accuracy(workload, spec, backend_cls, output, view=None) -> dict[str, Any] | None:
-    """Deviation from the fp32 CPU reference; None for the reference itself or a workload without output.
-    `view` selects what is compared from the reference's output (the same view the output went through).
-
-    The reference is a second model in this process, so it is built only when it fits the free memory; if it
-    does not, or it fails, the record says why instead of the measurement being lost."""
-    import psutil
-
-    from models.accuracy import REFERENCE, deviation, reference_output
-    from models.facts import count_parameters, memory_needed_bytes
-
-    if output is None or _is_reference(spec, backend_cls):
-        return None
-    needed = memory_needed_bytes(count_parameters(workload)[0], "fp32")
-    free = psutil.virtual_memory().available
-    if needed > free:
-        return {
-            "reference": REFERENCE,
-            "skipped": f"the fp32 reference needs ~{needed / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free",
-        }
-    try:
-        reference = reference_output(workload, spec)
-        return deviation(output, view(reference) if view else reference, logits=workload.task != "encode")
-    except Exception as exc:  # the measurement stands; say why there is no deviation
-        return {"reference": REFERENCE, "skipped": f"{type(exc).__name__}: {str(exc)[:200]}"}
-
-
 def _simulated_record(backend, workload, spec, settings, environment, started, cache_dir):
     """A simulated cell: trace (and validate on the host), project onto the profile; no timed loop here."""
     from bench.core.calls import SimulationContext
@@ -157,7 +85,7 @@ def _simulated_record(backend, workload, spec, settings, environment, started, c
             finished_at=_now(),
         )
     if result.output is not None:
-        accuracy = _accuracy(workload, spec, type(backend), result.output)
+        accuracy = cell_facts.accuracy(workload, spec, type(backend), result.output)
     else:
         accuracy = {"reference": REFERENCE, "skipped": result.accuracy_note or "no output"}
     return Record(
@@ -189,15 +117,21 @@ def _loadgen_record(backend, workload, spec, settings, prepared, environment, st
     from bench.core.record import Record
     from bench.measure.loadgen import accuracy_view, run_loadgen_cell
 
-    check = settings.loadgen.accuracy and prepared.output is not None and not _is_reference(spec, type(backend))
+    check = (
+        settings.loadgen.accuracy and prepared.output is not None and not cell_facts.is_reference(spec, type(backend))
+    )
     run = run_loadgen_cell(spec, settings, workload, backend, prepared, artifacts, check)
     memory = _memory(backend)
     with backend.execution_context():
-        work = None if type(backend).capabilities.remote else _work_per_call(workload, spec, prepared, backend)
+        work = (
+            None if type(backend).capabilities.remote else cell_facts.work_per_call(workload, spec, prepared, backend)
+        )
     facts = prepared.facts
     del prepared
     accuracy = (
-        _accuracy(workload, spec, type(backend), run.accuracy_output, view=accuracy_view(workload)) if check else None
+        cell_facts.accuracy(workload, spec, type(backend), run.accuracy_output, view=accuracy_view(workload))
+        if check
+        else None
     )
     if accuracy:
         accuracy["source"] = "LoadGen AccuracyOnly run (mlperf_log_accuracy.json)"
@@ -323,7 +257,7 @@ def _measured_cell(cell: _Cell):
     """A runtime on a device here: refused before building if the model cannot fit, else prepared and timed."""
     from bench.core.record import Record
 
-    too_big = _does_not_fit(cell.workload, cell.spec, cell.backend)
+    too_big = cell_facts.does_not_fit(cell.workload, cell.spec, cell.backend)
     if too_big:
         return Record(
             cell.spec,
@@ -367,12 +301,12 @@ def _timed_record(cell: _Cell, prepared):
     cell.report("finish", len(measurement.samples_ns), median(measurement.samples_ns))
     memory = _memory(backend)
     with backend.execution_context():
-        work = _work_per_call(cell.workload, spec, prepared, backend)
+        work = cell_facts.work_per_call(cell.workload, spec, prepared, backend)
         # the compared output costs a full forward pass: only where there is a reference to compare with
-        output = prepared.output() if prepared.output and not _is_reference(spec, cls) else None
+        output = prepared.output() if prepared.output and not cell_facts.is_reference(spec, cls) else None
     facts = prepared.facts
     del prepared  # free the measured model before the accuracy reference is built
-    accuracy = _accuracy(cell.workload, spec, cls, output)
+    accuracy = cell_facts.accuracy(cell.workload, spec, cls, output)
     return Record(
         spec,
         "ok",
