@@ -542,7 +542,8 @@ def test_any_value_in_any_typed_field_is_read_and_rendered_or_skipped(tmp_path_f
     if "good" not in _GOOD_SERVING:
         _GOOD_SERVING["good"] = _serving_record(tmp_path_factory.mktemp("serving"))
     line = json.loads(json.dumps(_GOOD_SERVING["good"]))
-    if path.startswith("simulation"):
+    if path.startswith("simulation"):  # a simulated record: no measurement, the model's work counted
+        line.update(simulated=True, measurement=None, work={"flops_per_call": 1e9})
         line["simulation"] = {"profile": {"key": "h100"}, "estimate": {"latency_s": 0.01}}
     if path.startswith("loadgen"):
         line["loadgen"] = {"scenario": "offline", "results": {}}
@@ -557,6 +558,25 @@ def test_any_value_in_any_typed_field_is_read_and_rendered_or_skipped(tmp_path_f
         record = Record.from_dict(line)
     except ValueError:
         return
+    _render_all([record])
+
+
+def test_a_serving_cell_that_fits_nowhere_is_shown_after_its_run(tmp_path):
+    """An unavailable simulated cell keeps its estimate's keys with a null latency; the run's summary table, show,
+    report and bench.load render it (make bench once ended on it with a TypeError after writing every record)."""
+    from bench.core.record import Record
+
+    line = {
+        "schema_version": 3,
+        "spec": BenchmarkSpec("gpt2-tiny", "simulated", "bf16", 1, 4096, 1024).to_dict(),
+        "status": "unavailable",
+        "reason": "no disaggregated configuration fits memory and meets TPOT <= 50 ms",
+        "simulated": True,
+        "work": {"flops_per_call": 2e12, "min_bytes_per_call": 1e9},
+        "simulation": {"profile": {"key": "ascend-910b2"}, "estimate": {"latency_s": None, "band": None}},
+    }
+    record = Record.from_dict(line)
+    assert record.achieved_flops_per_s() is None
     _render_all([record])
 
 

@@ -339,7 +339,7 @@ class Record:
 
     def achieved_flops_per_s(self) -> float | None:
         """FLOPs per call / median latency (the estimated latency for a simulated record)."""
-        median = self.median_latency_ns() or (self.estimate() or {}).get("latency_s", 0) * 1e9 or None
+        median = self.median_latency_ns() or ((self.estimate() or {}).get("latency_s") or 0) * 1e9 or None
         flops = self.flops_per_call()
         return flops / (median / 1e9) if flops and median else None
 

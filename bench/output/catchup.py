@@ -50,7 +50,7 @@ def headline_rows(d: Mapping[str, Any]) -> list[list[str]]:
         ["gap at best", band_text(d["gap_at_best"]), f"one {f} chip over one {c} chip, both sides at their best"],
         ["hardware gap", band_text(d["hardware_gap"]), "the same at the common reference (dense model, 16-bit, basic "
          "serving, each side's open engine)"],
-        ["gap closed by the levers", f"{figure(d['gap_closed'])}x", "hardware gap / gap at best (> 1: the levers help "
+        ["gap closed by the levers", f"{figure(d['gap_closed'])}x" if d["gap_closed"] else "-", "hardware gap / gap at best (> 1: the levers help "
          f"{c} more)"],
         ["catch-up from the frontier's reference", band_text(d["catch_up_from_reference"]),
          f"{c} at its best over {f} at its reference (credits {c} with levers {f} has too)"],

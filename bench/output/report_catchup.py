@@ -76,8 +76,7 @@ def _gap_bars(d: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _headline_section(d: Mapping[str, Any]) -> Section:
     s = d["scenario"]
-    notes = [a["note"] for a in (d["attribution"]["frontier"], d["attribution"]["constrained"], d["hardware_split"])
-             if a["note"]]  # fmt: skip
+    notes = [f"{role}: {a['note']}" for role, a in d["attribution"].items() if a["note"]]
     split = d["hardware_split"]
     match = d["chips_to_match"]
     tables = [

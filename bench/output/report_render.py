@@ -38,9 +38,10 @@ def render_html(report: Report) -> str:
         for table in section.tables:
             if table.title:
                 parts.append(f"<h3>{e(table.title)}</h3>")
-            parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in table.headers) + "</tr>")
-            parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in table.rows]
-            parts.append("</table>")
+            if table.rows:  # a table with no rows is its title and note only
+                parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in table.headers) + "</tr>")
+                parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in table.rows]
+                parts.append("</table>")
             if table.note:
                 parts.append(f"<p class='note'>{e(table.note)}</p>")
     parts.append("</body></html>")
@@ -78,10 +79,11 @@ def render_markdown(report: Report, figures_dir: Path, link_prefix: str) -> str:
         for table in section.tables:
             if table.title:
                 lines += [f"### {esc(table.title)}", ""]
-            lines.append("| " + " | ".join(esc(h) for h in table.headers) + " |")
-            lines.append("|" + "---|" * len(table.headers))
-            lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table.rows]
-            lines.append("")
+            if table.rows:  # a table with no rows is its title and note only
+                lines.append("| " + " | ".join(esc(h) for h in table.headers) + " |")
+                lines.append("|" + "---|" * len(table.headers))
+                lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table.rows]
+                lines.append("")
             if table.note:
                 lines += [f"_{esc(table.note)}_", ""]
     return "\n".join(lines) + "\n"

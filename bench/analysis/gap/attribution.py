@@ -39,7 +39,9 @@ class Undefined(Exception):
     """A subset of players with no value (no configuration fits): the attribution is undefined."""
 
     def __init__(self, subset: frozenset[str]):
-        super().__init__(", ".join(sorted(subset)) or "none applied")
+        super().__init__(
+            f"with {', '.join(sorted(subset))} applied" if subset else "at the reference (no lever applied)"
+        )
         self.subset = subset
 
 
@@ -96,8 +98,8 @@ def attribute(players: Sequence[str], value: Callable[[frozenset[str]], float | 
         return {"method": "shapley", "factors": _shapley(players, value), "note": ""}
     except Undefined as exc:
         factors = _sequential(players, value)
-        note = f"Shapley undefined: no configuration with {exc} applied"
-        note += "; factors in the order " + " -> ".join(players) if factors else "; no ordered path either"
+        note = f"Shapley undefined: no configuration {exc}"
+        note += ("; factors in the order " + " -> ".join(players)) if factors else "; no ordered path either"
         return {"method": "sequential" if factors else "none", "factors": factors, "note": note}
 
 
