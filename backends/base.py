@@ -191,6 +191,13 @@ class Backend(abc.ABC):
         return spec.precision
 
     @classmethod
+    def secret_environment(cls, spec: "BenchmarkSpec") -> tuple[str, ...]:
+        """Names of environment variables of the submitting process that hold this cell's secrets (an API key):
+        an executor whose workers run elsewhere (Ray) hands their values to the cell's task, never to a record.
+        Default: none."""
+        return ()
+
+    @classmethod
     def worker_environment(cls, spec: "BenchmarkSpec") -> dict[str, str]:
         """Environment variables the worker process needs before it imports anything (e.g. thread counts)."""
         return {}

@@ -276,6 +276,11 @@ class OpenAIBackend(RemoteBackend):
         return (*super().secret_values(spec), *((key,) if key else ()))
 
     @classmethod
+    def secret_environment(cls, spec: "BenchmarkSpec") -> tuple[str, ...]:
+        """The variable holding the API key (`api_key_env`, default OPENAI_API_KEY)."""
+        return (str(spec.option("api_key_env", "OPENAI_API_KEY")),)
+
+    @classmethod
     def check_ready(cls, spec: "BenchmarkSpec") -> None:
         """The endpoint answers, and the engine refuses no field of extra_body (a probe with a text prompt)."""
         check_endpoint(check_endpoint_url(str(spec.option("endpoint"))))

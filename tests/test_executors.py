@@ -208,3 +208,35 @@ def test_ray_retries_a_lost_cell_a_bounded_number_of_times(ray_cluster, tmp_path
     assert proc.returncode == 1, stderr
     (record,) = _records(out)
     assert record["status"] == "failed" and record["reason"].startswith("ray task lost after 1 retry")
+
+
+@pytest.mark.slow
+def test_ray_cells_get_the_real_secrets_and_record_none(ray_cluster, tmp_path):
+    """The Ray executor hands a task the real endpoint and API key (the server sees them) while the records, the
+    cell keys and the command's output hold only the redacted endpoint -- as the local executor does
+    (tests/test_hostile.py)."""
+    pytest.importorskip("aiohttp")
+    from hostile_server import HostileServer
+
+    password, token, key = "ray-pw-4410", "ray-qtok-93", "sk-ray-secret-77"
+    out = tmp_path / "run"
+    with HostileServer() as server:
+        endpoints = [f"{server.endpoint(mode, f'ops:{password}')}?api-key={token}" for mode in ("ok", "echo_secret")]
+        sweep = tmp_path / "sweep.toml"
+        sweep.write_text(
+            'model = "gpt2-tiny"\nbackend = "openai"\nseq_len = 8\nnew_tokens = 4\n'
+            f"options = {{ endpoint = {json.dumps(endpoints)}, requests = 3 }}\n"
+        )
+        proc = run_cli(
+            "run", str(sweep), "--out", str(out), "--min-time", "0", "--executor", "ray", "--ray-address",
+            ray_cluster, env={"RAY_USAGE_STATS_ENABLED": "0", "OPENAI_API_KEY": key},
+        )  # fmt: skip
+        seen = list(server.seen)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]  # the echoing cell failed
+    assert ("ok", f"Bearer {key}", f"api-key={token}") in seen  # the task had the real values
+    records = _records(out)
+    assert sorted(r["status"] for r in records) == ["failed", "ok"]
+    assert all(r["environment"]["executor"]["name"] == "ray" for r in records if r["status"] == "ok")
+    written = (out / "records.jsonl").read_text() + proc.stdout + proc.stderr
+    assert not [s for s in (password, token, key) if s in written]
+    assert all("***" in r["spec"]["options"]["endpoint"] for r in records)

@@ -80,19 +80,33 @@ def check_reachable(address: str | None) -> None:
         ) from None
 
 
-def _run_cell_task(spec_data: dict[str, Any], settings_data: dict[str, Any]) -> tuple[dict, dict, float]:
-    """The body of one Ray task: the local executor's isolated worker, on this node."""
+def _run_cell_task(
+    spec_data: dict[str, Any], settings_data: dict[str, Any], secret_env: dict[str, str]
+) -> tuple[dict, dict, float]:
+    """The body of one Ray task: the local executor's isolated worker, on this node, with the secrets the cell
+    reads from the environment (`secret_env`, from the submitting process) in the worker's environment."""
     import ray
 
     began = time.monotonic()
     spec = BenchmarkSpec.from_dict(spec_data)
-    record = LocalExecutor().run(spec, MeasureSettings.from_dict(settings_data))
+    record = LocalExecutor(extra_env=secret_env).run(spec, MeasureSettings.from_dict(settings_data))
     record.environment["executor"] = {
         "name": "ray",
         "node_id": ray.get_runtime_context().get_node_id(),
         "hostname": socket.gethostname(),
     }
     return record.to_dict(), record.attachments, time.monotonic() - began
+
+
+def _secret_env(spec: BenchmarkSpec) -> dict[str, str]:
+    """The values of the environment variables that hold the cell's secrets (`Backend.secret_environment`), for
+    its task: a Ray worker does not inherit this process's environment, and the runtime environment every task
+    shares (and Ray's dashboard shows) is no place for them. Like the real endpoint, they travel as the task's
+    arguments only."""
+    from backends.registry import backend_class
+
+    names = backend_class(spec.backend).secret_environment(spec)
+    return {name: os.environ[name] for name in names if name in os.environ}
 
 
 @dataclass
@@ -193,7 +207,8 @@ class RayExecutor(Executor):
                 "retry_exceptions": False,
                 "name": f"bench {spec.label}"[:200],
             }
-            pending[task.options(**options).remote(self.real(spec).to_dict(), settings.to_dict())] = (
+            ref = task.options(**options).remote(self.real(spec).to_dict(), settings.to_dict(), _secret_env(spec))
+            pending[ref] = (
                 spec,
                 utc_now(),
                 time.monotonic(),
