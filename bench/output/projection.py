@@ -100,12 +100,17 @@ def _engine_line(r: Mapping[str, Any]) -> str:
     return f"engine: {e['name']} {e['version']} ({e['key']}), {r['mode']}{drafting}{searched}"
 
 
+def _end(value: float | None) -> str:
+    """One end of the band; where no configuration fits at that end of the factors' ranges, it says so."""
+    return figure(value) if value else "nothing fits"
+
+
 def _headline_line(r: Mapping[str, Any]) -> str:
     key = "output_tokens_per_s_per_chip"
     low, high = (r["low"] or {}).get(key), (r["high"] or {}).get(key)
     return (
-        f"headline ({r['mode']}): {figure(r[key])} output tokens/s per chip [low {figure(low or 0)}, high "
-        f"{figure(high)}], TPOT {figure(r['tpot_ms'])} ms, TTFT {figure(r['ttft_ms'])} ms"
+        f"headline ({r['mode']}): {figure(r[key])} output tokens/s per chip [low {_end(low)}, high "
+        f"{_end(high)}], TPOT {figure(r['tpot_ms'])} ms, TTFT {figure(r['ttft_ms'])} ms"
     )
 
 
