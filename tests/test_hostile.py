@@ -383,11 +383,11 @@ def test_bench_serve_stops_generating_for_clients_that_left_and_bounds_its_queue
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text[-2000:]
 
 
-def _launch_serve(tmp_path, name: str) -> subprocess.Popen:
+def _launch_serve(tmp_path, name: str, *flags: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
     log = open(tmp_path / f"{name}.log", "w")
     return subprocess.Popen(
-        [sys.executable, "-m", "bench", "serve", "--model", MODEL, "--port", "0"],
+        [sys.executable, "-m", "bench", "serve", "--model", MODEL, "--port", "0", *flags],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -415,7 +415,7 @@ def test_bench_serve_exits_0_within_5_s_of_a_signal_and_at_once_on_a_second(tmp_
     # both servers start together (their start-ups, mostly imports, overlap on two cores); the second idles
     second = _launch_serve(tmp_path, "twice")
     for signum in (signal.SIGTERM,):  # SIGINT takes the same handler: its first half is the second server's
-        proc = _launch_serve(tmp_path, signum.name)
+        proc = _launch_serve(tmp_path, signum.name, "--max-queued", "2", "--shutdown-grace", "0.5")
         url = _url_of(proc, tmp_path, signum.name)
         status, _, text = _post(url, {"prompt": " ".join(["w"] * 1000), "max_tokens": 100})
         assert status == 400 and "positions" in text  # beyond gpt2-tiny's positions: refused, not a 500
@@ -440,6 +440,8 @@ def test_bench_serve_exits_0_within_5_s_of_a_signal_and_at_once_on_a_second(tmp_
         )
         assert proc.returncode == 0 and stopped < 5.0 and "Traceback" not in stderr, stderr[-2000:]
         assert len(answers) == 4 and set(answers) <= {200, 503} and rss < GIB
+        assert answers[0] == 503  # one generating, --max-queued 2 waiting: the fourth was refused at once
+        assert "(up to 0.5 s)" in stderr  # --shutdown-grace
     proc, url = second, _url_of(second, tmp_path, "twice")
     threading.Thread(target=_post_quietly, args=(url, {"prompt": "a", "max_tokens": 900}), daemon=True).start()
     time.sleep(1.0)
@@ -451,6 +453,14 @@ def test_bench_serve_exits_0_within_5_s_of_a_signal_and_at_once_on_a_second(tmp_
     stderr = (tmp_path / "twice.log").read_text()
     assert time.monotonic() - sent < 2.0 and proc.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
     assert "stopping: finishing the request in progress" in stderr and "stopped at once (second signal)" in stderr
+
+
+def test_bench_serve_refuses_a_bad_queue_bound_or_grace_in_one_line():
+    for flag, value in (("--max-queued", "0"), ("--max-queued", "x"), ("--shutdown-grace", "nan"),
+                        ("--shutdown-grace", "-1"), ("--shutdown-grace", "601")):  # fmt: skip
+        done = cli_result("serve", "--model", MODEL, flag, value)
+        assert done.returncode == 2 and flag in done.stderr and value in done.stderr, (flag, value, done.stderr)
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
 def test_usage_errors_of_the_client_are_one_line(hostile):

@@ -35,14 +35,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not 0 <= port <= 65535:
         raise invalid_value("--port", args.port, "a port from 0 (any free one) to 65535")
     host = _host(args.host)
+    max_queued = parse_number("--max-queued", args.max_queued, int)
+    if not 1 <= max_queued <= 100_000:
+        raise invalid_value("--max-queued", args.max_queued, "a whole number from 1 to 100,000")
+    grace = parse_number("--shutdown-grace", args.shutdown_grace, float)
+    if not 0 <= grace <= 600:  # also refuses nan
+        raise invalid_value("--shutdown-grace", args.shutdown_grace, "seconds from 0 to 600")
     try:
         import aiohttp  # noqa: F401
     except ImportError:
         raise UsageError("bench serve needs aiohttp: pip install 'catchup-bench[serve]'") from None
     print(f"loading {args.model} on {args.backend} ({args.precision}) ...", file=sys.stderr, flush=True)
     engine = load_engine(
-        args.model, args.backend, args.precision, _options(args.option), args.weights, args.served_model_name
-    )
+        args.model, args.backend, args.precision, _options(args.option), args.weights, args.served_model_name,
+        max_queued=max_queued,
+    )  # fmt: skip
 
     def ready(bound: int) -> None:
         print(
@@ -53,7 +60,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"http://{host}:{bound}", flush=True)
 
     try:
-        serve(engine, host, port, ready)
+        serve(engine, host, port, ready, grace_s=grace)
     except OSError as exc:
         raise UsageError(f"--port: {port} cannot be bound on {host}: {exc.strerror or exc}") from None
     except KeyboardInterrupt:  # before the signal handlers were in place
@@ -71,7 +78,8 @@ def register(sub) -> None:
         "serves it at http://HOST:PORT/v1 (completions, chat completions, streaming, /v1/models). One request at a "
         "time, greedy, EOS ignored; a synthetic word tokenizer (one word, one token; see docs/SERVING-ENGINES.md). "
         "Prints the base URL on stdout once it listens. SIGINT or SIGTERM stops it gracefully (no new requests, the "
-        "waiting ones answered 503, the one in progress given 2 s to finish), exit 0; a second signal stops it at once.",
+        "waiting ones answered 503, the one in progress given --shutdown-grace seconds to finish), exit 0; a second "
+        "signal stops it at once.",
         epilog="Example: bench serve --model gpt2-tiny --port 8000 & bench run --backend openai --model gpt2-tiny "
         "-O endpoint=http://127.0.0.1:8000 -O concurrency=4",
     )
@@ -83,4 +91,14 @@ def register(sub) -> None:
     p.add_argument("--served-model-name", metavar="NAME", help="the model's id in the API (default: --model)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
     p.add_argument("--port", default="8000", help="port (default 8000; 0: any free port, printed)")
+    p.add_argument(
+        "--max-queued",
+        default="256",
+        metavar="N",
+        help="requests that may wait for the generation thread; one more is answered 503 with Retry-After "
+        "(default 256, 1 to 100,000)",
+    )
+    p.add_argument("--shutdown-grace", default="2", metavar="S",
+                   help="on SIGINT/SIGTERM, seconds the request in progress may take to finish before it is "
+                   "cancelled (default 2, 0 to 600)")  # fmt: skip
     p.set_defaults(func=_cmd_serve)

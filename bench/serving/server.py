@@ -351,11 +351,17 @@ def build_app(engine: Engine):
 
 
 def load_engine(
-    model: str, backend: str, precision: str, options: tuple = (), weights: str | None = None, name: str | None = None
+    model: str,
+    backend: str,
+    precision: str,
+    options: tuple = (),
+    weights: str | None = None,
+    name: str | None = None,
+    max_queued: int = MAX_QUEUED,
 ) -> Engine:
     """Build the model once with the backend's technique (as a cell would: seeded random weights, or `weights`, a
     directory of safetensors of the same architecture) and wrap it in an Engine serving it as `name` (default: the
-    catalogue name)."""
+    catalogue name), with at most `max_queued` requests waiting."""
     from backends.registry import backend_class
     from bench.core.spec import BenchmarkSpec
     from models.catalogue import get_workload
@@ -396,6 +402,7 @@ def load_engine(
         name or workload.name,
         technique,
         max_positions=workload.max_positions,
+        max_queued=max_queued,
     )
 
 
@@ -422,7 +429,7 @@ async def _serve_until_signalled(engine: Engine, host: str, port: int, ready, gr
     site = web.TCPSite(runner, host, port)
     await site.start()
     stop = asyncio.Event()
-    _stop_on_signals(stop)
+    _stop_on_signals(stop, grace_s)
     if ready:
         ready(site._server.sockets[0].getsockname()[1])  # the real port when 0 was asked for
     try:
@@ -431,7 +438,7 @@ async def _serve_until_signalled(engine: Engine, host: str, port: int, ready, gr
         await _shut_down(runner, engine, grace_s)
 
 
-def _stop_on_signals(stop: asyncio.Event) -> None:
+def _stop_on_signals(stop: asyncio.Event, grace_s: float) -> None:
     """SIGINT/SIGTERM set `stop`; a second one exits at once. Nothing where signals cannot be handled here (a
     thread other than the main one): the caller stops the loop its own way."""
     import os
@@ -444,7 +451,7 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
         if stop.is_set():
             print("stopped at once (second signal)", file=sys.stderr, flush=True)
             os._exit(130)
-        print("stopping: finishing the request in progress ...", file=sys.stderr, flush=True)
+        print(f"stopping: finishing the request in progress (up to {grace_s:g} s) ...", file=sys.stderr, flush=True)
         stop.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
