@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, ContextManager
 
@@ -171,14 +172,16 @@ class Backend(abc.ABC):
     @classmethod
     def secret_values(cls, spec: "BenchmarkSpec") -> tuple[str, ...]:
         """Strings of the (real) spec that no stored text may hold: the secret parts of its `credentials`
-        options; a backend that reads a secret from elsewhere (an API key) adds it."""
+        options and the values of the environment variables `secret_environment` names (an API key)."""
         options = cls.capabilities.options
-        return tuple(
+        in_options = tuple(
             secret
             for k, v in spec.options
             if k in options and options[k].credentials and isinstance(v, str)
             for secret in url_secrets(v)
         )
+        in_environment = tuple(os.environ[n] for n in cls.secret_environment(spec) if os.environ.get(n))
+        return in_options + in_environment
 
     @classmethod
     def device_kind(cls, spec: "BenchmarkSpec") -> str:

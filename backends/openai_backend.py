@@ -270,12 +270,6 @@ class OpenAIBackend(RemoteBackend):
             )
 
     @classmethod
-    def secret_values(cls, spec: "BenchmarkSpec") -> tuple[str, ...]:
-        """The endpoint's credentials and the API key (never stored; scrubbed from any server text)."""
-        key = os.environ.get(str(spec.option("api_key_env", "OPENAI_API_KEY")))
-        return (*super().secret_values(spec), *((key,) if key else ()))
-
-    @classmethod
     def secret_environment(cls, spec: "BenchmarkSpec") -> tuple[str, ...]:
         """The variable holding the API key (`api_key_env`, default OPENAI_API_KEY)."""
         return (str(spec.option("api_key_env", "OPENAI_API_KEY")),)
