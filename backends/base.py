@@ -194,6 +194,13 @@ class Backend(abc.ABC):
         return spec.precision
 
     @classmethod
+    def least_seconds(cls, spec: "BenchmarkSpec") -> float:
+        """The least time a remote cell's load takes, known before it runs (e.g. requests at a fixed arrival
+        rate), for the run's time estimate; 0 when only the engine decides. Measured cells are bounded by the
+        measurement settings instead."""
+        return 0.0
+
+    @classmethod
     def secret_environment(cls, spec: "BenchmarkSpec") -> tuple[str, ...]:
         """Names of environment variables of the submitting process that hold this cell's secrets (an API key):
         an executor whose workers run elsewhere (Ray) hands their values to the cell's task, never to a record.

@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import urllib.parse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from backends.base import Availability, Capabilities, OptionSpec, PreparedCall, RemoteBackend
@@ -80,7 +81,11 @@ MAX_TOKEN_STAMPS = 2_000_000
 MAX_PROMPTS = 1024
 #: extra_body: its JSON text at most this long; fields the client sets itself are refused in it.
 MAX_EXTRA_BODY = 16 * 1024
-RESERVED_FIELDS = ("prompt", "messages", "stream")
+RESERVED_FIELDS = ("prompt", "messages", "stream", "max_tokens", "max_completion_tokens")
+#: Files one of which a local Hugging Face tokenizer directory holds.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "vocab.txt")
+#: engine_name: NAME[/VERSION], printable, at most this long.
+MAX_ENGINE_NAME = 100
 #: How `-O prefix_cache=off` reaches each engine that has a per-request switch (by the engine's name).
 PREFIX_CACHE_SWITCHES = {"llama.cpp": "cache_prompt: false", "vllm": "a fresh cache_salt per request"}
 
@@ -144,7 +149,7 @@ def parse_extra_body(value: Any) -> dict[str, Any]:
     if reserved:
         raise UsageError(
             f"options.extra_body: field {reserved[0]!r} is not allowed; expected fields other than "
-            f"{', '.join(RESERVED_FIELDS)} (the client sets those)"
+            f"{', '.join(RESERVED_FIELDS)} (the client sets those; --new-tokens sets max_tokens)"
         )
     return parsed
 
@@ -258,16 +263,55 @@ class OpenAIBackend(RemoteBackend):
                 f"options.requests: {spec.option('requests', 32)} x {max_tokens} new tokens = {stamps:,} token stamps "
                 f"is not allowed; expected at most {MAX_TOKEN_STAMPS:,} per cell (fewer requests or tokens)"
             )
-        if spec.option("prompts", "auto") != "auto" and not spec.option("tokenizer"):
+        cls._check_prompts(spec)
+        for key in ("slo_ttft_ms", "slo_tpot_ms", "slo_e2e_ms"):
+            value = spec.option(key)
+            if value is not None and float(value) <= 0:
+                raise UsageError(
+                    f"options.{key}: {value!r} is not allowed; expected a bound > 0 ms (leave it out for no bound)"
+                )
+        named = spec.option("engine_name")
+        if named is not None and (not str(named).isprintable() or not 0 < len(str(named)) <= MAX_ENGINE_NAME):
             raise UsageError(
-                f"options.prompts: {spec.option('prompts')!r} is not allowed without a tokenizer; expected "
-                "-O tokenizer=DIR with it, or prompts=auto"
+                f"options.engine_name: {str(named)[:60]!r} is not allowed; expected NAME[/VERSION], printable "
+                f"characters, 1 to {MAX_ENGINE_NAME} of them"
             )
         if workload is not None and workload.task != "generate":
             raise UsageError(
                 f"model: {workload.name!r} is not allowed on backend {cls.name}; expected a generation "
                 "model (the API serves text generation)"
             )
+
+    @classmethod
+    def _check_prompts(cls, spec: "BenchmarkSpec") -> None:
+        """`prompts` and `tokenizer` that can work together: ids or text need a tokenizer directory (one of
+        TOKENIZER_FILES in it), and the chat API takes text only."""
+        prompts, tokenizer = spec.option("prompts", "auto"), spec.option("tokenizer")
+        if prompts != "auto" and not tokenizer:
+            raise UsageError(
+                f"options.prompts: {prompts!r} is not allowed without a tokenizer; expected "
+                "-O tokenizer=DIR with it, or prompts=auto"
+            )
+        if prompts == "ids" and spec.option("api", "completions") == "chat":
+            raise UsageError(
+                "options.prompts: 'ids' is not allowed with api=chat; expected prompts=text or auto (the chat API "
+                "takes text; token ids go to /v1/completions)"
+            )
+        if tokenizer:
+            path = Path(str(tokenizer))
+            why = ("does not exist" if not path.exists() else "is not a directory" if not path.is_dir()
+                   else None if any((path / f).is_file() for f in TOKENIZER_FILES) else "holds no tokenizer file")  # fmt: skip
+            if why:
+                raise UsageError(
+                    f"options.tokenizer: {str(tokenizer)!r} is not allowed ({why}); expected a local Hugging Face "
+                    f"tokenizer directory (with {' or '.join(TOKENIZER_FILES[:2])}), e.g. the served model's"
+                )
+
+    @classmethod
+    def least_seconds(cls, spec: "BenchmarkSpec") -> float:
+        """Poisson arrivals at `request_rate`: `requests` of them take requests / rate on average."""
+        rate = float(spec.option("request_rate", 0.0))
+        return int(spec.option("requests", 32)) / rate if rate > 0 else 0.0
 
     @classmethod
     def secret_environment(cls, spec: "BenchmarkSpec") -> tuple[str, ...]:

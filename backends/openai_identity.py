@@ -94,6 +94,9 @@ def engine_identity(
     )
     if name is None:
         return {}
+    if name_source == "option engine_name":  # the user's word names another engine than the server may say
+        found = {"name": name, "source": name_source}
+        return {**found, "version": option_version, "version_source": name_source} if option_version else found
     number, number_source = _first(
         (option_version, "option engine_name"),
         (listed.get("version"), "/v1/models engine"),

@@ -131,6 +131,22 @@ def test_weights_missing_parameters_are_named_not_recorded_as_real(tmp_path):
     assert "lacks" in record.reason and "parameter(s) of the model" in record.reason
 
 
+def test_weights_of_other_shapes_are_one_line_naming_the_directory(tmp_path):
+    """A checkpoint whose config keys agree but whose tensors have other shapes: one UsageError naming --weights
+    (bench serve exits 2 with it), not transformers' RuntimeError and load report."""
+    import torch
+    from safetensors.torch import save_file
+
+    from models.families.common import load_weights
+
+    path = tmp_path / "other-shapes"
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps(dict(get_config())))
+    save_file({"embeddings.word_embeddings.weight": torch.zeros(30522, 64)}, str(path / "model.safetensors"))
+    with pytest.raises(UsageError, match=r"--weights: .*other-shapes' does not match the model's architecture"):
+        load_weights("AutoModel", path, torch.float32, "cpu")
+
+
 # -- resource exhaustion -----------------------------------------------------------------------------------------
 
 

@@ -112,6 +112,9 @@ def test_fields_named_by_a_refusal_and_the_engine_identity_from_what_the_server_
     declared = engine_identity({"server_header": "uvicorn"}, declared="mindie/2.1")
     assert (declared["name"], declared["version"], declared["source"]) == ("mindie", "2.1", "option engine_name")
     assert engine_identity({}) == {}
+    # a name given for a server that names itself: the server's version is not the named engine's
+    renamed = engine_identity({"engine": {"name": "catchup-bench", "version": "0.1.0"}}, declared="vllm")
+    assert renamed == {"name": "vllm", "source": "option engine_name"}
 
 
 def test_prompts_have_exactly_the_length_asked_for_as_ids_text_and_chat():
@@ -152,6 +155,33 @@ def test_extra_body_that_is_not_a_json_object_is_one_line_and_nothing_is_written
     status, _, err = cli_here("run", "--backend", "openai", "--model", MODEL, "-O", "endpoint=http://127.0.0.1:9",
                               "-O", f"extra_body={value}", "--out", str(out))  # fmt: skip
     assert status == 2 and err.count("\n") == 1 and "options.extra_body" in err and said in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["tokenizer=/no/such/dir"], "options.tokenizer: '/no/such/dir' is not allowed (does not exist)"),
+        (["tokenizer=README.md"], "(is not a directory)"),
+        (["tokenizer=docs"], "(holds no tokenizer file)"),
+        (["prompts=ids"], "options.prompts: 'ids' is not allowed without a tokenizer"),
+        (["api=chat", "prompts=ids", "tokenizer=tests"], "options.prompts: 'ids' is not allowed with api=chat"),
+        (["slo_tpot_ms=0"], "options.slo_tpot_ms: 0 is not allowed; expected a bound > 0 ms"),
+        (["engine_name=vllm\t0.3"], "options.engine_name"),
+        (['extra_body={"max_tokens": 100}'], "field 'max_tokens' is not allowed"),
+    ],
+)
+def test_options_that_cannot_work_are_one_line_before_the_run(tmp_path, options, said):
+    """Refused at plan time, before the endpoint is tried (nothing listens on port 9) and nothing is written."""
+    if "tokenizer=tests" in options:
+        (tmp_path / "tok").mkdir()
+        (tmp_path / "tok" / "tokenizer.json").write_text("{}")
+        options = [o.replace("tokenizer=tests", f"tokenizer={tmp_path / 'tok'}") for o in options]
+    out = tmp_path / "never"
+    flags = [arg for option in options for arg in ("-O", option)]
+    status, _, err = cli_here("run", "--backend", "openai", "--model", MODEL, "-O", "endpoint=http://127.0.0.1:9",
+                              *flags, "--out", str(out))  # fmt: skip
+    assert status == 2 and err.count("\n") == 1 and said in err, err
     assert not out.exists()
 
 
@@ -214,5 +244,7 @@ def test_bench_catchup_takes_the_software_lever_from_a_run_directory(tmp_path):
     assert "llama.cpp / catchup-bench" in err and "measured/measured" in err
     status, _, err = cli_here(*args, "--software-engines", "vllm,llama.cpp")
     assert status == 2 and err.count("\n") == 1 and "'vllm' is not allowed" in err
+    status, _, err = cli_here(*args, "--software-engines", "llama.cpp,llama.cpp")  # one record is no ratio
+    assert status == 2 and err.count("\n") == 1 and "two different" in err
     status, _, err = cli_here(*args[:-2], "--software-from", str(tmp_path / "missing"))
-    assert status == 2 and err.count("\n") == 1 and "RUN_DIR" in err
+    assert status == 2 and err.count("\n") == 1 and "--software-from" in err

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli_here, run_cli
 
 pytest.importorskip("aiohttp")
 
@@ -130,6 +130,7 @@ def test_concurrency_and_poisson_loads_record_vllm_metrics_and_the_served_model(
         env={"OPENAI_API_KEY": "sk-do-not-record-me"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 remote cell(s) that take as long as their requests do" in done.stderr  # not "at most" a loop's limit
     records = _records(out)
     assert len(records) == 2 and all(r["status"] == "ok" for r in records)
     assert "sk-do-not-record-me" not in (out / "records.jsonl").read_text()
@@ -145,6 +146,10 @@ def test_concurrency_and_poisson_loads_record_vllm_metrics_and_the_served_model(
         for metric in ("ttft", "tpot", "itl", "e2e"):
             assert row[f"{metric}_p50_ms"] > 0 and row[f"{metric}_p95_ms"] >= row[f"{metric}_p50_ms"]
         assert row["goodput_fraction"] == 1.0 and row["request_throughput"] > 0 and row["engine"].startswith("catchup")
+    from bench.core import __version__
+
+    table = cli_here("show", str(out))[1]
+    assert table.splitlines()[0].split().count("engine") == 1 and f"catchup-bench {__version__}" in table
     poisson = [r for r in records if dict(r["spec"]["options"]).get("request_rate") == 30]
     assert poisson and all(r["serving"]["load"]["arrivals"] == "poisson" for r in poisson)
 

@@ -115,6 +115,10 @@ def software_lever(records: Sequence[Record], engines: tuple[str, str] | None = 
     interval."""
     known = sorted({e for e in (engine_of(r) for r in records if r.serving) if e})
     if engines is not None:
+        if len(set(engines)) != 2:
+            raise UsageError(
+                f"--software-engines: {','.join(engines)!r} is not allowed; expected two different engines"
+            )
         unknown = [name for name in engines if name not in known]
         if unknown:
             raise UsageError(

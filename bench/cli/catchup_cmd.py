@@ -47,11 +47,12 @@ def _measured_software(scenario, args: argparse.Namespace):
     engines = None
     if args.software_engines:
         engines = tuple(name.strip() for name in args.software_engines.split(","))
-        if len(engines) != 2 or not all(engines):
+        if len(engines) != 2 or not all(engines) or engines[0] == engines[1]:
             raise UsageError(
-                f"--software-engines: {args.software_engines!r} is not allowed; expected BEST,REFERENCE (two names)"
+                f"--software-engines: {args.software_engines!r} is not allowed; expected BEST,REFERENCE (two "
+                "different names)"
             )
-    records = read_run_dirs([args.software_from]).records
+    records = read_run_dirs([args.software_from], "--software-from").records
     lever = software_lever(records, engines, where=args.software_from)
     factor = lever.factor
     print(

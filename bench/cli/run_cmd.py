@@ -156,14 +156,26 @@ def _run_planned(args: argparse.Namespace, sweep: Sweep, executor) -> int:
     return _report_run(done, out)
 
 
+def _duration(seconds: float) -> str:
+    return f"~{seconds / 3600:.1f} h" if seconds >= 3600 else f"~{seconds / 60:.0f} min"
+
+
 def _estimate_text(plan, settings: MeasureSettings) -> str:
-    """At most how long the plan takes: per measured cell its warm-up and timed-loop limits plus start-up."""
+    """How long the plan takes: at most, per measured cell, its warm-up and timed-loop limits plus start-up; a
+    remote cell (a serving engine's load) takes as long as its requests do, at least `Backend.least_seconds`."""
     from backends.registry import backend_class
 
-    measured = sum(1 for spec in plan.runnable if not backend_class(spec.backend).capabilities.simulated)
-    simulated = len(plan.runnable) - measured
+    kinds = [backend_class(spec.backend).capabilities for spec in plan.runnable]
+    remote = [spec for spec, caps in zip(plan.runnable, kinds) if caps.remote]
+    measured = sum(1 for caps in kinds if not caps.simulated and not caps.remote)
+    simulated = sum(1 for caps in kinds if caps.simulated)
     seconds = measured * (settings.warmup_max_time_s + settings.max_time_s + 10) + simulated * 10
-    return f"at most ~{seconds / 3600:.1f} h" if seconds >= 3600 else f"at most ~{seconds / 60:.0f} min"
+    text = f"at most {_duration(seconds)}"
+    if remote:
+        least = sum(backend_class(spec.backend).least_seconds(spec) for spec in remote)
+        text += f" + {len(remote)} remote cell(s) that take as long as their requests do"
+        text += f" (at least {_duration(least)} at their request rates)" if least >= 60 else ""
+    return text
 
 
 def _report_run(done, out: Path) -> int:

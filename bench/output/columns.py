@@ -341,6 +341,7 @@ TABLE_COLUMNS: list[tuple[str, Any]] = [
     ("seq", lambda r: r["seq_len"] or ""),
     ("new", lambda r: r["new_tokens"] or ""),
     ("opts", lambda r: r["options"]),
+    ("engine", lambda r: r.get("engine") or ""),  # a serving engine's name and version (shown where known)
     (
         "scenario",
         lambda r: (

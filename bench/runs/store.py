@@ -229,19 +229,20 @@ def latest_per_spec(records: Iterable[Record]) -> list[Record]:
     return list(by_key.values())
 
 
-def read_run_dirs(directories: Iterable[str | os.PathLike]) -> ReadResult:
+def read_run_dirs(directories: Iterable[str | os.PathLike], field: str = "RUN_DIR") -> ReadResult:
     """The latest record per spec of each run directory, in the order given, and every skipped line.
 
-    A directory without records.jsonl, or without one readable record in it, is bad input (one-line UsageError)."""
+    A directory without records.jsonl, or without one readable record in it, is bad input (one-line UsageError
+    naming `field`, the argument or flag that gave it)."""
     combined = ReadResult()
     for directory in directories:
         store = RunStore(directory)
         if not store.exists():
-            raise UsageError(f"RUN_DIR: {str(directory)!r} holds no {RECORDS_FILE}")
+            raise UsageError(f"{field}: {str(directory)!r} holds no {RECORDS_FILE}")
         result = store.read(warn=False)
         if not result.records:
             detail = f" ({len(result.skipped)} unreadable lines; first: {result.skipped[0]})" if result.skipped else ""
-            raise UsageError(f"RUN_DIR: {str(directory)!r} holds no readable record{detail}")
+            raise UsageError(f"{field}: {str(directory)!r} holds no readable record{detail}")
         combined.records += latest_per_spec(result.records)
         combined.skipped += result.skipped
     return combined

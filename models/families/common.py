@@ -206,19 +206,31 @@ def load_weights(
     """Real weights from a local directory: safetensors only, never remote code, never the network."""
     import transformers
 
-    model, info = getattr(transformers, auto_class).from_pretrained(
-        str(directory),
-        use_safetensors=True,
-        trust_remote_code=False,
-        local_files_only=True,
-        output_loading_info=True,
-        **{_dtype_keyword(): dtype},
-        **_attn_kwargs(attn_implementation),
-    )
+    from bench.core.errors import UsageError
+
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # its load report would precede our one line
+    try:
+        model, info = getattr(transformers, auto_class).from_pretrained(
+            str(directory),
+            use_safetensors=True,
+            trust_remote_code=False,
+            local_files_only=True,
+            output_loading_info=True,
+            **{_dtype_keyword(): dtype},
+            **_attn_kwargs(attn_implementation),
+        )
+    except RuntimeError as exc:  # tensors of other shapes than the architecture's ("size mismatch")
+        first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line or "shape" in line),
+                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # fmt: skip
+        raise UsageError(
+            f"--weights: {str(directory)!r} does not match the model's architecture ({first[:160]}); expected a "
+            "checkpoint of the same configuration"
+        ) from None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
     missing = sorted(info.get("missing_keys") or [])
     if missing:  # a parameter left at its random initialisation would be recorded as "real" weights
-        from bench.core.errors import UsageError
-
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise UsageError(
             f"--weights: {str(directory)!r} lacks {len(missing)} parameter(s) of the model: {shown}; "
