@@ -201,18 +201,24 @@ def test_sweep_files_that_are_not_small_utf8_toml_are_one_line_errors(tmp_path):
 # -- security ------------------------------------------------------------------------------------------------------
 
 
-def test_a_module_in_the_working_directory_is_not_imported_by_the_worker(tmp_path):
+def _run_beside_a_hijacking_psutil(tmp_path, *python_flags: str):
+    """`python [FLAGS] -m bench run` from a directory holding a psutil.py that leaves a marker when imported;
+    (the finished process, the marker's path)."""
     marker = tmp_path / "imported"
     (tmp_path / "psutil.py").write_text(f"open({str(marker)!r}, 'w').write('hijacked')\nraise ImportError\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
-        [sys.executable, "-P", "-m", "bench", "run", *FAST, "--out", str(tmp_path / "run")],
+        [sys.executable, *python_flags, "-m", "bench", "run", *FAST, "--out", str(tmp_path / "run")],
         cwd=tmp_path,
-        env=env,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
         capture_output=True,
         text=True,
         timeout=300,
     )
+    return done, marker
+
+
+def test_a_module_in_the_working_directory_is_not_imported_by_the_worker(tmp_path):
+    done, marker = _run_beside_a_hijacking_psutil(tmp_path, "-P")
     assert done.returncode == 0, done.stderr
     assert not marker.exists()
     (record,) = RunStore(tmp_path / "run").read().records
@@ -776,17 +782,7 @@ def test_the_python_api_refuses_bad_arguments_in_one_line(tmp_path, monkeypatch)
 
 
 def test_python_m_bench_does_not_import_modules_from_the_working_directory(tmp_path):
-    marker = tmp_path / "imported"
-    (tmp_path / "psutil.py").write_text(f"open({str(marker)!r}, 'w').write('hijacked')\nraise ImportError\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "run", *FAST, "--out", str(tmp_path / "run")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done, marker = _run_beside_a_hijacking_psutil(tmp_path)
     assert done.returncode == 0, done.stderr
     assert not marker.exists()
 

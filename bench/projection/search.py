@@ -263,14 +263,15 @@ def parse_parallel(text: str, arch: Arch, chips: int) -> Parallel:
 # -- search ----------------------------------------------------------------------------------------------------
 
 
-def _largest_fitting_batch(fits: Callable[[int], bool]) -> int:
-    """Largest b in [1, MAX_DECODE_BATCH] with fits(b) true (fits is monotone: true then false); 0 if none."""
-    if not fits(1):
+def largest_fitting_batch(fits: Callable[[int], bool], limit: int = MAX_DECODE_BATCH) -> int:
+    """Largest b in [1, limit] with fits(b) true (fits is monotone: true then false): powers of two, then
+    bisection; 0 if none. (The GenZ comparison, scripts/genz/, searches GenZ's batch with it too.)"""
+    if limit < 1 or not fits(1):
         return 0
     low, high = 1, 2
-    while high <= MAX_DECODE_BATCH and fits(high):
+    while high <= limit and fits(high):
         low, high = high, high * 2
-    high = min(high, MAX_DECODE_BATCH + 1)
+    high = min(high, limit + 1)
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (mid, high) if fits(mid) else (low, mid)
@@ -310,7 +311,7 @@ def search_decode(
             point = decode_point(candidate, b, input_tokens, output_tokens)
             return point.fits and (tpot_slo_s is None or point.tpot_s <= tpot_slo_s)
 
-        b = batch if batch is not None and ok(batch) else (None if batch is not None else _largest_fitting_batch(ok))
+        b = batch if batch is not None and ok(batch) else (None if batch is not None else largest_fitting_batch(ok))
         if not b:
             continue
         point = decode_point(candidate, b, input_tokens, output_tokens)
@@ -374,7 +375,7 @@ def search_colocated(
                 and (ttft_slo_s is None or point.ttft_s <= ttft_slo_s)
             )
 
-        b = batch if batch is not None and ok(batch) else (None if batch is not None else _largest_fitting_batch(ok))
+        b = batch if batch is not None and ok(batch) else (None if batch is not None else largest_fitting_batch(ok))
         if not b:
             continue
         point = colocated_point(candidate, b, input_tokens, output_tokens)

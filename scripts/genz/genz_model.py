@@ -394,14 +394,11 @@ class Instance:
 
 
 def largest(ok: Callable[[int], bool], limit: int) -> int:
-    """Largest b in [1, limit] with ok(b) (ok monotone: true then false): powers of two, then bisection."""
-    if limit < 1 or not ok(1):
-        return 0
-    low, high = 1, 2
-    while high <= limit and ok(high):
-        low, high = high, high * 2
-    high = min(high, limit + 1)
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (mid, high) if ok(mid) else (low, mid)
-    return low
+    """Largest b in [1, limit] with ok(b) (ok monotone): the same search as our model's
+    (bench.projection.search.largest_fitting_batch, which needs only the standard library)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from bench.projection.search import largest_fitting_batch
+    finally:
+        sys.path.remove(str(ROOT))
+    return largest_fitting_batch(ok, limit)
